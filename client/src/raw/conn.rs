@@ -1,0 +1,1 @@
+//! Keep-alive connection over TcpStream (placeholder: being written).

@@ -1,0 +1,33 @@
+//! The counting allocator, installed for real in this test binary (one heap test per file: the
+//! harness allocates too, so the test measures a difference, on one thread).
+
+#[global_allocator]
+static ALLOC: heapmeter::MeteredAlloc = heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
+
+#[test]
+fn counts_live_bytes_allocations_and_the_cap() {
+    let before = heapmeter::snapshot();
+    assert!(before.installed);
+
+    let kept: Vec<Vec<u8>> = (0..100).map(|_| vec![7u8; 1000]).collect();
+    let during = heapmeter::snapshot();
+    let grown = during.live as i64 - before.live as i64;
+    // 100 × 1000 bytes of payload plus the outer Vec's 100 × 24-byte headers.
+    assert!((100_000..=104_000).contains(&grown), "live grew by {grown}");
+    assert!(during.allocs - before.allocs >= 101);
+    assert!(during.peak >= during.live);
+    assert_eq!(ALLOC.allocated(), ALLOC.allocated().min(usize::MAX));
+
+    drop(kept);
+    let after = heapmeter::snapshot();
+    let residue = after.live as i64 - before.live as i64;
+    assert!(residue.abs() < 1024, "live did not return to baseline: {residue}");
+    assert!(after.frees - before.frees >= 101);
+
+    // The cap refuses what would cross it; `try_reserve` turns that into an error, not an abort.
+    ALLOC.set_limit(ALLOC.allocated() + 64 * 1024).expect("limit above usage");
+    let mut big: Vec<u8> = Vec::new();
+    assert!(big.try_reserve_exact(1024 * 1024).is_err());
+    ALLOC.set_limit(usize::MAX).expect("raise limit");
+    assert!(big.try_reserve_exact(1024 * 1024).is_ok());
+}
