@@ -2,7 +2,16 @@
 //! intervals and judges whether memory grows per request.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod cli;
 pub mod error;
+pub mod monitor;
 pub mod raw;
+pub mod run;
+pub mod sample;
+pub mod summary;
+pub mod units;
+pub mod ureq_client;
 pub mod variant;
 pub mod verdict;
+pub mod workload;

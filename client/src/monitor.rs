@@ -1,0 +1,231 @@
+//! The monitor thread: takes the periodic sample, logs one line per interval, appends every
+//! sample to the JSONL file (flushed per line) and keeps the analysis series.
+//! It never touches the network and never blocks a worker (workers `try_send` to it).
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::sample::{Sample, SampleKind, Series};
+use crate::units;
+
+/// Capacity of the analysis series (thinned in place beyond this).
+pub const SERIES_CAPACITY: usize = 4096;
+
+/// Run-wide counters, shared by workers, the monitor and the controller.
+#[derive(Debug)]
+pub struct Counters {
+    pub started: Instant,
+    pub completed: AtomicU64,
+    pub ok: AtomicU64,
+    pub errors: AtomicU64,
+    pub errors_by_kind: [AtomicU64; crate::error::ErrorKind::ALL.len()],
+    pub body_bytes: AtomicU64,
+    pub connections: Arc<AtomicU64>,
+    /// Current round (0-based).
+    pub round: AtomicU64,
+    /// Whether workers are between requests for good (pause, linger): samples are quiescent.
+    pub idle: AtomicBool,
+    /// Take a request sample every this many completed requests (doubles when thinned).
+    pub stride: AtomicU64,
+    /// Request samples dropped because the monitor was behind (reported in the summary).
+    pub samples_dropped: AtomicU64,
+}
+
+impl Counters {
+    pub fn new(stride: u64, connections: Arc<AtomicU64>) -> Counters {
+        Counters {
+            started: Instant::now(),
+            completed: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            errors_by_kind: Default::default(),
+            body_bytes: AtomicU64::new(0),
+            connections,
+            round: AtomicU64::new(0),
+            idle: AtomicBool::new(true),
+            stride: AtomicU64::new(stride.max(1)),
+            samples_dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Reads the process and the counters now. `rss` is read only when asked: it is a file
+    /// read, which is fine for the monitor but not for a worker's hot path.
+    pub fn sample(&self, kind: SampleKind, with_rss: bool) -> Sample {
+        let heap = heapmeter::snapshot();
+        Sample {
+            t_ms: self.started.elapsed().as_millis() as u64,
+            kind,
+            round: self.round.load(Relaxed) as u32,
+            requests: self.completed.load(Relaxed),
+            ok: self.ok.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            live: heap.live as u64,
+            peak: heap.peak as u64,
+            allocs: heap.allocs,
+            allocated_bytes: heap.allocated_bytes,
+            rss: if with_rss { heapmeter::rss_bytes() } else { None },
+            connections: self.connections.load(Relaxed),
+        }
+    }
+}
+
+/// Messages to the monitor thread. `Sample` is `Copy`, and the channel is bounded, so sending
+/// allocates nothing in steady state.
+#[derive(Debug, Clone, Copy)]
+pub enum Msg {
+    Sample(Sample),
+    /// Take a final quiescent sample, then return.
+    Finish,
+}
+
+/// What the monitor hands back when it finishes.
+#[derive(Debug)]
+pub struct MonitorOutput {
+    pub series: Series,
+    pub baseline: Sample,
+    pub last: Sample,
+    pub rss_peak: Option<u64>,
+    pub jsonl_error: Option<String>,
+}
+
+/// The monitor's settings.
+#[derive(Debug)]
+pub struct Monitor {
+    pub label: &'static str,
+    pub every: Duration,
+    pub jsonl: Option<File>,
+}
+
+pub fn channel() -> (Sender<Msg>, Receiver<Msg>) {
+    crossbeam_channel::bounded(1024)
+}
+
+impl Monitor {
+    /// Runs until `Msg::Finish` (or every sender is gone). `baseline` is the start sample,
+    /// already taken by the controller with every worker built and idle.
+    pub fn run(mut self, counters: &Counters, rx: Receiver<Msg>, baseline: Sample) -> MonitorOutput {
+        let mut series = Series::with_capacity(SERIES_CAPACITY);
+        let mut line = Vec::with_capacity(512);
+        let mut jsonl_error = None;
+        let mut rss_peak = baseline.rss;
+        let mut last = baseline;
+        let mut record = |s: Sample, series: &mut Series, jsonl: &mut Option<File>| {
+            if series.push(s) {
+                let stride = counters.stride.load(Relaxed);
+                counters.stride.store(stride.saturating_mul(2), Relaxed);
+            }
+            if let Some(file) = jsonl {
+                line.clear();
+                if serde_json::to_writer(&mut line, &s).is_ok() {
+                    line.push(b'\n');
+                    // One write per line on an unbuffered file: nothing is lost on Ctrl-C or a crash.
+                    if let Err(e) = file.write_all(&line) {
+                        jsonl_error = Some(e.to_string());
+                        *jsonl = None;
+                    }
+                }
+            }
+        };
+        record(baseline, &mut series, &mut self.jsonl);
+
+        let mut next_tick = Instant::now() + self.every;
+        let mut prev = baseline;
+        loop {
+            let msg = rx.recv_timeout(next_tick.saturating_duration_since(Instant::now()));
+            match msg {
+                Ok(Msg::Sample(mut s)) => {
+                    if s.rss.is_none() {
+                        s.rss = heapmeter::rss_bytes();
+                    }
+                    rss_peak = rss_peak.max(s.rss);
+                    last = s;
+                    record(s, &mut series, &mut self.jsonl);
+                }
+                Ok(Msg::Finish) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    let kind = if counters.idle.load(Relaxed) {
+                        SampleKind::Quiescent
+                    } else {
+                        SampleKind::Interval
+                    };
+                    let s = counters.sample(kind, true);
+                    rss_peak = rss_peak.max(s.rss);
+                    log::info!("{}", log_line(self.label, &baseline, &prev, &s));
+                    prev = s;
+                    last = s;
+                    record(s, &mut series, &mut self.jsonl);
+                    next_tick += self.every;
+                    let now = Instant::now();
+                    if next_tick < now {
+                        next_tick = now + self.every;
+                    }
+                }
+            }
+        }
+        MonitorOutput {
+            series,
+            baseline,
+            last,
+            rss_peak,
+            jsonl_error,
+        }
+    }
+}
+
+/// `ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.10 MiB  rss=9.4 MiB  Δlive/req=+0.3 B`
+pub fn log_line(label: &str, baseline: &Sample, prev: &Sample, now: &Sample) -> String {
+    let dt = now.t_ms.saturating_sub(prev.t_ms).max(1) as f64 / 1000.0;
+    let rate = now.requests.saturating_sub(prev.requests) as f64 / dt;
+    let growth = if now.requests > 0 {
+        (now.live as f64 - baseline.live as f64) / now.requests as f64
+    } else {
+        0.0
+    };
+    let rss = now.rss.map_or_else(|| "?".to_string(), |r| units::bytes(r as f64));
+    let idle = if now.kind == SampleKind::Quiescent { "  (idle)" } else { "" };
+    format!(
+        "{label:<5} t={}s  req={} ({}/s)  err={}  live={}  peak={}  rss={}  Δlive/req={}{idle}",
+        now.t_ms / 1000,
+        units::count(now.requests),
+        units::count(rate.round() as u64),
+        units::count(now.errors),
+        units::bytes(now.live as f64),
+        units::bytes(now.peak as f64),
+        rss,
+        units::per_request(growth),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_line_reads_at_a_glance() {
+        let mk = |t_ms, requests, live| Sample {
+            t_ms,
+            kind: SampleKind::Interval,
+            round: 0,
+            requests,
+            ok: requests,
+            errors: 0,
+            live,
+            peak: 2_202_009,
+            allocs: 0,
+            allocated_bytes: 0,
+            rss: Some(9_856_614),
+            connections: 8,
+        };
+        let base = mk(0, 0, 1_900_000);
+        let line = log_line("ureq", &base, &mk(11_000, 21_990, 1_907_000), &mk(12_000, 24_000, 1_907_200));
+        assert_eq!(
+            line,
+            "ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.10 MiB  rss=9.40 MiB  Δlive/req=+0.3 B"
+        );
+    }
+}

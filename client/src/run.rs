@@ -1,0 +1,483 @@
+//! The main loop: preflight, worker threads (each owning one `Variant`), rounds, pauses,
+//! linger, stop conditions, and the hand-off to the monitor and the summary.
+//! Workers allocate nothing per request themselves; everything per request is counted in atomics.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use hdrhistogram::Histogram;
+
+use crate::cli::{RunArgs, VariantName};
+use crate::error::{ErrorKind, RequestError};
+use crate::monitor::{self, Counters, Monitor, MonitorOutput, Msg};
+use crate::raw::conn::RawClient;
+use crate::sample::SampleKind;
+use crate::summary::Summary;
+use crate::ureq_client::UreqClient;
+use crate::variant::{Variant, VariantConfig};
+use crate::workload::UrlGen;
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// Every round sent its `--requests`.
+    Requests,
+    /// Every round ran its `--duration`.
+    Duration,
+    /// Ctrl-C or SIGTERM.
+    Signal,
+    /// Live heap reached 90% of `--mem-limit`.
+    MemLimit,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Requests => "requests",
+            StopReason::Duration => "duration",
+            StopReason::Signal => "signal",
+            StopReason::MemLimit => "mem-limit",
+        }
+    }
+}
+
+/// A stop request shared by the signal handler, the workers and the controller.
+#[derive(Debug, Default)]
+pub struct Stop {
+    /// 0 = keep going; otherwise a `StopReason` code.
+    reason: AtomicU8,
+}
+
+impl Stop {
+    pub fn new() -> Arc<Stop> {
+        Arc::new(Stop::default())
+    }
+
+    /// Requests a stop; the first reason given wins.
+    pub fn request(&self, reason: StopReason) {
+        let code = match reason {
+            StopReason::Requests => 1,
+            StopReason::Duration => 2,
+            StopReason::Signal => 3,
+            StopReason::MemLimit => 4,
+        };
+        let _ = self.reason.compare_exchange(0, code, Relaxed, Relaxed);
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        match self.reason.load(Relaxed) {
+            1 => Some(StopReason::Requests),
+            2 => Some(StopReason::Duration),
+            3 => Some(StopReason::Signal),
+            4 => Some(StopReason::MemLimit),
+            _ => None,
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.reason.load(Relaxed) != 0
+    }
+
+    /// Sleeps up to `d`, waking early if a stop is requested.
+    pub fn sleep(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.is_set() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
+    }
+}
+
+/// A run that could not start.
+#[derive(Debug)]
+pub enum RunError {
+    /// The target did not accept a TCP connection.
+    Unreachable { url: String, why: String },
+    /// The JSONL file could not be created.
+    Jsonl { path: String, why: String },
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Unreachable { url, why } => write!(
+                f,
+                "cannot reach {url}: {why} (is the server running? start one with `just server`, or use `leak-client compare`, which starts its own)"
+            ),
+            RunError::Jsonl { path, why } => write!(f, "cannot create {path}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Everything a finished run produced: the counters, the monitor's series, the latencies.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub variant: VariantName,
+    pub args: RunArgs,
+    pub stopped_by: StopReason,
+    pub elapsed: Duration,
+    pub latency_us: Histogram<u64>,
+    pub counters: Arc<Counters>,
+    pub monitor: MonitorOutput,
+}
+
+/// One round's orders to the workers.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    Round { index: u32, started: Instant },
+    Exit,
+}
+
+/// Tickets and limits of the current round, shared by the workers.
+#[derive(Debug)]
+struct RoundState {
+    issued: AtomicU64,
+    seq: AtomicU64,
+    requests: Option<u64>,
+    duration: Option<Duration>,
+    rate: Option<f64>,
+}
+
+/// Runs the workload described by `args` through `variant` until a stop condition.
+pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
+    preflight(&args)?;
+    let jsonl = match &args.jsonl {
+        Some(path) => Some(std::fs::File::create(path).map_err(|e| RunError::Jsonl {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?),
+        None => None,
+    };
+
+    let connections = Arc::new(AtomicU64::new(0));
+    let vcfg = VariantConfig {
+        timeout: args.timeout,
+        body: args.body,
+        max_body: args.max_body,
+        pool_idle: (!args.library_defaults).then_some(args.concurrency as usize),
+        connections_opened: connections.clone(),
+    };
+    let stride = args.sample_every.unwrap_or_else(|| match args.requests {
+        Some(n) => (n / 1000).max(1),
+        None => 10,
+    });
+    let counters = Arc::new(Counters::new(stride, connections));
+    let rounds = Arc::new(RoundState {
+        issued: AtomicU64::new(0),
+        seq: AtomicU64::new(0),
+        requests: args.requests,
+        duration: args.duration,
+        rate: args.rate,
+    });
+    let urls = UrlGen::new(&args.url, args.path_len, args.seed, args.unique);
+    let soft_limit = (args.mem_limit / 10 * 9) as usize;
+    let leak = Arc::new(Injector::new(args.inject_leak, args.inject_cap));
+    let (mon_tx, mon_rx) = monitor::channel();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
+
+    let shared_ureq = (variant == VariantName::Ureq).then(|| UreqClient::new(&vcfg));
+    let mut order_txs = Vec::with_capacity(args.concurrency as usize);
+    let mut handles = Vec::with_capacity(args.concurrency as usize);
+    for id in 0..args.concurrency {
+        let client: Box<dyn Variant> = match &shared_ureq {
+            Some(u) => Box::new(u.clone()),
+            None => Box::new(RawClient::new(vcfg.clone())),
+        };
+        let (tx, rx) = crossbeam_channel::bounded::<Order>(1);
+        order_txs.push(tx);
+        let worker = Worker {
+            client,
+            urls: urls.clone(),
+            counters: counters.clone(),
+            rounds: rounds.clone(),
+            stop: stop.clone(),
+            monitor: mon_tx.clone(),
+            done: done_tx.clone(),
+            leak: leak.clone(),
+            soft_limit,
+            think: args.think,
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn(move || worker.run(rx));
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => log::warn!("could not start worker {id}: {e}; running with {id} workers"),
+        }
+    }
+    drop(shared_ureq);
+    let workers = handles.len();
+
+    // The baseline: every worker built and idle, no request sent yet.
+    let baseline = counters.sample(SampleKind::Start, true);
+    let label = variant.as_str();
+    log::info!(
+        "{label:<5} start  url={}  path_len={}  concurrency={workers}  baseline live={}  rss={}",
+        args.url,
+        args.path_len,
+        crate::units::bytes(baseline.live as f64),
+        baseline.rss.map_or_else(|| "?".into(), |r| crate::units::bytes(r as f64)),
+    );
+    let mon = Monitor {
+        label,
+        every: args.report_every,
+        jsonl,
+    };
+    let mon_counters = counters.clone();
+    let monitor = std::thread::Builder::new()
+        .name("monitor".into())
+        .spawn(move || mon.run(&mon_counters, mon_rx, baseline));
+    let monitor = match monitor {
+        Ok(m) => m,
+        Err(e) => panic!("cannot start the monitor thread: {e}"),
+    };
+
+    let started = Instant::now();
+    for index in 0..args.rounds {
+        if stop.is_set() {
+            break;
+        }
+        counters.round.store(index as u64, Relaxed);
+        rounds.issued.store(0, Relaxed);
+        counters.idle.store(false, Relaxed);
+        let order = Order::Round {
+            index,
+            started: Instant::now(),
+        };
+        for tx in &order_txs {
+            let _ = tx.send(order);
+        }
+        for _ in 0..workers {
+            let _ = done_rx.recv();
+        }
+        counters.idle.store(true, Relaxed);
+        let _ = mon_tx.send(Msg::Sample(counters.sample(SampleKind::Quiescent, true)));
+        if index + 1 < args.rounds {
+            stop.sleep(args.pause);
+        }
+    }
+    let elapsed = started.elapsed();
+    if !args.linger.is_zero() && !stop.is_set() {
+        log::info!("{label:<5} lingering {} with the client idle", humantime::format_duration(args.linger));
+        stop.sleep(args.linger);
+        let _ = mon_tx.send(Msg::Sample(counters.sample(SampleKind::Quiescent, true)));
+    }
+    let stopped_by = stop.reason().unwrap_or(match (args.requests, args.duration) {
+        (Some(_), _) => StopReason::Requests,
+        _ => StopReason::Duration,
+    });
+    // The last reading is taken while every client is still alive, so "retained" means
+    // retained by a live client, not freed by tearing it down.
+    let _ = mon_tx.send(Msg::Finish);
+    let monitor = monitor.join();
+    for tx in &order_txs {
+        let _ = tx.send(Order::Exit);
+    }
+    let mut latency_us = new_histogram();
+    for h in handles {
+        if let Ok(hist) = h.join() {
+            let _ = latency_us.add(&hist);
+        }
+    }
+    let monitor = match monitor {
+        Ok(m) => m,
+        Err(_) => panic!("the monitor thread panicked"),
+    };
+    Ok(RunOutput {
+        variant,
+        args,
+        stopped_by,
+        elapsed,
+        latency_us,
+        counters,
+        monitor,
+    })
+}
+
+impl RunOutput {
+    pub fn summary(&self) -> Summary {
+        Summary::from_run(self)
+    }
+}
+
+/// Checks that the target accepts a TCP connection, so a typo fails in one line, not as
+/// thousands of connect errors.
+fn preflight(args: &RunArgs) -> Result<(), RunError> {
+    let url = args.url.to_string();
+    let unreachable = |why: String| RunError::Unreachable { url: url.clone(), why };
+    let addrs = (args.url.host.as_str(), args.url.port)
+        .to_socket_addrs()
+        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", args.url.host)))?;
+    let timeout = args.timeout.min(Duration::from_secs(5));
+    let mut last = String::from("no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(unreachable(last))
+}
+
+/// Latency histogram in microseconds, 1 µs to 1 h, 3 significant digits; fixed size.
+pub fn new_histogram() -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, 3_600_000_000, 3) {
+        Ok(h) => h,
+        Err(e) => unreachable!("constant histogram bounds are valid: {e}"),
+    }
+}
+
+/// The planted leak: retains `bytes` per completed request, up to `cap` in all.
+#[derive(Debug)]
+struct Injector {
+    bytes: usize,
+    cap: u64,
+    held: AtomicU64,
+}
+
+impl Injector {
+    fn new(bytes: u64, cap: Option<u64>) -> Injector {
+        Injector {
+            bytes: bytes as usize,
+            cap: cap.unwrap_or(u64::MAX),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    fn after_request(&self) {
+        if self.bytes == 0 || self.held.load(Relaxed) >= self.cap {
+            return;
+        }
+        self.held.fetch_add(self.bytes as u64, Relaxed);
+        // Non-zero fill touches every page, so the leak shows in RSS as a real one would.
+        let block = vec![0xA5u8; self.bytes].into_boxed_slice();
+        Box::leak(block);
+    }
+}
+
+struct Worker {
+    client: Box<dyn Variant>,
+    urls: UrlGen,
+    counters: Arc<Counters>,
+    rounds: Arc<RoundState>,
+    stop: Arc<Stop>,
+    monitor: Sender<Msg>,
+    done: Sender<()>,
+    leak: Arc<Injector>,
+    soft_limit: usize,
+    think: Duration,
+}
+
+impl Worker {
+    fn run(mut self, orders: Receiver<Order>) -> Histogram<u64> {
+        let mut hist = new_histogram();
+        let mut url = String::with_capacity(self.urls.max_len());
+        let mut warned = [false; ErrorKind::ALL.len()];
+        while let Ok(order) = orders.recv() {
+            let Order::Round { index, started } = order else {
+                break;
+            };
+            self.round(index, started, &mut url, &mut hist, &mut warned);
+            let _ = self.done.send(());
+        }
+        hist
+    }
+
+    fn round(&mut self, index: u32, started: Instant, url: &mut String, hist: &mut Histogram<u64>, warned: &mut [bool]) {
+        let r = &self.rounds;
+        loop {
+            if self.stop.is_set() {
+                return;
+            }
+            let ticket = r.issued.fetch_add(1, Relaxed);
+            if r.requests.is_some_and(|n| ticket >= n) {
+                return;
+            }
+            if let Some(d) = r.duration {
+                if started.elapsed() >= d {
+                    return;
+                }
+            }
+            if let Some(rate) = r.rate {
+                let due = started + Duration::from_secs_f64(ticket as f64 / rate);
+                let wait = due.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    self.stop.sleep(wait);
+                }
+            }
+            let seq = r.seq.fetch_add(1, Relaxed);
+            self.urls.write(seq, url);
+            let t0 = Instant::now();
+            let result = self.client.get(url);
+            let took = t0.elapsed();
+            self.count(result, took, hist, warned, index);
+            self.leak.after_request();
+
+            let done = self.counters.completed.fetch_add(1, Relaxed) + 1;
+            if done % self.counters.stride.load(Relaxed) == 0 {
+                let s = self.counters.sample(SampleKind::Request, false);
+                if self.monitor.try_send(Msg::Sample(s)).is_err() {
+                    self.counters.samples_dropped.fetch_add(1, Relaxed);
+                }
+            }
+            if heapmeter::snapshot().live >= self.soft_limit {
+                self.stop.request(StopReason::MemLimit);
+                return;
+            }
+            if !self.think.is_zero() {
+                self.stop.sleep(self.think);
+            }
+        }
+    }
+
+    fn count(
+        &self,
+        result: Result<crate::variant::Outcome, RequestError>,
+        took: Duration,
+        hist: &mut Histogram<u64>,
+        warned: &mut [bool],
+        _round: u32,
+    ) {
+        let c = &self.counters;
+        let kind = match result {
+            Ok(o) if o.status < 400 => {
+                c.ok.fetch_add(1, Relaxed);
+                c.body_bytes.fetch_add(o.body_bytes, Relaxed);
+                hist.saturating_record(took.as_micros().max(1) as u64);
+                return;
+            }
+            Ok(o) => {
+                report_error(warned, ErrorKind::Status, || format!("HTTP status {}", o.status));
+                ErrorKind::Status
+            }
+            Err(e) => {
+                report_error(warned, e.kind, || e.detail.clone());
+                e.kind
+            }
+        };
+        c.errors.fetch_add(1, Relaxed);
+        if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
+            c.errors_by_kind[i].fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The first error of each kind per worker is a warning with its detail; later ones are debug.
+fn report_error(warned: &mut [bool], kind: ErrorKind, detail: impl FnOnce() -> String) {
+    let i = ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    if !warned[i] {
+        warned[i] = true;
+        log::warn!("request failed ({kind}): {} (further {kind} errors are logged at debug)", detail());
+    } else if log::log_enabled!(log::Level::Debug) {
+        log::debug!("request failed ({kind}): {}", detail());
+    }
+}

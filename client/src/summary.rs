@@ -1,0 +1,207 @@
+//! The end-of-run summary: one serializable struct built from a finished run, printed for
+//! humans (stderr) or as one JSON object (stdout). Printers take any `io::Write`.
+
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::VariantName;
+use crate::error::ErrorKind;
+use crate::run::{RunOutput, StopReason};
+use crate::sample::SampleKind;
+use crate::units;
+
+/// Latency percentiles of successful requests, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyMs {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// Memory figures of the run, in bytes unless named otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Live heap with every worker built, before the first request.
+    pub baseline: u64,
+    /// Live heap at the last reading (every client still alive).
+    pub end: u64,
+    /// Highest live heap during the run (the allocator's high-water mark).
+    pub peak: u64,
+    /// Live heap at the last quiescent reading (all workers idle) minus the baseline.
+    pub retained_after_idle: Option<i64>,
+    pub rss_start: Option<u64>,
+    pub rss_end: Option<u64>,
+    pub rss_peak: Option<u64>,
+    /// Allocation calls per completed request (0 for an allocation-free client).
+    pub allocs_per_request: f64,
+    /// Bytes allocated (and mostly freed) per completed request.
+    pub bytes_allocated_per_request: f64,
+    /// (end − baseline) / completed requests: the crude growth; the verdict has the robust one.
+    pub growth_per_request: f64,
+    /// The allocator cap (`--mem-limit`).
+    pub limit: u64,
+}
+
+/// Everything a run reports. `--json` prints exactly this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub variant: VariantName,
+    pub url: String,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub errors_by_kind: std::collections::BTreeMap<String, u64>,
+    pub elapsed_s: f64,
+    pub rps: f64,
+    pub latency_ms: LatencyMs,
+    pub memory: Memory,
+    pub connections_opened: u64,
+    pub body_bytes: u64,
+    pub stopped_by: StopReason,
+    pub concurrency: u32,
+    pub rounds: u32,
+    pub path_len: usize,
+    pub inject_leak: u64,
+    /// Request samples the monitor could not keep up with (0 in a healthy run).
+    pub samples_dropped: u64,
+}
+
+impl Summary {
+    pub fn from_run(run: &RunOutput) -> Summary {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &run.counters;
+        let m = &run.monitor;
+        let requests = c.completed.load(Relaxed);
+        let per_req = |x: f64| if requests > 0 { x / requests as f64 } else { 0.0 };
+        let h = &run.latency_us;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let latency_ms = if h.is_empty() {
+            LatencyMs::default()
+        } else {
+            LatencyMs {
+                p50: ms(h.value_at_quantile(0.50)),
+                p90: ms(h.value_at_quantile(0.90)),
+                p99: ms(h.value_at_quantile(0.99)),
+                max: ms(h.max()),
+                mean: h.mean() / 1000.0,
+            }
+        };
+        let last_quiescent = m
+            .series
+            .samples()
+            .iter()
+            .rev()
+            .find(|s| s.kind == SampleKind::Quiescent)
+            .map(|s| s.live as i64 - m.baseline.live as i64);
+        let errors_by_kind = ErrorKind::ALL
+            .iter()
+            .zip(&c.errors_by_kind)
+            .map(|(k, n)| (k.as_str().to_string(), n.load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let elapsed_s = run.elapsed.as_secs_f64();
+        Summary {
+            variant: run.variant,
+            url: run.args.url.to_string(),
+            requests,
+            ok: c.ok.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            errors_by_kind,
+            elapsed_s,
+            rps: if elapsed_s > 0.0 { requests as f64 / elapsed_s } else { 0.0 },
+            latency_ms,
+            memory: Memory {
+                baseline: m.baseline.live,
+                end: m.last.live,
+                peak: m.last.peak.max(heapmeter::snapshot().peak as u64),
+                retained_after_idle: last_quiescent,
+                rss_start: m.baseline.rss,
+                rss_end: m.last.rss,
+                rss_peak: m.rss_peak,
+                allocs_per_request: per_req(m.last.allocs.saturating_sub(m.baseline.allocs) as f64),
+                bytes_allocated_per_request: per_req(
+                    m.last.allocated_bytes.saturating_sub(m.baseline.allocated_bytes) as f64,
+                ),
+                growth_per_request: per_req(m.last.live as f64 - m.baseline.live as f64),
+                limit: run.args.mem_limit,
+            },
+            connections_opened: c.connections.load(Relaxed),
+            body_bytes: c.body_bytes.load(Relaxed),
+            stopped_by: run.stopped_by,
+            concurrency: run.args.concurrency,
+            rounds: run.args.rounds,
+            path_len: run.args.path_len,
+            inject_leak: run.args.inject_leak,
+            samples_dropped: c.samples_dropped.load(Relaxed),
+        }
+    }
+
+    /// The human summary (stderr in the CLI).
+    pub fn print_human(&self, w: &mut dyn Write) -> io::Result<()> {
+        let m = &self.memory;
+        let opt = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64));
+        writeln!(w, "── {} summary ─────────────────────────────", self.variant.as_str())?;
+        writeln!(
+            w,
+            "requests   {} ok, {} errors of {} in {:.1}s ({}/s), stopped by {}",
+            units::count(self.ok),
+            units::count(self.errors),
+            units::count(self.requests),
+            self.elapsed_s,
+            units::count(self.rps.round() as u64),
+            self.stopped_by.as_str()
+        )?;
+        if !self.errors_by_kind.is_empty() {
+            let kinds: Vec<String> = self.errors_by_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            writeln!(w, "errors     {}", kinds.join("  "))?;
+        }
+        let l = &self.latency_ms;
+        writeln!(
+            w,
+            "latency    p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            l.p50, l.p90, l.p99, l.max
+        )?;
+        writeln!(
+            w,
+            "connections opened {}  (concurrency {}, path length {})",
+            units::count(self.connections_opened),
+            self.concurrency,
+            self.path_len
+        )?;
+        writeln!(
+            w,
+            "live heap  baseline {}  end {}  peak {}  retained after idle {}",
+            units::bytes(m.baseline as f64),
+            units::bytes(m.end as f64),
+            units::bytes(m.peak as f64),
+            m.retained_after_idle.map_or_else(|| "?".into(), |r| units::bytes(r as f64))
+        )?;
+        writeln!(
+            w,
+            "rss        start {}  end {}  peak {}",
+            opt(m.rss_start),
+            opt(m.rss_end),
+            opt(m.rss_peak)
+        )?;
+        writeln!(
+            w,
+            "per request  {:.2} allocations, {} allocated, growth {}",
+            m.allocs_per_request,
+            units::bytes(m.bytes_allocated_per_request),
+            units::per_request(m.growth_per_request)
+        )?;
+        if self.samples_dropped > 0 {
+            writeln!(w, "note       {} request samples dropped (monitor behind)", self.samples_dropped)?;
+        }
+        Ok(())
+    }
+
+    /// One JSON object and a newline (stdout in the CLI).
+    pub fn print_json(&self, w: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer(&mut *w, self)?;
+        writeln!(w)
+    }
+}
