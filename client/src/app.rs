@@ -3,9 +3,13 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::cli::{RunArgs, VariantName};
+use crate::cli::{CalibrateArgs, CompareArgs, Preset, RunArgs, VariantName};
+use crate::compare::Job;
+use crate::report::{Context, Machine};
 use crate::run::{self, Stop, StopReason};
+use crate::verdict::Class;
 
 /// Exit codes of `leak-client` (documented in `--help` and the README).
 pub mod exit {
@@ -44,19 +48,28 @@ pub fn install_signal_handler(stop: &Arc<Stop>) {
         stop.request(StopReason::Signal);
     });
     if let Err(e) = result {
-        log::warn!("cannot install the Ctrl-C handler ({e}); Ctrl-C will end the run without a summary");
+        log::warn!(
+            "cannot install the Ctrl-C handler ({e}); Ctrl-C will end the run without a summary"
+        );
     }
 }
 
 /// `leak-client ureq|raw`: runs, prints the summary, returns the exit code.
 pub fn run_variant(variant: VariantName, args: RunArgs, alloc: &dyn Cap) -> u8 {
-    if alloc.set_limit(usize::try_from(args.mem_limit).unwrap_or(usize::MAX)).is_err() {
-        eprintln!("error: --mem-limit {} is below what the process already uses", args.mem_limit);
+    if alloc
+        .set_limit(usize::try_from(args.mem_limit).unwrap_or(usize::MAX))
+        .is_err()
+    {
+        eprintln!(
+            "error: --mem-limit {} is below what the process already uses",
+            args.mem_limit
+        );
         return exit::FAILURE;
     }
     let stop = Stop::new();
     install_signal_handler(&stop);
     let json = args.json;
+    let fail_on_leak = args.fail_on_leak;
     let out = match run::run(variant, args, stop) {
         Ok(out) => out,
         Err(e) => {
@@ -71,12 +84,31 @@ pub fn run_variant(variant: VariantName, args: RunArgs, alloc: &dyn Cap) -> u8 {
     }
     if json {
         let mut stdout = std::io::stdout().lock();
-        if summary.print_json(&mut stdout).and_then(|()| stdout.flush()).is_err() {
+        if summary
+            .print_json(&mut stdout)
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
             return exit::FAILURE;
         }
     }
     if out.monitor.jsonl_error.is_some() {
         return exit::FAILURE;
     }
+    if fail_on_leak && summary.verdict.class == crate::verdict::Class::Leak {
+        return exit::LEAK;
+    }
     exit::OK
+}
+
+/// `leak-client compare` (wired in once the embeddable server lands).
+pub fn compare(_args: CompareArgs) -> u8 {
+    eprintln!("error: compare is not available yet");
+    exit::FAILURE
+}
+
+/// `leak-client calibrate` (wired in once the embeddable server lands).
+pub fn calibrate(_args: CalibrateArgs) -> u8 {
+    eprintln!("error: calibrate is not available yet");
+    exit::FAILURE
 }

@@ -23,10 +23,128 @@ pub enum Command {
     Ureq(RunArgs),
     /// Run the workload through the hand-rolled HTTP/1.1 client (one keep-alive connection per worker).
     Raw(RunArgs),
+    /// Start the latency server in-process, run each variant in its own child process on the
+    /// same workload, judge each, and write a report, a plot and the data to --out.
+    Compare(CompareArgs),
+    /// Prove the detector on this machine: planted leaks of 16–4096 B/request, clean runs and a
+    /// capped cache, each judged; prints detected vs expected.
+    Calibrate(CalibrateArgs),
+}
+
+/// Workload presets for `compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// The original investigation: one request at a time, 5 ms pause, 10,000 requests,
+    /// 1000-character random paths, one server latency drawn between 100 and 300 ms
+    /// (about half an hour).
+    Original,
+}
+
+/// Flags of `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// Variants to run, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ureq,raw")]
+    pub variants: Vec<VariantName>,
+
+    /// Use this server instead of starting the latency server in-process.
+    #[arg(long, value_parser = parse_target)]
+    pub url: Option<Target>,
+
+    /// Requests per round, per variant.
+    #[arg(long, short = 'n', default_value = "6k", value_parser = parse_count, value_name = "N")]
+    pub requests: u64,
+
+    /// Rounds per variant, idle for --pause between them (quiescent readings).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rounds: u32,
+
+    /// Idle time between rounds.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub pause: Duration,
+
+    /// Idle sampling after the last round.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub linger: Duration,
+
+    /// Worker threads per variant.
+    #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+
+    /// Path length of every request.
+    #[arg(long, default_value_t = 1000, value_name = "CHARS")]
+    pub path_len: usize,
+
+    /// Latency of the in-process server (ignored with --url).
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency: Duration,
+
+    /// Each worker's pause between its requests.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub think: Duration,
+
+    /// `read` or `skip` response bodies.
+    #[arg(long, value_enum, default_value_t = BodyMode::Read)]
+    pub body: BodyMode,
+
+    /// Per-request timeout.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// Seed for the random path segments (the same for every variant).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Run the clients with their library's own pool defaults.
+    #[arg(long)]
+    pub library_defaults: bool,
+
+    /// Add a positive control: the raw variant with a planted 1 KiB/request leak, which the
+    /// detector must judge `leak` (the run fails if it does not).
+    #[arg(long)]
+    pub control: bool,
+
+    /// A named workload that overrides the workload flags.
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+
+    /// Directory for report.md, memory.svg, summary.json and each variant's JSONL and log.
+    #[arg(long, default_value = "leak-report", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Exit with code 3 if any variant (not the control) is judged `leak`.
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+/// Flags of `calibrate`.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrateArgs {
+    /// Requests per case.
+    #[arg(long, short = 'n', default_value = "10k", value_parser = parse_count, value_name = "N")]
+    pub requests: u64,
+
+    /// Worker threads per case.
+    #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+
+    /// Planted leak sizes to test, in bytes per request.
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024,4096", value_parser = parse_bytes)]
+    pub sizes: Vec<u64>,
+
+    /// Variants to test.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ureq,raw")]
+    pub variants: Vec<VariantName>,
+
+    /// Directory for each case's JSONL, log and the calibration table.
+    #[arg(long, default_value = "leak-report/calibrate", value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Which client a run drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum VariantName {
     Ureq,
@@ -136,6 +254,10 @@ pub struct RunArgs {
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes, value_name = "SIZE")]
     pub mem_limit: u64,
 
+    /// Exit with code 3 if the verdict is `leak` (a CI gate).
+    #[arg(long)]
+    pub fail_on_leak: bool,
+
     /// Deliberately retain this many bytes per completed request: the positive control that
     /// proves the leak detector on this machine.
     #[arg(long, default_value = "0", value_parser = parse_bytes, value_name = "BYTES")]
@@ -201,6 +323,7 @@ mod tests {
     fn run_args(cli: Cli) -> RunArgs {
         match cli.command {
             Command::Ureq(a) | Command::Raw(a) => a,
+            other => panic!("not a run command: {other:?}"),
         }
     }
 
@@ -222,8 +345,17 @@ mod tests {
     fn counts_sizes_and_durations_take_human_units() {
         let a = run_args(
             parse(&[
-                "ureq", "--requests", "10k", "--mem-limit", "512MiB", "--think", "5ms", "--inject-leak", "1KiB",
-                "--unique", "false",
+                "ureq",
+                "--requests",
+                "10k",
+                "--mem-limit",
+                "512MiB",
+                "--think",
+                "5ms",
+                "--inject-leak",
+                "1KiB",
+                "--unique",
+                "false",
             ])
             .expect("parses"),
         );

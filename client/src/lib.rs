@@ -4,9 +4,12 @@
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod error;
 pub mod monitor;
+pub mod plot;
 pub mod raw;
+pub mod report;
 pub mod run;
 pub mod sample;
 pub mod summary;

@@ -10,14 +10,21 @@ use leak_client::cli::{Cli, Command};
 /// The only allocator of the process: counts every byte the client under test holds, and caps
 /// it at `--mem-limit`.
 #[global_allocator]
-static ALLOC: heapmeter::MeteredAlloc = heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
+static ALLOC: heapmeter::MeteredAlloc =
+    heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logger();
     let code = match cli.command {
-        Command::Ureq(args) => leak_client::app::run_variant(leak_client::cli::VariantName::Ureq, args, &ALLOC),
-        Command::Raw(args) => leak_client::app::run_variant(leak_client::cli::VariantName::Raw, args, &ALLOC),
+        Command::Ureq(args) => {
+            leak_client::app::run_variant(leak_client::cli::VariantName::Ureq, args, &ALLOC)
+        }
+        Command::Raw(args) => {
+            leak_client::app::run_variant(leak_client::cli::VariantName::Raw, args, &ALLOC)
+        }
+        Command::Compare(args) => leak_client::app::compare(args),
+        Command::Calibrate(args) => leak_client::app::calibrate(args),
     };
     ExitCode::from(code)
 }

@@ -68,7 +68,11 @@ impl Counters {
             peak: heap.peak as u64,
             allocs: heap.allocs,
             allocated_bytes: heap.allocated_bytes,
-            rss: if with_rss { heapmeter::rss_bytes() } else { None },
+            rss: if with_rss {
+                heapmeter::rss_bytes()
+            } else {
+                None
+            },
             connections: self.connections.load(Relaxed),
         }
     }
@@ -108,7 +112,12 @@ pub fn channel() -> (Sender<Msg>, Receiver<Msg>) {
 impl Monitor {
     /// Runs until `Msg::Finish` (or every sender is gone). `baseline` is the start sample,
     /// already taken by the controller with every worker built and idle.
-    pub fn run(mut self, counters: &Counters, rx: Receiver<Msg>, baseline: Sample) -> MonitorOutput {
+    pub fn run(
+        mut self,
+        counters: &Counters,
+        rx: Receiver<Msg>,
+        baseline: Sample,
+    ) -> MonitorOutput {
         let mut series = Series::with_capacity(SERIES_CAPACITY);
         let mut line = Vec::with_capacity(512);
         let mut jsonl_error = None;
@@ -186,8 +195,14 @@ pub fn log_line(label: &str, baseline: &Sample, prev: &Sample, now: &Sample) -> 
     } else {
         0.0
     };
-    let rss = now.rss.map_or_else(|| "?".to_string(), |r| units::bytes(r as f64));
-    let idle = if now.kind == SampleKind::Quiescent { "  (idle)" } else { "" };
+    let rss = now
+        .rss
+        .map_or_else(|| "?".to_string(), |r| units::bytes(r as f64));
+    let idle = if now.kind == SampleKind::Quiescent {
+        "  (idle)"
+    } else {
+        ""
+    };
     format!(
         "{label:<5} t={}s  req={} ({}/s)  err={}  live={}  peak={}  rss={}  Δlive/req={}{idle}",
         now.t_ms / 1000,
@@ -222,7 +237,12 @@ mod tests {
             connections: 8,
         };
         let base = mk(0, 0, 1_900_000);
-        let line = log_line("ureq", &base, &mk(11_000, 21_990, 1_907_000), &mk(12_000, 24_000, 1_907_200));
+        let line = log_line(
+            "ureq",
+            &base,
+            &mk(11_000, 21_990, 1_907_000),
+            &mk(12_000, 24_000, 1_907_200),
+        );
         assert_eq!(
             line,
             "ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.10 MiB  rss=9.40 MiB  Δlive/req=+0.3 B"

@@ -225,7 +225,9 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
         args.url,
         args.path_len,
         crate::units::bytes(baseline.live as f64),
-        baseline.rss.map_or_else(|| "?".into(), |r| crate::units::bytes(r as f64)),
+        baseline
+            .rss
+            .map_or_else(|| "?".into(), |r| crate::units::bytes(r as f64)),
     );
     let mon = Monitor {
         label,
@@ -267,14 +269,19 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     }
     let elapsed = started.elapsed();
     if !args.linger.is_zero() && !stop.is_set() {
-        log::info!("{label:<5} lingering {} with the client idle", humantime::format_duration(args.linger));
+        log::info!(
+            "{label:<5} lingering {} with the client idle",
+            humantime::format_duration(args.linger)
+        );
         stop.sleep(args.linger);
         let _ = mon_tx.send(Msg::Sample(counters.sample(SampleKind::Quiescent, true)));
     }
-    let stopped_by = stop.reason().unwrap_or(match (args.requests, args.duration) {
-        (Some(_), _) => StopReason::Requests,
-        _ => StopReason::Duration,
-    });
+    let stopped_by = stop
+        .reason()
+        .unwrap_or(match (args.requests, args.duration) {
+            (Some(_), _) => StopReason::Requests,
+            _ => StopReason::Duration,
+        });
     // The last reading is taken while every client is still alive, so "retained" means
     // retained by a live client, not freed by tearing it down.
     let _ = mon_tx.send(Msg::Finish);
@@ -313,7 +320,10 @@ impl RunOutput {
 /// thousands of connect errors.
 fn preflight(args: &RunArgs) -> Result<(), RunError> {
     let url = args.url.to_string();
-    let unreachable = |why: String| RunError::Unreachable { url: url.clone(), why };
+    let unreachable = |why: String| RunError::Unreachable {
+        url: url.clone(),
+        why,
+    };
     let addrs = (args.url.host.as_str(), args.url.port)
         .to_socket_addrs()
         .map_err(|e| unreachable(format!("cannot resolve {}: {e}", args.url.host)))?;
@@ -392,7 +402,14 @@ impl Worker {
         hist
     }
 
-    fn round(&mut self, index: u32, started: Instant, url: &mut String, hist: &mut Histogram<u64>, warned: &mut [bool]) {
+    fn round(
+        &mut self,
+        index: u32,
+        started: Instant,
+        url: &mut String,
+        hist: &mut Histogram<u64>,
+        warned: &mut [bool],
+    ) {
         let r = &self.rounds;
         loop {
             if self.stop.is_set() {
@@ -456,7 +473,9 @@ impl Worker {
                 return;
             }
             Ok(o) => {
-                report_error(warned, ErrorKind::Status, || format!("HTTP status {}", o.status));
+                report_error(warned, ErrorKind::Status, || {
+                    format!("HTTP status {}", o.status)
+                });
                 ErrorKind::Status
             }
             Err(e) => {
@@ -476,7 +495,10 @@ fn report_error(warned: &mut [bool], kind: ErrorKind, detail: impl FnOnce() -> S
     let i = ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
     if !warned[i] {
         warned[i] = true;
-        log::warn!("request failed ({kind}): {} (further {kind} errors are logged at debug)", detail());
+        log::warn!(
+            "request failed ({kind}): {} (further {kind} errors are logged at debug)",
+            detail()
+        );
     } else if log::log_enabled!(log::Level::Debug) {
         log::debug!("request failed ({kind}): {}", detail());
     }

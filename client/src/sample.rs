@@ -131,18 +131,39 @@ mod tests {
         s.push(sample(0, SampleKind::Start));
         let mut thinned = 0;
         for r in 1..=200 {
-            let kind = if r % 50 == 0 { SampleKind::Quiescent } else { SampleKind::Request };
+            let kind = if r % 50 == 0 {
+                SampleKind::Quiescent
+            } else {
+                SampleKind::Request
+            };
             if s.push(sample(r, kind)) {
                 thinned += 1;
             }
         }
         assert_eq!(s.samples.capacity(), cap, "never reallocated");
         assert!(thinned >= 3);
-        assert_eq!(s.samples()[0].kind, SampleKind::Start, "the baseline survives");
+        assert_eq!(
+            s.samples()[0].kind,
+            SampleKind::Start,
+            "the baseline survives"
+        );
         assert_eq!(s.samples().last().map(|x| x.requests), Some(200));
-        let quiescent: Vec<u64> =
-            s.samples().iter().filter(|x| x.kind == SampleKind::Quiescent).map(|x| x.requests).collect();
-        assert_eq!(quiescent, vec![50, 100, 150, 200], "quiescent samples are never thinned");
-        assert!(s.samples().windows(2).all(|w| w[0].requests < w[1].requests), "order kept");
+        let quiescent: Vec<u64> = s
+            .samples()
+            .iter()
+            .filter(|x| x.kind == SampleKind::Quiescent)
+            .map(|x| x.requests)
+            .collect();
+        assert_eq!(
+            quiescent,
+            vec![50, 100, 150, 200],
+            "quiescent samples are never thinned"
+        );
+        assert!(
+            s.samples()
+                .windows(2)
+                .all(|w| w[0].requests < w[1].requests),
+            "order kept"
+        );
     }
 }

@@ -10,6 +10,7 @@ use crate::error::ErrorKind;
 use crate::run::{RunOutput, StopReason};
 use crate::sample::SampleKind;
 use crate::units;
+use crate::verdict::{self, Verdict};
 
 /// Latency percentiles of successful requests, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -67,6 +68,8 @@ pub struct Summary {
     pub inject_leak: u64,
     /// Request samples the monitor could not keep up with (0 in a healthy run).
     pub samples_dropped: u64,
+    /// The leak verdict on this run's live heap series.
+    pub verdict: Verdict,
 }
 
 impl Summary {
@@ -75,7 +78,13 @@ impl Summary {
         let c = &run.counters;
         let m = &run.monitor;
         let requests = c.completed.load(Relaxed);
-        let per_req = |x: f64| if requests > 0 { x / requests as f64 } else { 0.0 };
+        let per_req = |x: f64| {
+            if requests > 0 {
+                x / requests as f64
+            } else {
+                0.0
+            }
+        };
         let h = &run.latency_us;
         let ms = |us: u64| us as f64 / 1000.0;
         let latency_ms = if h.is_empty() {
@@ -111,7 +120,11 @@ impl Summary {
             errors: c.errors.load(Relaxed),
             errors_by_kind,
             elapsed_s,
-            rps: if elapsed_s > 0.0 { requests as f64 / elapsed_s } else { 0.0 },
+            rps: if elapsed_s > 0.0 {
+                requests as f64 / elapsed_s
+            } else {
+                0.0
+            },
             latency_ms,
             memory: Memory {
                 baseline: m.baseline.live,
@@ -123,7 +136,9 @@ impl Summary {
                 rss_peak: m.rss_peak,
                 allocs_per_request: per_req(m.last.allocs.saturating_sub(m.baseline.allocs) as f64),
                 bytes_allocated_per_request: per_req(
-                    m.last.allocated_bytes.saturating_sub(m.baseline.allocated_bytes) as f64,
+                    m.last
+                        .allocated_bytes
+                        .saturating_sub(m.baseline.allocated_bytes) as f64,
                 ),
                 growth_per_request: per_req(m.last.live as f64 - m.baseline.live as f64),
                 limit: run.args.mem_limit,
@@ -136,6 +151,7 @@ impl Summary {
             path_len: run.args.path_len,
             inject_leak: run.args.inject_leak,
             samples_dropped: c.samples_dropped.load(Relaxed),
+            verdict: verdict::judge(&m.series.points(), &verdict::Params::default()),
         }
     }
 
@@ -143,7 +159,11 @@ impl Summary {
     pub fn print_human(&self, w: &mut dyn Write) -> io::Result<()> {
         let m = &self.memory;
         let opt = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64));
-        writeln!(w, "── {} summary ─────────────────────────────", self.variant.as_str())?;
+        writeln!(
+            w,
+            "── {} summary ─────────────────────────────",
+            self.variant.as_str()
+        )?;
         writeln!(
             w,
             "requests   {} ok, {} errors of {} in {:.1}s ({}/s), stopped by {}",
@@ -155,7 +175,11 @@ impl Summary {
             self.stopped_by.as_str()
         )?;
         if !self.errors_by_kind.is_empty() {
-            let kinds: Vec<String> = self.errors_by_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            let kinds: Vec<String> = self
+                .errors_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
             writeln!(w, "errors     {}", kinds.join("  "))?;
         }
         let l = &self.latency_ms;
@@ -177,7 +201,8 @@ impl Summary {
             units::bytes(m.baseline as f64),
             units::bytes(m.end as f64),
             units::bytes(m.peak as f64),
-            m.retained_after_idle.map_or_else(|| "?".into(), |r| units::bytes(r as f64))
+            m.retained_after_idle
+                .map_or_else(|| "?".into(), |r| units::bytes(r as f64))
         )?;
         writeln!(
             w,
@@ -193,8 +218,28 @@ impl Summary {
             units::bytes(m.bytes_allocated_per_request),
             units::per_request(m.growth_per_request)
         )?;
+        let v = &self.verdict;
+        match &v.slope {
+            Some(slope) => writeln!(
+                w,
+                "slope      {}  → {} per million requests",
+                slope,
+                units::bytes(slope.per_million as f64)
+            )?,
+            None => writeln!(w, "slope      ? (too few readings)")?,
+        }
+        writeln!(
+            w,
+            "verdict    {}: {}",
+            v.class.as_str().to_uppercase(),
+            v.reason
+        )?;
         if self.samples_dropped > 0 {
-            writeln!(w, "note       {} request samples dropped (monitor behind)", self.samples_dropped)?;
+            writeln!(
+                w,
+                "note       {} request samples dropped (monitor behind)",
+                self.samples_dropped
+            )?;
         }
         Ok(())
     }

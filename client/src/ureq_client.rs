@@ -2,8 +2,8 @@
 //! worker. Owns the mapping of ureq's errors to `ErrorKind`; knows nothing of the run loop.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectionDetails, Connector, TcpConnector, Transport};
@@ -29,11 +29,15 @@ impl UreqClient {
             .http_status_as_error(false)
             .timeout_global(Some(cfg.timeout));
         if let Some(n) = cfg.pool_idle {
-            builder = builder.max_idle_connections(n).max_idle_connections_per_host(n);
+            builder = builder
+                .max_idle_connections(n)
+                .max_idle_connections_per_host(n);
         }
         // ureq's default connector chain minus proxies and TLS (plain http on loopback), plus a
         // pass-through link that counts each new TCP connection.
-        let connector = ().chain(TcpConnector::default()).chain(CountConnections(cfg.connections_opened.clone()));
+        let connector =
+            ().chain(TcpConnector::default())
+                .chain(CountConnections(cfg.connections_opened.clone()));
         let agent = ureq::Agent::with_parts(builder.build(), connector, DefaultResolver::default());
         UreqClient {
             agent,
@@ -49,7 +53,11 @@ impl Variant for UreqClient {
         let status = response.status().as_u16();
         let body_bytes = match self.body {
             BodyMode::Read => {
-                let mut reader = response.body_mut().with_config().limit(self.max_body).reader();
+                let mut reader = response
+                    .body_mut()
+                    .with_config()
+                    .limit(self.max_body)
+                    .reader();
                 io::copy(&mut reader, &mut io::sink()).map_err(|e| map_body_error(&e))?
             }
             // Dropping the response unread is the point of `skip`: ureq then closes the
@@ -67,7 +75,11 @@ struct CountConnections(Arc<AtomicU64>);
 impl<In: Transport> Connector<In> for CountConnections {
     type Out = In;
 
-    fn connect(&self, _: &ConnectionDetails<'_>, chained: Option<In>) -> Result<Option<In>, ureq::Error> {
+    fn connect(
+        &self,
+        _: &ConnectionDetails<'_>,
+        chained: Option<In>,
+    ) -> Result<Option<In>, ureq::Error> {
         if chained.is_some() {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
@@ -91,7 +103,10 @@ fn map_error(e: ureq::Error) -> RequestError {
 
 /// ureq's body reader reports its own errors wrapped in `io::Error`; unwrap them first.
 fn map_body_error(e: &io::Error) -> RequestError {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>()) {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    {
         Some(inner) => {
             let kind = match inner {
                 ureq::Error::Timeout(_) => ErrorKind::Timeout,

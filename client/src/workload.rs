@@ -21,15 +21,24 @@ pub struct Target {
 impl Target {
     /// Parses and checks a URL: only plain `http` (leakprobe measures on loopback; no TLS).
     pub fn parse(s: &str) -> Result<Target, String> {
-        let uri: ureq::http::Uri = s.trim().parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+        let uri: ureq::http::Uri = s
+            .trim()
+            .parse()
+            .map_err(|e| format!("`{s}` is not a URL: {e}"))?;
         match uri.scheme_str() {
             Some("http") => {}
             Some(other) => return Err(format!("only http:// URLs are supported, not {other}://")),
             None => return Err(format!("`{s}` has no scheme: write http://{s}")),
         }
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{s}` has no host"))?;
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("`{s}` has no host"))?;
         let port = uri.port_u16().unwrap_or(80);
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
@@ -106,7 +115,8 @@ impl UrlGen {
             let before = out.len();
             // The sequence number makes the URL unique even if two random tails collide.
             let _ = write!(out, "{seq:08}-");
-            let mut rng = SmallRng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng =
+                SmallRng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let used = self.base_path_len + (out.len() - before);
             for _ in used..self.path_len {
                 out.push(ALPHANUMERIC[rng.gen_range(0..ALPHANUMERIC.len())] as char);
@@ -137,8 +147,14 @@ mod tests {
         assert_eq!(t.path, "/api/sync");
         assert_eq!(t.query.as_deref(), Some("latency_ms=5"));
         assert_eq!(t.to_string(), "http://127.0.0.1:9000/api/sync?latency_ms=5");
-        assert_eq!(Target::parse("http://localhost").expect("valid").authority, "localhost:80");
-        assert_eq!(Target::parse("http://[::1]:81/").expect("valid").authority, "[::1]:81");
+        assert_eq!(
+            Target::parse("http://localhost").expect("valid").authority,
+            "localhost:80"
+        );
+        assert_eq!(
+            Target::parse("http://[::1]:81/").expect("valid").authority,
+            "[::1]:81"
+        );
         for bad in ["https://x", "127.0.0.1:8080", "http://", "not a url", ""] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
@@ -157,7 +173,11 @@ mod tests {
         assert!(a.ends_with("?status=500"));
         assert_ne!(a, b);
         assert_eq!(a, c, "same seed and sequence number, same URL");
-        assert!(path_of(&a)["/base/00000001-".len()..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(
+            path_of(&a)["/base/00000001-".len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        );
         assert!(a.len() <= g.max_len());
         let other_seed = UrlGen::new(&t, 1000, 8, true);
         let mut d = String::new();
@@ -174,14 +194,24 @@ mod tests {
         same.write(99, &mut b);
         assert_eq!(a, b);
         assert_eq!(path_of(&a).len(), 300);
-        let plain = UrlGen::new(&Target::parse("http://h:1/x?y=1").expect("valid"), 0, 1, true);
+        let plain = UrlGen::new(
+            &Target::parse("http://h:1/x?y=1").expect("valid"),
+            0,
+            1,
+            true,
+        );
         plain.write(5, &mut a);
         assert_eq!(a, "http://h:1/x?y=1");
     }
 
     #[test]
     fn writing_into_a_sized_buffer_never_reallocates() {
-        let g = UrlGen::new(&Target::parse("http://127.0.0.1:8080/").expect("valid"), 1000, 1, true);
+        let g = UrlGen::new(
+            &Target::parse("http://127.0.0.1:8080/").expect("valid"),
+            1000,
+            1,
+            true,
+        );
         let mut buf = String::with_capacity(g.max_len());
         let cap = buf.capacity();
         for seq in [0, 1, 99_999_999, u64::MAX] {

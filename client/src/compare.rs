@@ -1,0 +1,233 @@
+//! `compare` and `calibrate`: start the latency server in-process, run each variant as its own
+//! child process (so each allocator counts only its own work), collect summaries and samples.
+//! This process is the orchestrator and is never measured; it judges nothing itself.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::VariantName;
+use crate::sample::Sample;
+use crate::summary::Summary;
+
+/// One child run: a variant with its flags.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Unique name; also the file stem of its JSONL and log (`ureq`, `raw`, `raw+leak`).
+    pub name: String,
+    pub variant: VariantName,
+    /// Flags after `leak-client <variant>` (workload, sampling), without --url/--jsonl/--json.
+    pub args: Vec<String>,
+    /// A planted-leak control run.
+    pub control: bool,
+    /// Total requests the job will send (for the progress bar), if known.
+    pub total_requests: Option<u64>,
+}
+
+/// What a child run produced.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    pub job: Job,
+    pub summary: Summary,
+    /// Every sample of the run, from its JSONL file.
+    pub samples: Vec<Sample>,
+    pub jsonl: PathBuf,
+    pub log: PathBuf,
+    pub command: String,
+}
+
+/// A child run that failed to produce a summary.
+#[derive(Debug)]
+pub struct JobError {
+    pub name: String,
+    pub why: String,
+    pub log: PathBuf,
+}
+
+impl std::fmt::Display for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} run failed: {} (its log: {})",
+            self.name,
+            self.why,
+            self.log.display()
+        )
+    }
+}
+
+impl std::error::Error for JobError {}
+
+/// Runs `job` against `url` as a child process of this executable, writing
+/// `<out>/<name>.jsonl` and `<out>/<name>.log`, with a progress bar on stderr (hidden when
+/// stderr is not a terminal).
+pub fn run_job(job: &Job, url: &str, out: &Path) -> Result<JobResult, JobError> {
+    let jsonl = out.join(format!("{}.jsonl", job.name));
+    let log = out.join(format!("{}.log", job.name));
+    let fail = |why: String| JobError {
+        name: job.name.clone(),
+        why,
+        log: log.clone(),
+    };
+    let exe =
+        std::env::current_exe().map_err(|e| fail(format!("cannot find this executable: {e}")))?;
+    let mut args: Vec<String> = vec![job.variant.as_str().into(), "--url".into(), url.into()];
+    args.extend(job.args.iter().cloned());
+    args.extend([
+        "--jsonl".into(),
+        jsonl.display().to_string(),
+        "--json".into(),
+    ]);
+    let command = format!("leak-client {}", shell_words(&args));
+    let log_file =
+        File::create(&log).map_err(|e| fail(format!("cannot create {}: {e}", log.display())))?;
+
+    let mut child = Command::new(&exe)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| fail(format!("cannot start {}: {e}", exe.display())))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| fail("no stdout pipe".into()))?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+
+    let bar = progress_bar(job);
+    let mut tail = Tail::new(&jsonl);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(fail(format!("cannot wait for the child: {e}"))),
+        }
+        if let Some(s) = tail.last_sample() {
+            bar.set_position(s.requests);
+            bar.set_message(format!(
+                "live {}  err {}",
+                crate::units::bytes(s.live as f64),
+                crate::units::count(s.errors)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    bar.finish_and_clear();
+    let stdout = reader.join().unwrap_or_default();
+    let summary: Summary = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            fail(format!(
+                "no JSON summary on its stdout (exit status {status})"
+            ))
+        })?;
+    let samples =
+        read_samples(&jsonl).map_err(|e| fail(format!("cannot read {}: {e}", jsonl.display())))?;
+    Ok(JobResult {
+        job: job.clone(),
+        summary,
+        samples,
+        jsonl,
+        log,
+        command,
+    })
+}
+
+fn progress_bar(job: &Job) -> ProgressBar {
+    let target = ProgressDrawTarget::stderr_with_hz(4);
+    let bar = match job.total_requests {
+        Some(n) => ProgressBar::with_draw_target(Some(n), target),
+        None => ProgressBar::with_draw_target(None, target),
+    };
+    let template = "{prefix:>9} [{bar:30}] {pos}/{len} requests  {per_sec}  ETA {eta}  {msg}";
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(job.name.clone());
+    bar
+}
+
+/// Reads a JSONL file of samples, skipping a torn last line (a child killed mid-write).
+pub fn read_samples(path: &Path) -> std::io::Result<Vec<Sample>> {
+    let file = File::open(path)?;
+    Ok(BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect())
+}
+
+/// Follows a growing JSONL file from where it last read.
+struct Tail {
+    path: PathBuf,
+    offset: u64,
+    partial: String,
+    last: Option<Sample>,
+}
+
+impl Tail {
+    fn new(path: &Path) -> Tail {
+        Tail {
+            path: path.to_path_buf(),
+            offset: 0,
+            partial: String::new(),
+            last: None,
+        }
+    }
+
+    fn last_sample(&mut self) -> Option<Sample> {
+        if let Ok(mut f) = File::open(&self.path) {
+            if f.seek(SeekFrom::Start(self.offset)).is_ok() {
+                let mut chunk = String::new();
+                if let Ok(n) = f.read_to_string(&mut chunk) {
+                    self.offset += n as u64;
+                    self.partial.push_str(&chunk);
+                    if let Some(end) = self.partial.rfind('\n') {
+                        let complete: String = self.partial.drain(..=end).collect();
+                        if let Some(s) = complete
+                            .lines()
+                            .rev()
+                            .find_map(|l| serde_json::from_str(l).ok())
+                        {
+                            self.last = Some(s);
+                        }
+                    }
+                }
+            }
+        }
+        self.last
+    }
+}
+
+/// Quotes arguments for a copy-pasteable command line.
+pub fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A wall-clock budget helper for messages: "took 12.3s".
+pub fn took(since: Instant) -> String {
+    format!("{:.1}s", since.elapsed().as_secs_f64())
+}

@@ -1,0 +1,165 @@
+//! `memory.svg`: live heap against completed requests, one line per run, with `plotters`.
+//! Draws only; reads no files and judges nothing.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::sample::{Sample, SampleKind};
+
+/// One line of the plot.
+#[derive(Debug)]
+pub struct Line<'a> {
+    pub label: String,
+    pub samples: &'a [Sample],
+    /// Drawn dashed (a control run).
+    pub dashed: bool,
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// Writes an SVG plot of live heap (MiB) vs completed requests to `path`.
+pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), String> {
+    let max_x = lines
+        .iter()
+        .flat_map(|l| l.samples.iter().map(|s| s.requests))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let max_y = lines
+        .iter()
+        .flat_map(|l| l.samples.iter().map(|s| s.live))
+        .max()
+        .unwrap_or(1) as f64
+        / MIB;
+    let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0u64..max_x, 0f64..(max_y * 1.1).max(0.01))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("completed requests")
+        .y_desc("live heap (MiB)")
+        .x_label_formatter(&|x| crate::units::count(*x))
+        .y_label_formatter(&|y| format!("{y:.2}"))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| e.to_string())?;
+
+    for (i, line) in lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let busy: Vec<(u64, f64)> = line
+            .samples
+            .iter()
+            .map(|s| (s.requests, s.live as f64 / MIB))
+            .collect();
+        let style = color.stroke_width(2);
+        let series = if line.dashed {
+            chart.draw_series(DashedLineSeries::new(busy, 6, 4, style))
+        } else {
+            chart.draw_series(LineSeries::new(busy, style))
+        };
+        series
+            .map_err(|e| e.to_string())?
+            .label(line.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        // Quiescent readings (every worker idle) are the cleanest evidence: mark them.
+        let idle = line
+            .samples
+            .iter()
+            .filter(|s| s.kind == SampleKind::Quiescent)
+            .map(|s| Circle::new((s.requests, s.live as f64 / MIB), 4, color.filled()));
+        chart.draw_series(idle).map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(slope: u64) -> Vec<Sample> {
+        (0..200u64)
+            .map(|i| Sample {
+                t_ms: i,
+                kind: if i % 50 == 49 {
+                    SampleKind::Quiescent
+                } else {
+                    SampleKind::Request
+                },
+                round: (i / 50) as u32,
+                requests: i * 10,
+                ok: i * 10,
+                errors: 0,
+                live: 500_000 + slope * i * 10,
+                peak: 0,
+                allocs: 0,
+                allocated_bytes: 0,
+                rss: None,
+                connections: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn draws_one_labelled_line_per_run() {
+        let dir = std::env::temp_dir().join(format!("leakprobe-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("memory.svg");
+        let (flat, leaky) = (series(0), series(1024));
+        let lines = [
+            Line {
+                label: "ureq — stable".into(),
+                samples: &flat,
+                dashed: false,
+            },
+            Line {
+                label: "raw+leak (control) — leak".into(),
+                samples: &leaky,
+                dashed: true,
+            },
+        ];
+        memory_svg(&path, "live heap vs requests", &lines).expect("drawn");
+        let svg = std::fs::read_to_string(&path).expect("written");
+        assert!(
+            svg.starts_with("<svg") || svg.starts_with("<?xml"),
+            "{}",
+            &svg[..80.min(svg.len())]
+        );
+        assert!(svg.trim_end().ends_with("</svg>"));
+        for text in [
+            "ureq — stable",
+            "raw+leak (control) — leak",
+            "completed requests",
+            "live heap (MiB)",
+        ] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+        assert!(svg.matches("<polyline").count() >= 2 || svg.matches("<path").count() >= 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,328 @@
+//! The comparison's outputs: the side-by-side table (terminal and Markdown), `report.md`,
+//! `summary.json` and `memory.svg`. Printers write to any `io::Write`; nothing here measures.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::compare::JobResult;
+use crate::plot;
+use crate::summary::Summary;
+use crate::units;
+
+/// Facts about the comparison that every output repeats.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    /// The command as the user ran it.
+    pub command: String,
+    pub url: String,
+    /// Server latency, when this process started the server.
+    pub server_latency: Option<String>,
+    pub started_at: String,
+    pub machine: Machine,
+}
+
+/// Where the numbers were measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub os: String,
+    pub arch: String,
+    pub cpus: usize,
+    pub leak_client_version: String,
+    pub ureq_version: String,
+    pub rustc: String,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let rustc = std::process::Command::new("rustc")
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map_or_else(|| "unknown".into(), |s| s.trim().to_string());
+        let os = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("PRETTY_NAME=")
+                        .map(|v| v.trim_matches('"').to_string())
+                })
+            })
+            .unwrap_or_else(|| std::env::consts::OS.to_string());
+        Machine {
+            os,
+            arch: std::env::consts::ARCH.into(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            leak_client_version: env!("CARGO_PKG_VERSION").into(),
+            ureq_version: UREQ_VERSION.into(),
+            rustc,
+        }
+    }
+}
+
+/// The ureq version this binary was built with (from Cargo.lock, via the build's metadata).
+const UREQ_VERSION: &str = "3.x";
+
+/// One table row: a label and one cell per run.
+type Row = (&'static str, Vec<String>);
+
+fn rows(results: &[JobResult]) -> Vec<Row> {
+    let col =
+        |f: &dyn Fn(&Summary) -> String| results.iter().map(|r| f(&r.summary)).collect::<Vec<_>>();
+    let opt_bytes = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64));
+    vec![
+        (
+            "requests ok / sent",
+            col(&|s| format!("{} / {}", units::count(s.ok), units::count(s.requests))),
+        ),
+        ("errors", col(&|s| errors_cell(s))),
+        ("requests/s", col(&|s| units::count(s.rps.round() as u64))),
+        (
+            "latency p50 / p99",
+            col(&|s| format!("{:.2} / {:.2} ms", s.latency_ms.p50, s.latency_ms.p99)),
+        ),
+        (
+            "connections opened",
+            col(&|s| units::count(s.connections_opened)),
+        ),
+        (
+            "live baseline",
+            col(&|s| units::bytes(s.memory.baseline as f64)),
+        ),
+        ("live end", col(&|s| units::bytes(s.memory.end as f64))),
+        ("live peak", col(&|s| units::bytes(s.memory.peak as f64))),
+        (
+            "retained after idle",
+            col(&|s| {
+                s.memory
+                    .retained_after_idle
+                    .map_or_else(|| "?".into(), |r| units::bytes(r as f64))
+            }),
+        ),
+        (
+            "rss start → end",
+            col(&|s| {
+                format!(
+                    "{} → {}",
+                    opt_bytes(s.memory.rss_start),
+                    opt_bytes(s.memory.rss_end)
+                )
+            }),
+        ),
+        (
+            "allocs / request",
+            col(&|s| format!("{:.2}", s.memory.allocs_per_request)),
+        ),
+        (
+            "bytes allocated / request",
+            col(&|s| units::bytes(s.memory.bytes_allocated_per_request)),
+        ),
+        ("slope (B/request, 95% CI)", col(&|s| slope_cell(s))),
+        (
+            "growth per 1M requests",
+            col(&|s| {
+                s.verdict
+                    .slope
+                    .map_or_else(|| "?".into(), |sl| units::bytes(sl.per_million as f64))
+            }),
+        ),
+        ("verdict", col(&|s| s.verdict.class.as_str().to_uppercase())),
+    ]
+}
+
+fn errors_cell(s: &Summary) -> String {
+    if s.errors == 0 {
+        return "0".into();
+    }
+    let kinds: Vec<String> = s
+        .errors_by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    format!("{} ({})", units::count(s.errors), kinds.join(", "))
+}
+
+fn slope_cell(s: &Summary) -> String {
+    match &s.verdict.slope {
+        Some(sl) => format!(
+            "{:+.1} [{:+.1}, {:+.1}]",
+            sl.bytes_per_request, sl.lo, sl.hi
+        ),
+        None => "?".into(),
+    }
+}
+
+fn headers(results: &[JobResult]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| {
+            if r.job.control {
+                format!("{} (control)", r.job.name)
+            } else {
+                r.job.name.clone()
+            }
+        })
+        .collect()
+}
+
+/// The side-by-side table for a terminal: metrics down, runs across.
+pub fn print_table(w: &mut dyn Write, results: &[JobResult]) -> io::Result<()> {
+    let rows = rows(results);
+    let heads = headers(results);
+    let label_w = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let widths: Vec<usize> = (0..results.len())
+        .map(|i| {
+            rows.iter()
+                .map(|(_, cells)| cells[i].chars().count())
+                .chain([heads[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    let mut line = pad("", label_w);
+    for (h, w) in heads.iter().zip(&widths) {
+        line.push_str("  ");
+        line.push_str(&pad(h, *w));
+    }
+    writeln!(w, "{}", line.trim_end())?;
+    let rule: usize = label_w + widths.iter().map(|w| w + 2).sum::<usize>();
+    writeln!(w, "{}", "─".repeat(rule))?;
+    for (label, cells) in &rows {
+        let mut line = pad(label, label_w);
+        for (c, w) in cells.iter().zip(&widths) {
+            line.push_str("  ");
+            line.push_str(&pad(c, *w));
+        }
+        writeln!(w, "{}", line.trim_end())?;
+    }
+    writeln!(w)?;
+    for (h, r) in heads.iter().zip(results) {
+        writeln!(w, "{h}: {}", r.summary.verdict.reason)?;
+    }
+    Ok(())
+}
+
+/// The same table in Markdown.
+pub fn markdown_table(w: &mut dyn Write, results: &[JobResult]) -> io::Result<()> {
+    let heads = headers(results);
+    writeln!(w, "| | {} |", heads.join(" | "))?;
+    writeln!(w, "|---|{}", "---|".repeat(heads.len()))?;
+    for (label, cells) in rows(results) {
+        writeln!(w, "| {label} | {} |", cells.join(" | "))?;
+    }
+    Ok(())
+}
+
+/// Writes `report.md`, `summary.json` and `memory.svg` into `dir`.
+pub fn write_all(dir: &Path, ctx: &Context, results: &[JobResult]) -> Result<(), String> {
+    let io_err =
+        |what: &str, e: io::Error| format!("cannot write {}: {e}", dir.join(what).display());
+
+    let lines: Vec<plot::Line<'_>> = results
+        .iter()
+        .map(|r| plot::Line {
+            label: format!(
+                "{} — {}",
+                headers(std::slice::from_ref(r))[0],
+                r.summary.verdict.class
+            ),
+            samples: &r.samples,
+            dashed: r.job.control,
+        })
+        .collect();
+    let title = match &ctx.server_latency {
+        Some(l) => format!("live heap vs requests ({} server latency)", l),
+        None => "live heap vs requests".to_string(),
+    };
+    plot::memory_svg(&dir.join("memory.svg"), &title, &lines)
+        .map_err(|e| format!("cannot draw memory.svg: {e}"))?;
+
+    let json = serde_json::json!({
+        "context": ctx,
+        "runs": results.iter().map(|r| serde_json::json!({
+            "name": r.job.name,
+            "control": r.job.control,
+            "command": r.command,
+            "jsonl": r.jsonl.file_name().map(|n| n.to_string_lossy().to_string()),
+            "log": r.log.file_name().map(|n| n.to_string_lossy().to_string()),
+            "summary": r.summary,
+        })).collect::<Vec<_>>(),
+    });
+    let mut f =
+        std::fs::File::create(dir.join("summary.json")).map_err(|e| io_err("summary.json", e))?;
+    serde_json::to_writer_pretty(&mut f, &json)
+        .map_err(|e| format!("cannot write summary.json: {e}"))?;
+    writeln!(f).map_err(|e| io_err("summary.json", e))?;
+
+    let mut md = Vec::new();
+    report_md(&mut md, ctx, results).map_err(|e| io_err("report.md", e))?;
+    std::fs::write(dir.join("report.md"), md).map_err(|e| io_err("report.md", e))?;
+    Ok(())
+}
+
+fn report_md(w: &mut dyn Write, ctx: &Context, results: &[JobResult]) -> io::Result<()> {
+    writeln!(w, "# leakprobe report\n")?;
+    writeln!(
+        w,
+        "Started {} against `{}`{}.\n",
+        ctx.started_at,
+        ctx.url,
+        match &ctx.server_latency {
+            Some(l) => format!(" (in-process latency server, {l} latency)"),
+            None => String::new(),
+        }
+    )?;
+    writeln!(w, "## Verdicts\n")?;
+    for (h, r) in headers(results).iter().zip(results) {
+        writeln!(
+            w,
+            "- **{h}: {}** — {}",
+            r.summary.verdict.class.as_str().to_uppercase(),
+            r.summary.verdict.reason
+        )?;
+    }
+    writeln!(w, "\n## Side by side\n")?;
+    markdown_table(w, results)?;
+    writeln!(w, "\n![live heap vs completed requests](memory.svg)\n")?;
+    writeln!(w, "## How to read this\n")?;
+    writeln!(
+        w,
+        "- **slope** is the robust (Theil–Sen) growth of live heap per completed request after warm-up, \
+         with its 95% interval; **growth per 1M requests** projects it.\n\
+         - **retained after idle** is live heap with every worker idle, minus the post-warm-up baseline.\n\
+         - **stable**: no growth beyond noise. **bounded**: grew, then levelled off (pools, caches). \
+         **leak**: keeps growing with requests. **rss-only**: the allocator keeps pages, the heap does not grow. \
+         **inconclusive**: not enough evidence; the reason says what to run.\n\
+         - A run marked *control* has a planted leak: it proves the detector on this machine.\n"
+    )?;
+    writeln!(w, "## Reproduce\n")?;
+    writeln!(w, "```sh\n{}\n```\n", ctx.command)?;
+    writeln!(
+        w,
+        "Each run, as executed (server address varies per run):\n"
+    )?;
+    writeln!(w, "```sh")?;
+    for r in results {
+        writeln!(w, "{}", r.command)?;
+    }
+    writeln!(w, "```\n")?;
+    writeln!(
+        w,
+        "Files: each run's samples (`<name>.jsonl`, one JSON object per line) and log (`<name>.log`), `summary.json`, `memory.svg`.\n"
+    )?;
+    let m = &ctx.machine;
+    writeln!(w, "## Machine\n")?;
+    writeln!(
+        w,
+        "{} {}, {} CPUs; leak-client {}, ureq {}, {}.",
+        m.os, m.arch, m.cpus, m.leak_client_version, m.ureq_version, m.rustc
+    )?;
+    Ok(())
+}
