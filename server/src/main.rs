@@ -1,1 +1,80 @@
-fn main() {}
+//! The `latency-server` binary: installs the counting allocator, parses flags, runs the
+//! server until Ctrl-C/SIGTERM, prints the final counters. All logic is in the library.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use latency_server::Server;
+use latency_server::cli::Cli;
+
+#[global_allocator]
+static ALLOC: heapmeter::MeteredAlloc =
+    heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    if let Some(limit) = cli.mem_limit {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if let Err(e) = ALLOC.set_limit(limit) {
+            log::error!("cannot set --mem-limit: {e:?}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let seed = cli.seed.unwrap_or_else(fresh_seed);
+    let config = cli.config(seed);
+    if cli.latency_random.is_some() || !config.jitter.is_zero() {
+        log::info!("seed {seed} (pass --seed {seed} to repeat these latencies)");
+    }
+    let grace = config.latency + config.jitter + Duration::from_secs(5);
+
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    let mut signals = 0u32;
+    if let Err(e) = ctrlc::set_handler(move || {
+        signals += 1;
+        if signals > 1 {
+            // A second Ctrl-C means "now".
+            std::process::exit(130);
+        }
+        let _ = stop_tx.try_send(());
+    }) {
+        log::warn!("no Ctrl-C/SIGTERM handler ({e}); stop with SIGKILL");
+    }
+
+    let server = match Server::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            log::error!("cannot start on {}: {e}", cli.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = stop_rx.recv();
+    log::info!(
+        "stopping: no new connections; waiting up to {} for requests in flight",
+        humantime::format_duration(grace)
+    );
+    let last = server.shutdown(grace);
+    log::info!(
+        "final: served {} | peak in flight {} | 503s {} | 400s {} | connections {} | uptime {}",
+        last.served,
+        last.peak_in_flight,
+        last.rejected_503,
+        last.bad_requests,
+        last.connections,
+        humantime::format_duration(Duration::from_millis(last.uptime_ms)),
+    );
+    ExitCode::SUCCESS
+}
+
+/// A seed that differs between runs: enough for jitter, and logged so a run can repeat.
+fn fresh_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (nanos as u64) ^ (u64::from(std::process::id()) << 32)
+}

@@ -1,0 +1,257 @@
+//! The `latency-server` command line: flags, their parsers and `--help`, turned once into
+//! a checked [`Config`]. The binary is the only caller; nothing else reads flags.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::Config;
+use crate::latency;
+
+const KNOBS_HELP: &str = "\
+QUERY KNOBS (any method, any path; unknown keys ignored; an invalid value gets 400 + a one-line reason):
+  status=CODE    answer with CODE (200..=599); 204 and 304 carry no body
+  bytes=N        body of exactly N bytes: the JSON padded with spaces, or cut short (N <= 1 GiB)
+  chunked=1      Transfer-Encoding: chunked instead of Content-Length
+  close=1        send `Connection: close`, then shut the socket down after the response
+  drop=1         after the latency, shut the socket down without any response (client sees EOF)
+  drip_ms=N      write the body in up to 16 slices, pausing N ms before each
+  latency_ms=N   this request's latency instead of --latency/--jitter (N <= 600000)
+  GET /__stats   counters as JSON, answered at once
+
+  e.g. curl -v 'http://127.0.0.1:8080/some/long/path?status=503&bytes=100000&chunked=1'
+
+HOW THIS DIFFERS FROM A HAND-WRITTEN SERVER (tiny_http underneath):
+  close=1 and drop=1 shut the socket down (FIN), they never reset it (RST).
+  Malformed request lines or headers get 400 from tiny_http, a request line over 64 KiB 414,
+  headers over 64 KiB 431; each closes the connection. Bodies over 1 MiB get 413 + close.
+  A connection silent for --idle-timeout (idle keep-alive, or a half-sent request) is closed
+  without a response; a request whose latency exceeds it is still answered, then closed.
+  Every open connection holds one thread; every request in flight holds one more.
+
+  RUST_LOG=debug (or trace) shows more; logs go to stderr.";
+
+/// A test server with simulated latency and misbehaviour knobs, for HTTP clients under load.
+///
+/// Answers any method on any path (long paths welcome) with a small JSON body such as
+/// {"seq":123,"path_len":1003,"latency_ms":100} after sleeping the latency. Each request in
+/// flight has its own thread, so N concurrent clients see about one latency, not N.
+/// Logs a line of counters and memory every --report-every; Ctrl-C or SIGTERM stops
+/// accepting, lets requests in flight finish and prints the final counters.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "latency-server", version, after_long_help = KNOBS_HELP)]
+pub struct Cli {
+    /// Address to listen on; port 0 picks a free port (the log says which). A non-loopback
+    /// address gets a warning.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Latency of every request, e.g. `100ms`, `1s`, `0s`.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub latency: Duration,
+
+    /// Uniform jitter: each request sleeps a draw from latency ± jitter (never below 0).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub jitter: Duration,
+
+    /// Draw one latency per process, uniformly from MIN..MAX, and use it for every request
+    /// (the original Express server did this with 100ms..300ms).
+    #[arg(
+        long,
+        value_name = "MIN..MAX",
+        value_parser = parse_range,
+        conflicts_with_all = ["latency", "jitter"]
+    )]
+    pub latency_random: Option<RangeInclusive<Duration>>,
+
+    /// Seed for --jitter and --latency-random; the same seed repeats the same latencies.
+    /// Default: a fresh seed, logged at start.
+    #[arg(long, value_name = "U64")]
+    pub seed: Option<u64>,
+
+    /// Most requests in flight at once (each holds a thread); past it the server answers
+    /// 503 with `Retry-After: 1` at once.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
+
+    /// Interval of the info line with requests served, rate, in flight, live heap and RSS;
+    /// `0s` turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub report_every: Duration,
+
+    /// Close a connection that sent nothing for this long (idle keep-alive or a half-sent
+    /// request); also the longest a blocked write waits.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// Hard cap on the server's heap, e.g. `512MiB`, `2GB`; an allocation past it aborts
+    /// the process. Default: no cap.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub mem_limit: Option<u64>,
+}
+
+impl Cli {
+    /// The server configuration these flags ask for, drawing `--latency-random` with `seed`.
+    pub fn config(&self, seed: u64) -> Config {
+        let latency = match &self.latency_random {
+            Some(range) => latency::draw_once(range, seed),
+            None => self.latency,
+        };
+        Config {
+            addr: self.addr,
+            latency,
+            jitter: if self.latency_random.is_some() {
+                Duration::ZERO
+            } else {
+                self.jitter
+            },
+            seed,
+            max_in_flight: self.max_in_flight as usize,
+            report_every: Some(self.report_every).filter(|d| !d.is_zero()),
+            idle_timeout: self.idle_timeout,
+            ..Config::default()
+        }
+    }
+}
+
+fn parse_range(s: &str) -> Result<RangeInclusive<Duration>, String> {
+    let (lo, hi) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected MIN..MAX such as 100ms..300ms, got {s:?}"))?;
+    let lo = humantime::parse_duration(lo.trim()).map_err(|e| format!("MIN: {e}"))?;
+    let hi = humantime::parse_duration(hi.trim().trim_start_matches('='))
+        .map_err(|e| format!("MAX: {e}"))?;
+    if lo > hi {
+        return Err(format!("MIN must not exceed MAX in {s:?}"));
+    }
+    Ok(lo..=hi)
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(1) {
+        return Err("must be at least 1ms".into());
+    }
+    Ok(d)
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bytes = parse_size::parse_size(s).map_err(|e| e.to_string())?;
+    if bytes < 1 << 20 {
+        return Err(format!(
+            "{bytes} bytes is too small to run the server (at least 1 MiB)"
+        ));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("latency-server").chain(args.iter().copied()))
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn defaults_match_the_library_defaults() {
+        let cli = parse(&[]).expect("no flags");
+        let config = cli.config(0);
+        let d = Config::default();
+        assert_eq!(config.addr, d.addr);
+        assert_eq!(config.latency, d.latency);
+        assert_eq!(config.jitter, d.jitter);
+        assert_eq!(config.max_in_flight, d.max_in_flight);
+        assert_eq!(config.report_every, d.report_every);
+        assert_eq!(config.idle_timeout, d.idle_timeout);
+        assert_eq!(cli.mem_limit, None);
+    }
+
+    #[test]
+    fn flags_with_units() {
+        let cli = parse(&[
+            "--addr",
+            "127.0.0.1:0",
+            "--latency",
+            "50ms",
+            "--jitter",
+            "1s",
+            "--max-in-flight",
+            "10",
+            "--report-every",
+            "0s",
+            "--idle-timeout",
+            "2s",
+            "--mem-limit",
+            "512MiB",
+            "--seed",
+            "7",
+        ])
+        .expect("valid flags");
+        let config = cli.config(cli.seed.unwrap_or_default());
+        assert_eq!(config.addr.port(), 0);
+        assert_eq!(config.latency, 50 * MS);
+        assert_eq!(config.jitter, 1000 * MS);
+        assert_eq!(config.max_in_flight, 10);
+        assert_eq!(config.report_every, None);
+        assert_eq!(config.idle_timeout, 2000 * MS);
+        assert_eq!(config.seed, 7);
+        assert_eq!(cli.mem_limit, Some(512 << 20));
+    }
+
+    #[test]
+    fn latency_random_draws_once_in_range() {
+        let cli = parse(&["--latency-random", "100ms..300ms"]).expect("range");
+        for seed in 0..20 {
+            let config = cli.config(seed);
+            assert!((100 * MS..=300 * MS).contains(&config.latency));
+            assert_eq!(config.jitter, Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error() {
+        let table: &[&[&str]] = &[
+            &["--latency", "fast"],
+            &["--latency-random", "300ms..100ms"],
+            &["--latency-random", "100ms"],
+            &["--latency-random", "1ms..2ms", "--latency", "5ms"],
+            &["--latency-random", "1ms..2ms", "--jitter", "5ms"],
+            &["--max-in-flight", "0"],
+            &["--mem-limit", "lots"],
+            &["--mem-limit", "10KiB"],
+            &["--addr", "localhost"],
+            &["--idle-timeout", "0s"],
+            &["--frobnicate"],
+        ];
+        for args in table {
+            let err = parse(args).expect_err(&format!("{args:?} must fail"));
+            assert_ne!(err.kind(), ErrorKind::DisplayHelp);
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_documents_every_knob() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for word in [
+            "status=",
+            "bytes=",
+            "chunked=",
+            "close=",
+            "drop=",
+            "drip_ms=",
+            "latency_ms=",
+            "/__stats",
+            "--mem-limit",
+        ] {
+            assert!(help.contains(word), "--help lacks {word}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The checked server configuration ([`Config`]) that [`crate::Server::start`] takes; parsing
+//! flags into it lives in `cli`, and nothing else reads flags or the environment.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Everything [`crate::Server::start`] needs. Build it with struct-update syntax:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = latency_server::Config {
+///     addr: "127.0.0.1:0".parse().unwrap(),
+///     latency: Duration::from_millis(50),
+///     ..latency_server::Config::default()
+/// };
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on. Port 0 picks a free port: read it back with
+    /// [`crate::RunningServer::addr`].
+    pub addr: SocketAddr,
+    /// How long every request sleeps before it is answered (`?latency_ms=N` overrides it).
+    pub latency: Duration,
+    /// Each request sleeps a uniform draw from `latency ± jitter` (never below zero).
+    pub jitter: Duration,
+    /// Seed of the jitter generator: the same seed gives the same sequence of latencies.
+    pub seed: u64,
+    /// Requests sleeping or being answered at once, at most; past it the server answers
+    /// `503` with `Retry-After` at once. Each one holds a worker thread.
+    pub max_in_flight: usize,
+    /// How often to log a one-line report at info level; `None` logs none.
+    pub report_every: Option<Duration>,
+    /// How long a connection may stay silent (idle keep-alive, or a request head written
+    /// half-way) before the server closes it; also bounds each blocked write.
+    pub idle_timeout: Duration,
+    /// How long an idle worker thread waits for work before it exits.
+    pub worker_idle: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            latency: Duration::from_millis(100),
+            jitter: Duration::ZERO,
+            seed: 0,
+            max_in_flight: 4096,
+            report_every: Some(Duration::from_secs(1)),
+            idle_timeout: Duration::from_secs(60),
+            worker_idle: Duration::from_secs(10),
+        }
+    }
+}
