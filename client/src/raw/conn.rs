@@ -189,6 +189,7 @@ impl fmt::Debug for RawClient {
 }
 
 impl RawClient {
+    /// A client for one worker thread. Nothing is connected or resolved until the first `get`.
     pub fn new(cfg: VariantConfig) -> RawClient {
         RawClient {
             cfg,
