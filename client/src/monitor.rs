@@ -111,14 +111,15 @@ pub fn channel() -> (Sender<Msg>, Receiver<Msg>) {
 
 impl Monitor {
     /// Runs until `Msg::Finish` (or every sender is gone). `baseline` is the start sample,
-    /// already taken by the controller with every worker built and idle.
+    /// taken by the controller with every worker built and idle and `series` (allocated and
+    /// written once up front, see [`Series::with_capacity`]) already in place.
     pub fn run(
         mut self,
         counters: &Counters,
         rx: Receiver<Msg>,
+        mut series: Series,
         baseline: Sample,
     ) -> MonitorOutput {
-        let mut series = Series::with_capacity(SERIES_CAPACITY);
         let mut line = Vec::with_capacity(512);
         let mut jsonl_error = None;
         let mut rss_peak = baseline.rss;

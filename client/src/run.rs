@@ -216,6 +216,11 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     }
     drop(shared_ureq);
     let workers = handles.len();
+    // Each worker reports once its own buffers exist; then the baseline below includes them.
+    for _ in 0..workers {
+        let _ = done_rx.recv();
+    }
+    let series = crate::sample::Series::with_capacity(monitor::SERIES_CAPACITY);
 
     // The baseline: every worker built and idle, no request sent yet.
     let baseline = counters.sample(SampleKind::Start, true);
@@ -237,7 +242,7 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     let mon_counters = counters.clone();
     let monitor = std::thread::Builder::new()
         .name("monitor".into())
-        .spawn(move || mon.run(&mon_counters, mon_rx, baseline));
+        .spawn(move || mon.run(&mon_counters, mon_rx, series, baseline));
     let monitor = match monitor {
         Ok(m) => m,
         Err(e) => panic!("cannot start the monitor thread: {e}"),
@@ -392,6 +397,7 @@ impl Worker {
         let mut hist = new_histogram();
         let mut url = String::with_capacity(self.urls.max_len());
         let mut warned = [false; ErrorKind::ALL.len()];
+        let _ = self.done.send(());
         while let Ok(order) = orders.recv() {
             let Order::Round { index, started } = order else {
                 break;

@@ -66,10 +66,26 @@ pub struct Series {
 }
 
 impl Series {
+    /// Allocates the whole buffer and writes every slot once, so that filling it later changes
+    /// neither the live heap nor the resident set the run is measuring.
     pub fn with_capacity(capacity: usize) -> Series {
-        Series {
-            samples: Vec::with_capacity(capacity.max(16)),
-        }
+        let filler = Sample {
+            t_ms: u64::MAX,
+            kind: SampleKind::Interval,
+            round: 0,
+            requests: 0,
+            ok: 0,
+            errors: 0,
+            live: 0,
+            peak: 0,
+            allocs: 0,
+            allocated_bytes: 0,
+            rss: None,
+            connections: 0,
+        };
+        let mut samples = vec![filler; capacity.max(16)];
+        samples.clear();
+        Series { samples }
     }
 
     /// Adds a sample; returns `true` when the series was thinned to make room (so the sampler

@@ -138,10 +138,15 @@ pub fn reset_peak() {
 }
 
 /// Resident set size of this process in bytes, from `/proc/self/statm`; `None` where that file
-/// does not exist or cannot be parsed (non-Linux).
+/// does not exist or cannot be parsed (non-Linux). Allocates nothing, so reading it does not
+/// disturb the heap being measured.
 pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    use std::io::Read;
+    let mut buf = [0u8; 128];
+    let mut file = std::fs::File::open("/proc/self/statm").ok()?;
+    let n = file.read(&mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let resident_pages: u64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
     Some(resident_pages * page_size())
 }
 

@@ -2,7 +2,8 @@
 //! harness allocates too, so the test measures a difference, on one thread).
 
 #[global_allocator]
-static ALLOC: heapmeter::MeteredAlloc = heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
+static ALLOC: heapmeter::MeteredAlloc =
+    heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
 
 #[test]
 fn counts_live_bytes_allocations_and_the_cap() {
@@ -21,11 +22,26 @@ fn counts_live_bytes_allocations_and_the_cap() {
     drop(kept);
     let after = heapmeter::snapshot();
     let residue = after.live as i64 - before.live as i64;
-    assert!(residue.abs() < 1024, "live did not return to baseline: {residue}");
+    assert!(
+        residue.abs() < 1024,
+        "live did not return to baseline: {residue}"
+    );
     assert!(after.frees - before.frees >= 101);
 
+    // Reading RSS must not disturb what it measures.
+    let _ = heapmeter::rss_bytes();
+    let before_rss = heapmeter::snapshot().allocs;
+    assert!(heapmeter::rss_bytes().is_some());
+    assert_eq!(
+        heapmeter::snapshot().allocs,
+        before_rss,
+        "rss_bytes allocated"
+    );
+
     // The cap refuses what would cross it; `try_reserve` turns that into an error, not an abort.
-    ALLOC.set_limit(ALLOC.allocated() + 64 * 1024).expect("limit above usage");
+    ALLOC
+        .set_limit(ALLOC.allocated() + 64 * 1024)
+        .expect("limit above usage");
     let mut big: Vec<u8> = Vec::new();
     assert!(big.try_reserve_exact(1024 * 1024).is_err());
     ALLOC.set_limit(usize::MAX).expect("raise limit");
