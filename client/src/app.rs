@@ -101,14 +101,374 @@ pub fn run_variant(variant: VariantName, args: RunArgs, alloc: &dyn Cap) -> u8 {
     exit::OK
 }
 
-/// `leak-client compare` (wired in once the embeddable server lands).
-pub fn compare(_args: CompareArgs) -> u8 {
-    eprintln!("error: compare is not available yet");
-    exit::FAILURE
+/// A running in-process latency server, or the user's own `--url`.
+struct Target {
+    url: String,
+    latency: Option<Duration>,
+    server: Option<latency_server::RunningServer>,
 }
 
-/// `leak-client calibrate` (wired in once the embeddable server lands).
-pub fn calibrate(_args: CalibrateArgs) -> u8 {
-    eprintln!("error: calibrate is not available yet");
-    exit::FAILURE
+impl Target {
+    fn start(url: Option<&crate::workload::Target>, latency: Duration) -> Result<Target, String> {
+        if let Some(url) = url {
+            return Ok(Target {
+                url: url.to_string(),
+                latency: None,
+                server: None,
+            });
+        }
+        let config = latency_server::Config {
+            addr: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            latency,
+            // The orchestrator's own log would tear the progress bars; the runs have theirs.
+            report_every: None,
+            ..latency_server::Config::default()
+        };
+        let server = latency_server::Server::start(config)
+            .map_err(|e| format!("cannot start the latency server: {e}"))?;
+        Ok(Target {
+            url: format!("http://{}/", server.addr()),
+            latency: Some(latency),
+            server: Some(server),
+        })
+    }
+
+    fn stop(self) {
+        if let Some(s) = self.server {
+            s.shutdown(Duration::from_secs(2));
+        }
+    }
+}
+
+/// The workload flags every child of `compare` gets.
+fn workload_args(a: &CompareArgs) -> Vec<String> {
+    let d = |d: Duration| humantime::format_duration(d).to_string();
+    let mut v: Vec<String> = vec![
+        "--requests".into(),
+        a.requests.to_string(),
+        "--rounds".into(),
+        a.rounds.to_string(),
+        "--pause".into(),
+        d(a.pause),
+        "--linger".into(),
+        d(a.linger),
+        "--concurrency".into(),
+        a.concurrency.to_string(),
+        "--path-len".into(),
+        a.path_len.to_string(),
+        "--think".into(),
+        d(a.think),
+        "--timeout".into(),
+        d(a.timeout),
+        "--seed".into(),
+        a.seed.to_string(),
+        "--body".into(),
+        match a.body {
+            crate::variant::BodyMode::Read => "read".into(),
+            crate::variant::BodyMode::Skip => "skip".into(),
+        },
+    ];
+    if a.library_defaults {
+        v.push("--library-defaults".into());
+    }
+    v
+}
+
+/// `--preset original`: the original investigation's workload; the server latency is drawn
+/// once between 100 and 300 ms from the seed, as the original Express server drew it once.
+fn apply_preset(mut a: CompareArgs) -> CompareArgs {
+    if let Some(Preset::Original) = a.preset {
+        use rand::{Rng, SeedableRng};
+        a.concurrency = 1;
+        a.think = Duration::from_millis(5);
+        a.requests = 10_000;
+        a.rounds = 1;
+        a.path_len = 1000;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+        a.latency = Duration::from_millis(rng.gen_range(100..=300));
+    }
+    a
+}
+
+fn now_utc() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("leak-client {}", crate::compare::shell_words(&args))
+}
+
+/// `leak-client compare`.
+pub fn compare(args: CompareArgs) -> u8 {
+    let args = apply_preset(args);
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("error: cannot create {}: {e}", args.out.display());
+        return exit::FAILURE;
+    }
+    let target = match Target::start(args.url.as_ref(), args.latency) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let common = workload_args(&args);
+    let total = Some(args.requests * u64::from(args.rounds));
+    let mut jobs: Vec<Job> = args
+        .variants
+        .iter()
+        .map(|v| Job {
+            name: v.as_str().into(),
+            variant: *v,
+            args: common.clone(),
+            control: false,
+            total_requests: total,
+        })
+        .collect();
+    if args.control {
+        let mut a = common.clone();
+        a.extend(["--inject-leak".into(), CONTROL_LEAK.to_string()]);
+        jobs.push(Job {
+            name: "raw+leak".into(),
+            variant: VariantName::Raw,
+            args: a,
+            control: true,
+            total_requests: total,
+        });
+    }
+    eprintln!(
+        "leakprobe: {} run(s) of {} requests × {} round(s), concurrency {}, {}-char paths, against {}{}",
+        jobs.len(),
+        crate::units::count(args.requests),
+        args.rounds,
+        args.concurrency,
+        args.path_len,
+        target.url,
+        target
+            .latency
+            .map(|l| format!(" (server latency {})", humantime::format_duration(l)))
+            .unwrap_or_default()
+    );
+    let mut results = Vec::new();
+    let mut failed = false;
+    for job in &jobs {
+        let t0 = Instant::now();
+        match crate::compare::run_job(job, &target.url, &args.out) {
+            Ok(r) => {
+                eprintln!(
+                    "{:>9}: {} requests in {}, verdict {}",
+                    job.name,
+                    crate::units::count(r.summary.requests),
+                    crate::compare::took(t0),
+                    r.summary.verdict.class.as_str().to_uppercase()
+                );
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    let ctx = Context {
+        command: command_line(),
+        url: target.url.clone(),
+        server_latency: target
+            .latency
+            .map(|l| humantime::format_duration(l).to_string()),
+        started_at: now_utc(),
+        machine: Machine::detect(),
+    };
+    target.stop();
+    if results.is_empty() {
+        return exit::FAILURE;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout);
+    let _ = crate::report::print_table(&mut stdout, &results);
+    if let Err(e) = crate::report::write_all(&args.out, &ctx, &results) {
+        eprintln!("error: {e}");
+        return exit::FAILURE;
+    }
+    let _ = writeln!(
+        stdout,
+        "\nreport: {}  plot: {}  data: {}",
+        args.out.join("report.md").display(),
+        args.out.join("memory.svg").display(),
+        args.out.join("summary.json").display()
+    );
+    let _ = stdout.flush();
+    let control_missed = results
+        .iter()
+        .any(|r| r.job.control && r.summary.verdict.class != Class::Leak);
+    if control_missed {
+        eprintln!(
+            "error: the planted leak was NOT judged a leak: the detector cannot be trusted on this run (see report.md)"
+        );
+        return exit::FAILURE;
+    }
+    if failed {
+        return exit::FAILURE;
+    }
+    if args.fail_on_leak
+        && results
+            .iter()
+            .any(|r| !r.job.control && r.summary.verdict.class == Class::Leak)
+    {
+        return exit::LEAK;
+    }
+    exit::OK
+}
+
+/// Bytes per request the `--control` run retains.
+pub const CONTROL_LEAK: u64 = 1024;
+
+/// One calibration case and what it must be judged.
+#[derive(Debug)]
+struct Case {
+    job: Job,
+    injected: u64,
+    expect_leak: bool,
+    /// A capped cache: must be judged `bounded`.
+    expect_bounded: bool,
+}
+
+/// `leak-client calibrate`: the detector's accuracy sweep on this machine.
+pub fn calibrate(args: CalibrateArgs) -> u8 {
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        eprintln!("error: cannot create {}: {e}", args.out.display());
+        return exit::FAILURE;
+    }
+    let target = match Target::start(None, Duration::from_millis(1)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let common: Vec<String> = vec![
+        "--requests".into(),
+        args.requests.to_string(),
+        "--concurrency".into(),
+        args.concurrency.to_string(),
+        "--linger".into(),
+        "200ms".into(),
+    ];
+    let job = |variant: VariantName, name: String, extra: &[String]| {
+        let mut a = common.clone();
+        a.extend(extra.iter().cloned());
+        Job {
+            name,
+            variant,
+            args: a,
+            control: false,
+            total_requests: Some(args.requests),
+        }
+    };
+    let mut cases = Vec::new();
+    for &v in &args.variants {
+        cases.push(Case {
+            job: job(v, format!("{}-clean", v.as_str()), &[]),
+            injected: 0,
+            expect_leak: false,
+            expect_bounded: false,
+        });
+        for &b in &args.sizes {
+            cases.push(Case {
+                job: job(
+                    v,
+                    format!("{}-leak{b}", v.as_str()),
+                    &["--inject-leak".into(), b.to_string()],
+                ),
+                injected: b,
+                expect_leak: true,
+                expect_bounded: false,
+            });
+        }
+        // A cache of 1 KiB per request capped after a fifth of the run: grows, then levels off.
+        let cap = (args.requests / 5).max(1) * 1024;
+        cases.push(Case {
+            job: job(
+                v,
+                format!("{}-cache", v.as_str()),
+                &[
+                    "--inject-leak".into(),
+                    "1024".into(),
+                    "--inject-cap".into(),
+                    cap.to_string(),
+                ],
+            ),
+            injected: 1024,
+            expect_leak: false,
+            expect_bounded: true,
+        });
+    }
+    eprintln!(
+        "leakprobe calibrate: {} cases of {} requests at concurrency {} against {}",
+        cases.len(),
+        crate::units::count(args.requests),
+        args.concurrency,
+        target.url
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<16} {:>9} {:>10} {:>12} {:>12} {:>8}  {}",
+        "case", "injected", "expected", "detected", "slope B/req", "error", "result"
+    );
+    let mut failures = 0;
+    for case in &cases {
+        let r = match crate::compare::run_job(&case.job, &target.url, &args.out) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(out, "{:<16} error: {e}", case.job.name);
+                failures += 1;
+                continue;
+            }
+        };
+        let v = &r.summary.verdict;
+        let slope = v.slope.map_or(f64::NAN, |s| s.bytes_per_request);
+        let (expected, ok, error) = if case.expect_leak {
+            let b = case.injected as f64;
+            let tolerance = (b * 0.10).max(2.0);
+            let ok = v.class == Class::Leak && (slope - b).abs() <= tolerance;
+            ("leak", ok, format!("{:+.1}%", (slope - b) / b * 100.0))
+        } else if case.expect_bounded {
+            ("bounded", v.class == Class::Bounded, "-".to_string())
+        } else {
+            (
+                "stable|bounded",
+                matches!(v.class, Class::Stable | Class::Bounded),
+                "-".to_string(),
+            )
+        };
+        if !ok {
+            failures += 1;
+        }
+        let _ = writeln!(
+            out,
+            "{:<16} {:>9} {:>10} {:>12} {:>12.1} {:>8}  {}",
+            case.job.name,
+            case.injected,
+            expected,
+            v.class.as_str(),
+            slope,
+            error,
+            if ok { "PASS" } else { "FAIL" }
+        );
+        let _ = out.flush();
+    }
+    target.stop();
+    let _ = writeln!(
+        out,
+        "{} passed, {} failed",
+        cases.len() - failures,
+        failures
+    );
+    if failures > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
 }

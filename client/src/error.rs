@@ -87,7 +87,9 @@ pub fn kind_of_io(e: &std::io::Error) -> ErrorKind {
         K::ConnectionRefused | K::AddrNotAvailable | K::HostUnreachable | K::NetworkUnreachable => {
             ErrorKind::Connect
         }
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => ErrorKind::Reset,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            ErrorKind::Reset
+        }
         K::InvalidData => ErrorKind::Malformed,
         _ => ErrorKind::Other,
     }

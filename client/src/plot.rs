@@ -50,7 +50,7 @@ pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), St
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("completed requests")
+        .x_desc("completed requests   (● = reading with every worker idle)")
         .y_desc("live heap (MiB)")
         .x_label_formatter(&|x| crate::units::count(*x))
         .y_label_formatter(&|y| format!("{y:.2}"))

@@ -62,8 +62,8 @@ impl Machine {
     }
 }
 
-/// The ureq version this binary was built with (from Cargo.lock, via the build's metadata).
-const UREQ_VERSION: &str = "3.x";
+/// The ureq version this binary was built with (read from Cargo.lock by `build.rs`).
+const UREQ_VERSION: &str = env!("LEAKPROBE_UREQ_VERSION");
 
 /// One table row: a label and one cell per run.
 type Row = (&'static str, Vec<String>);
