@@ -190,6 +190,13 @@ fn apply_preset(mut a: CompareArgs) -> CompareArgs {
     a
 }
 
+/// This executable, which runs each measured variant as a child.
+fn this_exe() -> Option<std::path::PathBuf> {
+    std::env::current_exe()
+        .map_err(|e| eprintln!("error: cannot find this executable to run the variants: {e}"))
+        .ok()
+}
+
 fn now_utc() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
@@ -202,6 +209,9 @@ fn command_line() -> String {
 /// `leak-client compare`.
 pub fn compare(args: CompareArgs) -> u8 {
     let args = apply_preset(args);
+    let Some(exe) = this_exe() else {
+        return exit::FAILURE;
+    };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         eprintln!("error: cannot create {}: {e}", args.out.display());
         return exit::FAILURE;
@@ -254,7 +264,7 @@ pub fn compare(args: CompareArgs) -> u8 {
     let mut failed = false;
     for job in &jobs {
         let t0 = Instant::now();
-        match crate::compare::run_job(job, &target.url, &args.out) {
+        match crate::compare::run_job(&exe, job, &target.url, &args.out) {
             Ok(r) => {
                 eprintln!(
                     "{:>9}: {} requests in {}, verdict {}",
@@ -336,6 +346,9 @@ struct Case {
 
 /// `leak-client calibrate`: the detector's accuracy sweep on this machine.
 pub fn calibrate(args: CalibrateArgs) -> u8 {
+    let Some(exe) = this_exe() else {
+        return exit::FAILURE;
+    };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         eprintln!("error: cannot create {}: {e}", args.out.display());
         return exit::FAILURE;
@@ -419,7 +432,7 @@ pub fn calibrate(args: CalibrateArgs) -> u8 {
     );
     let mut failures = 0;
     for case in &cases {
-        let r = match crate::compare::run_job(&case.job, &target.url, &args.out) {
+        let r = match crate::compare::run_job(&exe, &case.job, &target.url, &args.out) {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(out, "{:<16} error: {e}", case.job.name);

@@ -62,10 +62,10 @@ impl std::fmt::Display for JobError {
 
 impl std::error::Error for JobError {}
 
-/// Runs `job` against `url` as a child process of this executable, writing
-/// `<out>/<name>.jsonl` and `<out>/<name>.log`, with a progress bar on stderr (hidden when
-/// stderr is not a terminal).
-pub fn run_job(job: &Job, url: &str, out: &Path) -> Result<JobResult, JobError> {
+/// Runs `job` against `url` as a child process of `exe` (a `leak-client` binary: normally this
+/// one), writing `<out>/<name>.jsonl` and `<out>/<name>.log`, with a progress bar on stderr
+/// (hidden when stderr is not a terminal).
+pub fn run_job(exe: &Path, job: &Job, url: &str, out: &Path) -> Result<JobResult, JobError> {
     let jsonl = out.join(format!("{}.jsonl", job.name));
     let log = out.join(format!("{}.log", job.name));
     let fail = |why: String| JobError {
@@ -73,8 +73,6 @@ pub fn run_job(job: &Job, url: &str, out: &Path) -> Result<JobResult, JobError> 
         why,
         log: log.clone(),
     };
-    let exe =
-        std::env::current_exe().map_err(|e| fail(format!("cannot find this executable: {e}")))?;
     let mut args: Vec<String> = vec![job.variant.as_str().into(), "--url".into(), url.into()];
     args.extend(job.args.iter().cloned());
     args.extend([
@@ -86,7 +84,7 @@ pub fn run_job(job: &Job, url: &str, out: &Path) -> Result<JobResult, JobError> 
     let log_file =
         File::create(&log).map_err(|e| fail(format!("cannot create {}: {e}", log.display())))?;
 
-    let mut child = Command::new(&exe)
+    let mut child = Command::new(exe)
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

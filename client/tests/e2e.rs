@@ -1,0 +1,267 @@
+//! Both variants end to end against the in-process latency server on port 0: the workload, the
+//! server's misbehaviour knobs, and the summary. (Heap figures are checked in the per-file heap
+//! tests, which install the counting allocator; this harness does not.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use latency_server::{Config, RunningServer, Server};
+use leak_client::cli::{Cli, Command, RunArgs, VariantName};
+use leak_client::run::{self, Stop, StopReason};
+use leak_client::summary::Summary;
+
+fn server(latency_ms: u64) -> RunningServer {
+    Server::start(Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        latency: Duration::from_millis(latency_ms),
+        report_every: None,
+        ..Config::default()
+    })
+    .expect("server starts")
+}
+
+fn args(url: &str, extra: &[&str]) -> RunArgs {
+    let mut argv = vec!["leak-client", "raw", "--url", url, "--report-every", "10s"];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv).expect("valid flags").command {
+        Command::Raw(a) => a,
+        _ => unreachable!("parsed as raw"),
+    }
+}
+
+fn run_summary(variant: VariantName, url: &str, extra: &[&str]) -> Summary {
+    let out = run::run(variant, args(url, extra), Stop::new()).expect("run starts");
+    out.summary()
+}
+
+const VARIANTS: [VariantName; 2] = [VariantName::Ureq, VariantName::Raw];
+
+#[test]
+fn every_request_with_a_unique_1000_char_path_succeeds() {
+    let srv = server(2);
+    for v in VARIANTS {
+        let before = srv.stats();
+        let s = run_summary(v, &srv.url(), &["--requests", "300", "--concurrency", "4"]);
+        assert_eq!((s.ok, s.errors, s.requests), (300, 0, 300), "{v:?}: {s:?}");
+        assert_eq!(s.stopped_by, StopReason::Requests);
+        assert_eq!(s.path_len, 1000);
+        assert!(
+            s.connections_opened >= 1 && s.connections_opened <= 8,
+            "{v:?} reused connections: {}",
+            s.connections_opened
+        );
+        assert!(
+            s.latency_ms.p50 >= 2.0,
+            "{v:?}: server latency shows in p50 {}",
+            s.latency_ms.p50
+        );
+        assert!(s.body_bytes > 300 * 20, "{v:?} read the JSON bodies");
+        let after = srv.stats();
+        assert_eq!(
+            after.served - before.served,
+            300,
+            "{v:?}: the server saw every request"
+        );
+    }
+}
+
+#[test]
+fn body_skip_drops_responses_unread_and_still_counts_them_ok() {
+    let srv = server(0);
+    for v in VARIANTS {
+        let s = run_summary(
+            v,
+            &format!("{}/?bytes=100000", srv.url()),
+            &["--requests", "50", "--body", "skip", "-c", "2"],
+        );
+        assert_eq!((s.ok, s.errors), (50, 0), "{v:?}: {s:?}");
+        assert!(s.body_bytes < 50 * 100_000, "{v:?} did not read every body");
+    }
+}
+
+#[test]
+fn server_knobs_give_the_documented_outcomes() {
+    let srv = server(0);
+    let base = srv.url();
+    for v in VARIANTS {
+        let s = run_summary(
+            v,
+            &format!("{base}/?status=503"),
+            &["--requests", "20", "-c", "2"],
+        );
+        assert_eq!((s.ok, s.errors), (0, 20), "{v:?} status=503");
+        assert_eq!(s.errors_by_kind.get("status"), Some(&20), "{v:?}");
+
+        let s = run_summary(
+            v,
+            &format!("{base}/?chunked=1&bytes=5000"),
+            &["--requests", "20", "-c", "2"],
+        );
+        assert_eq!(
+            (s.ok, s.errors, s.body_bytes),
+            (20, 0, 20 * 5000),
+            "{v:?} chunked"
+        );
+
+        let s = run_summary(
+            v,
+            &format!("{base}/?bytes=70000"),
+            &["--requests", "20", "-c", "2"],
+        );
+        assert_eq!((s.ok, s.body_bytes), (20, 20 * 70_000), "{v:?} bytes");
+
+        let s = run_summary(
+            v,
+            &format!("{base}/?close=1"),
+            &["--requests", "20", "-c", "1"],
+        );
+        assert_eq!((s.ok, s.errors), (20, 0), "{v:?} close");
+        assert_eq!(
+            s.connections_opened, 20,
+            "{v:?}: Connection: close means a new connection per request"
+        );
+
+        let s = run_summary(
+            v,
+            &format!("{base}/?drop=1"),
+            &["--requests", "6", "-c", "1", "--timeout", "5s"],
+        );
+        assert_eq!((s.ok, s.errors), (0, 6), "{v:?} drop: {s:?}");
+        assert!(
+            s.errors_by_kind
+                .keys()
+                .all(|k| k == "reset" || k == "malformed"),
+            "{v:?} drop is a reset: {:?}",
+            s.errors_by_kind
+        );
+    }
+}
+
+#[test]
+fn a_slow_server_is_a_timeout_error_not_a_hang() {
+    let srv = server(0);
+    for v in VARIANTS {
+        let s = run_summary(
+            v,
+            &format!("{}/?latency_ms=3000", srv.url()),
+            &["--requests", "2", "-c", "2", "--timeout", "300ms"],
+        );
+        assert_eq!((s.ok, s.errors), (0, 2), "{v:?}");
+        assert_eq!(
+            s.errors_by_kind.get("timeout"),
+            Some(&2),
+            "{v:?}: {:?}",
+            s.errors_by_kind
+        );
+    }
+}
+
+#[test]
+fn duration_rounds_and_a_stop_request_end_the_run() {
+    let srv = server(1);
+    let s = run_summary(
+        VariantName::Raw,
+        &srv.url(),
+        &["--duration", "300ms", "--rounds", "2", "--pause", "100ms"],
+    );
+    assert_eq!(s.stopped_by, StopReason::Duration);
+    assert_eq!(s.rounds, 2);
+    assert!(s.ok > 10 && s.errors == 0, "{s:?}");
+
+    // No --requests and no --duration: runs until stopped, like the original endless loop.
+    let stop = Stop::new();
+    let stopper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.request(StopReason::Signal);
+        })
+    };
+    let out = run::run(VariantName::Ureq, args(&srv.url(), &[]), stop).expect("runs");
+    stopper.join().expect("stopper");
+    let s = out.summary();
+    assert_eq!(s.stopped_by, StopReason::Signal);
+    assert!(s.ok > 10, "{s:?}");
+}
+
+#[test]
+fn the_summary_json_carries_the_documented_keys() {
+    let srv = server(0);
+    let s = run_summary(
+        VariantName::Raw,
+        &srv.url(),
+        &["--requests", "100", "--rate", "2000"],
+    );
+    let mut buf = Vec::new();
+    s.print_json(&mut buf).expect("writes");
+    let v: serde_json::Value = serde_json::from_slice(&buf).expect("one JSON object");
+    for key in [
+        "variant",
+        "ok",
+        "errors",
+        "errors_by_kind",
+        "rps",
+        "latency_ms",
+        "memory",
+        "stopped_by",
+        "verdict",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["variant"], "raw");
+    assert_eq!(v["ok"], 100);
+    assert!(v["latency_ms"]["p99"].as_f64().is_some());
+    assert!(v["verdict"]["class"].is_string());
+    let mut human = Vec::new();
+    s.print_human(&mut human).expect("writes");
+    let human = String::from_utf8(human).expect("utf-8");
+    assert!(human.contains("100 ok, 0 errors of 100"), "{human}");
+    assert!(human.contains("verdict"), "{human}");
+}
+
+#[test]
+fn the_jsonl_file_has_one_parseable_sample_per_line() {
+    let srv = server(0);
+    let dir = std::env::temp_dir().join(format!("leakprobe-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("raw.jsonl");
+    let p = path.to_str().expect("utf-8 path");
+    let s = run_summary(
+        VariantName::Raw,
+        &srv.url(),
+        &[
+            "--requests",
+            "400",
+            "--sample-every",
+            "20",
+            "--jsonl",
+            p,
+            "--rounds",
+            "2",
+            "--pause",
+            "50ms",
+        ],
+    );
+    let samples = leak_client::compare::read_samples(&path).expect("readable");
+    let text = std::fs::read_to_string(&path).expect("readable");
+    assert_eq!(samples.len(), text.lines().count(), "every line parses");
+    assert_eq!(samples[0].kind, leak_client::sample::SampleKind::Start);
+    let requests: Vec<u64> = samples
+        .iter()
+        .filter(|s| s.kind == leak_client::sample::SampleKind::Request)
+        .map(|s| s.requests)
+        .collect();
+    assert!(
+        requests.len() >= 30,
+        "a sample every 20 of 800 requests: {}",
+        requests.len()
+    );
+    let quiescent = samples
+        .iter()
+        .filter(|s| s.kind == leak_client::sample::SampleKind::Quiescent)
+        .count();
+    assert!(quiescent >= 2, "one quiescent reading per round");
+    assert_eq!(s.ok, 800);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,64 @@
+//! A clean run through the real allocator: both variants against the in-process server, no
+//! injection, judged not `leak` (false positives are worse than a slow verdict). One heap test
+//! per file: this binary installs the counting allocator, as `leak-client` does.
+
+use std::time::Duration;
+
+use clap::Parser;
+use leak_client::cli::{Cli, Command, VariantName};
+use leak_client::run::{self, Stop};
+use leak_client::verdict::Class;
+
+#[global_allocator]
+static ALLOC: heapmeter::MeteredAlloc =
+    heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
+
+#[test]
+fn clean_runs_of_both_variants_are_not_judged_leaks() {
+    let srv = latency_server::Server::start(latency_server::Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        latency: Duration::ZERO,
+        report_every: None,
+        ..latency_server::Config::default()
+    })
+    .expect("server");
+    let url = srv.url();
+    for (variant, name) in [(VariantName::Raw, "raw"), (VariantName::Ureq, "ureq")] {
+        let argv = [
+            "leak-client",
+            name,
+            "--url",
+            &url,
+            "--requests",
+            "2000",
+            "--rounds",
+            "2",
+            "--pause",
+            "50ms",
+            "--concurrency",
+            "4",
+            "--sample-every",
+            "5",
+            "--report-every",
+            "10s",
+        ];
+        let args = match Cli::try_parse_from(argv).expect("flags").command {
+            Command::Raw(a) | Command::Ureq(a) => a,
+            _ => unreachable!("a run command"),
+        };
+        let s = run::run(variant, args, Stop::new())
+            .expect("runs")
+            .summary();
+        assert_eq!((s.ok, s.errors), (4000, 0), "{name}");
+        let v = &s.verdict;
+        assert_ne!(v.class, Class::Leak, "{name}: {}", v.reason);
+        assert!(
+            matches!(v.class, Class::Stable | Class::Bounded),
+            "{name}: {} — {}",
+            v.class,
+            v.reason
+        );
+        assert!(s.memory.baseline > 0, "{name}: the allocator counted");
+    }
+    srv.shutdown(Duration::from_secs(1));
+}

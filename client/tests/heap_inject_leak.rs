@@ -1,0 +1,61 @@
+//! `--inject-leak` through the real allocator: live heap grows by ≈ BYTES per request, and the
+//! verdict on the in-process series says `leak` with the right slope. One heap test per file:
+//! this binary installs the counting allocator, as `leak-client` does.
+
+use std::time::Duration;
+
+use clap::Parser;
+use leak_client::cli::{Cli, Command, VariantName};
+use leak_client::run::{self, Stop};
+use leak_client::verdict::Class;
+
+#[global_allocator]
+static ALLOC: heapmeter::MeteredAlloc =
+    heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
+
+#[test]
+fn an_injected_leak_grows_live_heap_by_its_size_per_request() {
+    let srv = latency_server::Server::start(latency_server::Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        latency: Duration::ZERO,
+        report_every: None,
+        ..latency_server::Config::default()
+    })
+    .expect("server");
+    let url = srv.url();
+    let argv = [
+        "leak-client",
+        "raw",
+        "--url",
+        &url,
+        "--requests",
+        "4000",
+        "--concurrency",
+        "4",
+        "--inject-leak",
+        "1024",
+        "--sample-every",
+        "10",
+        "--report-every",
+        "10s",
+    ];
+    let Command::Raw(args) = Cli::try_parse_from(argv).expect("flags").command else {
+        unreachable!("raw")
+    };
+    let s = run::run(VariantName::Raw, args, Stop::new())
+        .expect("runs")
+        .summary();
+    assert_eq!((s.ok, s.errors), (4000, 0));
+
+    // Crude growth: everything the run added, per request (the 1 KiB blocks dominate).
+    let growth = s.memory.growth_per_request;
+    assert!(
+        (1024.0 * 0.9..=1024.0 * 1.25).contains(&growth),
+        "growth {growth} B/request"
+    );
+    // Robust slope: within ±10% of the planted size.
+    let slope = s.verdict.slope.expect("a slope").bytes_per_request;
+    assert!((slope - 1024.0).abs() <= 102.4, "slope {slope} B/request");
+    assert_eq!(s.verdict.class, Class::Leak, "{}", s.verdict.reason);
+    srv.shutdown(Duration::from_secs(1));
+}
