@@ -25,15 +25,16 @@ pub mod exit {
 
 /// The allocator cap, as the binary's `#[global_allocator]` exposes it.
 pub trait Cap: Sync {
-    fn set_limit(&self, bytes: usize) -> Result<(), ()>;
+    /// Sets the cap; `false` if the process already uses more than `bytes`.
+    fn set_limit(&self, bytes: usize) -> bool;
 }
 
 impl<H> Cap for cap::Cap<H>
 where
     H: Sync,
 {
-    fn set_limit(&self, bytes: usize) -> Result<(), ()> {
-        cap::Cap::set_limit(self, bytes)
+    fn set_limit(&self, bytes: usize) -> bool {
+        cap::Cap::set_limit(self, bytes).is_ok()
     }
 }
 
@@ -56,10 +57,7 @@ pub fn install_signal_handler(stop: &Arc<Stop>) {
 
 /// `leak-client ureq|raw`: runs, prints the summary, returns the exit code.
 pub fn run_variant(variant: VariantName, args: RunArgs, alloc: &dyn Cap) -> u8 {
-    if alloc
-        .set_limit(usize::try_from(args.mem_limit).unwrap_or(usize::MAX))
-        .is_err()
-    {
+    if !alloc.set_limit(usize::try_from(args.mem_limit).unwrap_or(usize::MAX)) {
         eprintln!(
             "error: --mem-limit {} is below what the process already uses",
             args.mem_limit
@@ -427,8 +425,8 @@ pub fn calibrate(args: CalibrateArgs) -> u8 {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<16} {:>9} {:>10} {:>12} {:>12} {:>8}  {}",
-        "case", "injected", "expected", "detected", "slope B/req", "error", "result"
+        "{:<16} {:>9} {:>14} {:>12} {:>12} {:>8}  result",
+        "case", "injected", "expected", "detected", "slope B/req", "error"
     );
     let mut failures = 0;
     for case in &cases {
@@ -461,7 +459,7 @@ pub fn calibrate(args: CalibrateArgs) -> u8 {
         }
         let _ = writeln!(
             out,
-            "{:<16} {:>9} {:>10} {:>12} {:>12.1} {:>8}  {}",
+            "{:<16} {:>9} {:>14} {:>12} {:>12.1} {:>8}  {}",
             case.job.name,
             case.injected,
             expected,
