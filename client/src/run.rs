@@ -3,8 +3,8 @@
 //! Workers allocate nothing per request themselves; everything per request is counted in atomics.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -133,7 +133,7 @@ pub struct RunOutput {
 /// One round's orders to the workers.
 #[derive(Debug, Clone, Copy)]
 enum Order {
-    Round { index: u32, started: Instant },
+    Round { started: Instant },
     Exit,
 }
 
@@ -185,6 +185,11 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
 
     let shared_ureq = (variant == VariantName::Ureq).then(|| UreqClient::new(&vcfg));
+    // A few latency histograms shared by the workers: one each would cost ~190 KiB per worker.
+    let shards = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+    let latencies: Vec<Arc<Mutex<Histogram<u64>>>> = (0..shards.min(args.concurrency as usize))
+        .map(|_| Arc::new(Mutex::new(new_histogram())))
+        .collect();
     let mut order_txs = Vec::with_capacity(args.concurrency as usize);
     let mut handles = Vec::with_capacity(args.concurrency as usize);
     for id in 0..args.concurrency {
@@ -196,6 +201,7 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
         order_txs.push(tx);
         let worker = Worker {
             client,
+            latency: latencies[id as usize % latencies.len()].clone(),
             urls: urls.clone(),
             counters: counters.clone(),
             rounds: rounds.clone(),
@@ -257,7 +263,6 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
         rounds.issued.store(0, Relaxed);
         counters.idle.store(false, Relaxed);
         let order = Order::Round {
-            index,
             started: Instant::now(),
         };
         for tx in &order_txs {
@@ -294,10 +299,13 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     for tx in &order_txs {
         let _ = tx.send(Order::Exit);
     }
-    let mut latency_us = new_histogram();
     for h in handles {
-        if let Ok(hist) = h.join() {
-            let _ = latency_us.add(&hist);
+        let _ = h.join();
+    }
+    let mut latency_us = new_histogram();
+    for shard in latencies.iter() {
+        if let Ok(h) = shard.lock() {
+            let _ = latency_us.add(&*h);
         }
     }
     let monitor = match monitor {
@@ -343,7 +351,8 @@ fn preflight(args: &RunArgs) -> Result<(), RunError> {
     Err(unreachable(last))
 }
 
-/// Latency histogram in microseconds, 1 µs to 1 h, 3 significant digits; fixed size.
+/// Latency histogram in microseconds, 1 µs to 1 h, 3 significant digits; fixed size (~190 KiB,
+/// which is why workers share a few of them rather than own one each).
 pub fn new_histogram() -> Histogram<u64> {
     match Histogram::new_with_bounds(1, 3_600_000_000, 3) {
         Ok(h) => h,
@@ -381,6 +390,8 @@ impl Injector {
 
 struct Worker {
     client: Box<dyn Variant>,
+    /// This worker's latency shard (shared with a few others; held for one record).
+    latency: Arc<Mutex<Histogram<u64>>>,
     urls: UrlGen,
     counters: Arc<Counters>,
     rounds: Arc<RoundState>,
@@ -393,29 +404,20 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, orders: Receiver<Order>) -> Histogram<u64> {
-        let mut hist = new_histogram();
+    fn run(mut self, orders: Receiver<Order>) {
         let mut url = String::with_capacity(self.urls.max_len());
         let mut warned = [false; ErrorKind::ALL.len()];
         let _ = self.done.send(());
         while let Ok(order) = orders.recv() {
-            let Order::Round { index, started } = order else {
+            let Order::Round { started } = order else {
                 break;
             };
-            self.round(index, started, &mut url, &mut hist, &mut warned);
+            self.round(started, &mut url, &mut warned);
             let _ = self.done.send(());
         }
-        hist
     }
 
-    fn round(
-        &mut self,
-        index: u32,
-        started: Instant,
-        url: &mut String,
-        hist: &mut Histogram<u64>,
-        warned: &mut [bool],
-    ) {
+    fn round(&mut self, started: Instant, url: &mut String, warned: &mut [bool]) {
         let r = &self.rounds;
         loop {
             if self.stop.is_set() {
@@ -442,7 +444,7 @@ impl Worker {
             let t0 = Instant::now();
             let result = self.client.get(url);
             let took = t0.elapsed();
-            self.count(result, took, hist, warned, index);
+            self.count(result, took, warned);
             self.leak.after_request();
 
             let done = self.counters.completed.fetch_add(1, Relaxed) + 1;
@@ -466,16 +468,16 @@ impl Worker {
         &self,
         result: Result<crate::variant::Outcome, RequestError>,
         took: Duration,
-        hist: &mut Histogram<u64>,
         warned: &mut [bool],
-        _round: u32,
     ) {
         let c = &self.counters;
         let kind = match result {
             Ok(o) if o.status < 400 => {
                 c.ok.fetch_add(1, Relaxed);
                 c.body_bytes.fetch_add(o.body_bytes, Relaxed);
-                hist.saturating_record(took.as_micros().max(1) as u64);
+                if let Ok(mut h) = self.latency.lock() {
+                    h.saturating_record(took.as_micros().max(1) as u64);
+                }
                 return;
             }
             Ok(o) => {
