@@ -204,7 +204,7 @@ fn a_hundred_concurrent_requests_overlap_instead_of_queueing() {
         "took {:?}",
         t.elapsed()
     );
-    assert_eq!(server.stats().peak_in_flight <= 100, true);
+    assert!(server.stats().peak_in_flight <= 100);
     assert_eq!(server.stats().served, 100);
 }
 
@@ -326,7 +326,7 @@ fn status_knob_sets_the_status() {
     for code in [201u16, 404, 500, 503, 599] {
         let r = exchange(server.addr(), get(&format!("/s?status={code}")).as_bytes());
         assert_eq!(r.status, code);
-        assert_eq!(r.json()["seq"].as_u64().is_some(), true);
+        assert!(r.json()["seq"].as_u64().is_some());
     }
     let r = exchange(server.addr(), get("/s?status=204").as_bytes());
     assert_eq!((r.status, r.body.len()), (204, 0));
