@@ -1181,7 +1181,7 @@ mod tests {
                 3.0,
             ),
             // 45 slopes, residual signs alternate (rho clamps to 0): Var S = 10·9·25/18 = 125,
-            // C = 1.96·√125 = 21.9, M1 = round(11.5) = 12, M2 = round(33.5) = 33, so the 12th and
+            // C = 1.96·√125 = 21.9, M1 = round(11.54) = 12, M2 = round(33.46) = 33, so the 12th and
             // 34th ordered slopes: 1/2 and 10/7.
             (
                 (0..10).map(f64::from).collect(),
@@ -1744,5 +1744,19 @@ mod tests {
             let v = judge_default(&series(10_000, 10, |_| 0.0, noise, seed));
             assert_ne!(v.class, Class::Leak, "seed {seed}: {v}");
         }
+    }
+
+    #[test]
+    fn a_series_read_only_at_rest_is_judged_on_what_it_has() {
+        // Another process sampled between batches: every reading quiescent.
+        let mut pts = series(10_000, 100, |x| 512.0 * x, Noise::Gauss(4.0 * KIB), 5);
+        pts.iter_mut().for_each(|p| p.quiescent = true);
+        let v = judge_default(&pts);
+        assert_eq!(v.class, Class::Leak, "{v}");
+        assert!(
+            within(v.slope.expect("slope").bytes_per_request, 512.0),
+            "{v}"
+        );
+        assert_eq!(v.points_used, 91);
     }
 }
