@@ -21,6 +21,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// `--fail-on-leak` and the verdict is `leak`.
     pub const LEAK: u8 = 3;
+    /// `compare` or `calibrate` was interrupted (Ctrl-C, SIGTERM) before every run finished.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// The allocator cap, as the binary's `#[global_allocator]` exposes it.
@@ -258,11 +260,20 @@ pub fn compare(args: CompareArgs) -> u8 {
             .map(|l| format!(" (server latency {})", humantime::format_duration(l)))
             .unwrap_or_default()
     );
+    // Ctrl-C reaches the children too (same process group): each stops, prints its summary and
+    // flushes its JSONL; this process then reports on what ran instead of dying first.
+    let stop = Stop::new();
+    install_signal_handler(&stop);
+    let started_at = now_utc();
     let mut results = Vec::new();
     let mut failed = false;
     for job in &jobs {
+        if stop.is_set() {
+            eprintln!("{:>9}: skipped (interrupted)", job.name);
+            continue;
+        }
         let t0 = Instant::now();
-        match crate::compare::run_job(&exe, job, &target.url, &args.out) {
+        match crate::compare::run_job(&exe, job, &target.url, &args.out, &stop) {
             Ok(r) => {
                 eprintln!(
                     "{:>9}: {} requests in {}, verdict {}",
@@ -285,7 +296,7 @@ pub fn compare(args: CompareArgs) -> u8 {
         server_latency: target
             .latency
             .map(|l| humantime::format_duration(l).to_string()),
-        started_at: now_utc(),
+        started_at,
         machine: Machine::detect(),
     };
     target.stop();
@@ -315,6 +326,9 @@ pub fn compare(args: CompareArgs) -> u8 {
             "error: the planted leak was NOT judged a leak: the detector cannot be trusted on this run (see report.md)"
         );
         return exit::FAILURE;
+    }
+    if stop.is_set() {
+        return exit::INTERRUPTED;
     }
     if failed {
         return exit::FAILURE;
@@ -428,9 +442,14 @@ pub fn calibrate(args: CalibrateArgs) -> u8 {
         "{:<16} {:>9} {:>14} {:>12} {:>12} {:>8}  result",
         "case", "injected", "expected", "detected", "slope B/req", "error"
     );
+    let stop = Stop::new();
+    install_signal_handler(&stop);
     let mut failures = 0;
     for case in &cases {
-        let r = match crate::compare::run_job(&exe, &case.job, &target.url, &args.out) {
+        if stop.is_set() {
+            break;
+        }
+        let r = match crate::compare::run_job(&exe, &case.job, &target.url, &args.out, &stop) {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(out, "{:<16} error: {e}", case.job.name);

@@ -65,7 +65,16 @@ impl std::error::Error for JobError {}
 /// Runs `job` against `url` as a child process of `exe` (a `leak-client` binary: normally this
 /// one), writing `<out>/<name>.jsonl` and `<out>/<name>.log`, with a progress bar on stderr
 /// (hidden when stderr is not a terminal).
-pub fn run_job(exe: &Path, job: &Job, url: &str, out: &Path) -> Result<JobResult, JobError> {
+///
+/// When `stop` is set (Ctrl-C, SIGTERM) the child is sent SIGINT, so it stops the same way a
+/// user's Ctrl-C stops it: summary printed, JSONL complete.
+pub fn run_job(
+    exe: &Path,
+    job: &Job,
+    url: &str,
+    out: &Path,
+    stop: &crate::run::Stop,
+) -> Result<JobResult, JobError> {
     let jsonl = out.join(format!("{}.jsonl", job.name));
     let log = out.join(format!("{}.log", job.name));
     let fail = |why: String| JobError {
@@ -103,11 +112,16 @@ pub fn run_job(exe: &Path, job: &Job, url: &str, out: &Path) -> Result<JobResult
 
     let bar = progress_bar(job);
     let mut tail = Tail::new(&jsonl);
+    let mut interrupted = false;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
             Err(e) => return Err(fail(format!("cannot wait for the child: {e}"))),
+        }
+        if stop.is_set() && !interrupted {
+            interrupted = true;
+            interrupt(&child);
         }
         if let Some(s) = tail.last_sample() {
             bar.set_position(s.requests);
@@ -141,6 +155,18 @@ pub fn run_job(exe: &Path, job: &Job, url: &str, out: &Path) -> Result<JobResult
         command,
     })
 }
+
+#[cfg(unix)]
+fn interrupt(child: &std::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
+    }
+}
+
+#[cfg(not(unix))]
+fn interrupt(_child: &std::process::Child) {}
 
 fn progress_bar(job: &Job) -> ProgressBar {
     let target = ProgressDrawTarget::stderr_with_hz(4);
