@@ -283,6 +283,37 @@ fn a_stall_mid_body_is_a_timeout() {
 }
 
 #[test]
+fn a_server_dripping_the_body_slower_than_the_timeout_allows_is_a_timeout() {
+    // Each byte arrives well within the per-read timeout, but the whole body would take 10 s.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let _ = s.read(&mut [0u8; 4096]);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+        for _ in 0..100 {
+            thread::sleep(Duration::from_millis(100));
+            if s.write_all(b"x").is_err() {
+                return;
+            }
+        }
+    });
+    let (mut c, _) = client_with(config(Duration::from_millis(400), BodyMode::Read, 1 << 20));
+    let t0 = Instant::now();
+    let e = c
+        .get(&format!("{base}/x"))
+        .expect_err("dripped past the deadline");
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
 fn a_head_over_64_kib_is_too_large() {
     let mut resp = b"HTTP/1.1 200 OK\r\n".to_vec();
     while resp.len() < 70 * 1024 {

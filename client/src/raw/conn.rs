@@ -10,7 +10,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::wire::{self, ChunkedDecoder, Framing, MAX_HEAD, Status};
 use crate::error::{ErrorKind, RequestError, kind_of_io};
@@ -270,6 +270,11 @@ impl RawClient {
             )));
         };
 
+        // Each read and write has the socket timeout; the whole exchange has this deadline too,
+        // so a server dripping one byte per timeout cannot hold a worker forever.
+        let deadline = Some(cfg.timeout)
+            .filter(|t| !t.is_zero())
+            .map(|t| Instant::now() + t);
         if let Err(e) = conn.write_all(req) {
             return Err(if is_closed(&e) {
                 Failure::Stale(format!("write: {e}"))
@@ -298,7 +303,10 @@ impl RawClient {
             match conn.read(&mut buf[end..]) {
                 Ok(0) if end == 0 => return Err(Failure::Stale("closed before responding".into())),
                 Ok(0) => return Err(reset("connection closed in the response head")),
-                Ok(n) => end += n,
+                Ok(n) => {
+                    end += n;
+                    check_deadline(deadline)?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if end == 0 && is_closed(&e) => {
                     return Err(Failure::Stale(format!("read: {e}")));
@@ -332,7 +340,7 @@ impl RawClient {
                     let mut remaining = len - buffered;
                     start = end;
                     while remaining > 0 {
-                        let n = read_more(conn, buf, "read body")?;
+                        let n = read_more(conn, buf, "read body", deadline)?;
                         let take = remaining.min(n as u64);
                         remaining -= take;
                         (start, end) = (take as usize, n);
@@ -346,7 +354,7 @@ impl RawClient {
                 start += decoder.feed(&buf[start..end], |_| {})?;
                 if read_body {
                     while !decoder.is_done() {
-                        let n = read_more(conn, buf, "read chunked body")?;
+                        let n = read_more(conn, buf, "read chunked body", deadline)?;
                         (start, end) = (decoder.feed(&buf[..n], |_| {})?, n);
                     }
                     body_bytes = decoder.body_len();
@@ -364,7 +372,10 @@ impl RawClient {
                         }
                         match conn.read(buf) {
                             Ok(0) => break,
-                            Ok(n) => body_bytes += n as u64,
+                            Ok(n) => {
+                                body_bytes += n as u64;
+                                check_deadline(deadline)?;
+                            }
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                             Err(e) => return Err(io_failure(&e, "read body")),
                         }
@@ -386,14 +397,33 @@ impl RawClient {
 }
 
 /// Reads at least one byte into the start of `buf`; EOF is an error (the body is incomplete).
-fn read_more(conn: &mut TcpStream, buf: &mut [u8], during: &str) -> Result<usize, Failure> {
+fn read_more(
+    conn: &mut TcpStream,
+    buf: &mut [u8],
+    during: &str,
+    deadline: Option<Instant>,
+) -> Result<usize, Failure> {
     loop {
         match conn.read(buf) {
             Ok(0) => return Err(reset("connection closed mid-body")),
-            Ok(n) => return Ok(n),
+            Ok(n) => {
+                check_deadline(deadline)?;
+                return Ok(n);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_failure(&e, during)),
         }
+    }
+}
+
+/// A response still arriving past the request's deadline is a timeout.
+fn check_deadline(deadline: Option<Instant>) -> Result<(), Failure> {
+    match deadline {
+        Some(d) if Instant::now() > d => Err(Failure::Request(RequestError::new(
+            ErrorKind::Timeout,
+            "response still arriving after the request timeout",
+        ))),
+        _ => Ok(()),
     }
 }
 
