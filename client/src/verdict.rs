@@ -168,8 +168,9 @@ pub struct Params {
     pub stable_ceiling: f64,
     /// Growth over the window must reach this many noise deviations to count (default 1.0).
     pub min_growth_sigmas: f64,
-    /// Late slope below this fraction of the overall slope is a plateau; at or above it (with
-    /// significance) still growing (default 0.5).
+    /// Late slope (upper bound) below this fraction of the larger of the overall and the early
+    /// slope is a plateau; a leak needs the late slope at or above this fraction of the overall
+    /// one (default 0.5).
     pub plateau_ratio: f64,
     /// Warm-up growth of at least this many bytes makes a flat run `bounded` (default 64 KiB)...
     pub bounded_min_bytes: f64,
@@ -298,7 +299,7 @@ pub struct Verdict {
     pub noise: Option<i64>,
     /// Busy readings after warm-up the slope was fitted on.
     pub points_used: usize,
-    /// Readings excluded as warm-up.
+    /// Readings excluded as warm-up (beyond 10% of the run when a lingering ramp extended it).
     pub warmup_excluded: usize,
 }
 
