@@ -113,6 +113,7 @@ pub fn run_job(
     let bar = progress_bar(job);
     let mut tail = Tail::new(&jsonl);
     let mut interrupted = false;
+    let mut prev: Option<Sample> = None;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -124,12 +125,23 @@ pub fn run_job(
             interrupt(&child);
         }
         if let Some(s) = tail.last_sample() {
+            let rate = match prev {
+                Some(p) if s.t_ms > p.t_ms => {
+                    (s.requests - p.requests.min(s.requests)) as f64 * 1000.0
+                        / (s.t_ms - p.t_ms) as f64
+                }
+                _ => 0.0,
+            };
+            if prev.is_none_or(|p| s.t_ms >= p.t_ms + 1000) {
+                prev = Some(s);
+                bar.set_message(format!(
+                    "{}/s  live {}  err {}",
+                    crate::units::count(rate.round() as u64),
+                    crate::units::bytes(s.live as f64),
+                    crate::units::count(s.errors)
+                ));
+            }
             bar.set_position(s.requests);
-            bar.set_message(format!(
-                "live {}  err {}",
-                crate::units::bytes(s.live as f64),
-                crate::units::count(s.errors)
-            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -174,7 +186,7 @@ fn progress_bar(job: &Job) -> ProgressBar {
         Some(n) => ProgressBar::with_draw_target(Some(n), target),
         None => ProgressBar::with_draw_target(None, target),
     };
-    let template = "{prefix:>9} [{bar:30}] {pos}/{len} requests  {per_sec}  ETA {eta}  {msg}";
+    let template = "{prefix:>9} [{bar:30}] {pos}/{len} requests  ETA {eta}  {msg}";
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }

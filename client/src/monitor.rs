@@ -187,7 +187,7 @@ impl Monitor {
     }
 }
 
-/// `ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.10 MiB  rss=9.4 MiB  Δlive/req=+0.3 B`
+/// `ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B`
 pub fn log_line(label: &str, baseline: &Sample, prev: &Sample, now: &Sample) -> String {
     let dt = now.t_ms.saturating_sub(prev.t_ms).max(1) as f64 / 1000.0;
     let rate = now.requests.saturating_sub(prev.requests) as f64 / dt;
@@ -246,7 +246,7 @@ mod tests {
         );
         assert_eq!(
             line,
-            "ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.10 MiB  rss=9.40 MiB  Δlive/req=+0.3 B"
+            "ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B"
         );
     }
 }

@@ -129,6 +129,8 @@
 use std::fmt;
 
 use rayon::prelude::*;
+
+use crate::units;
 use serde::{Deserialize, Serialize};
 
 /// One memory reading of a measured process, as the verdict sees it.
@@ -265,9 +267,9 @@ impl fmt::Display for Slope {
         write!(
             f,
             "{} B/request (95% CI {}–{})",
-            fmt_rate(self.bytes_per_request),
-            fmt_rate(self.lo),
-            fmt_rate(self.hi)
+            units::rate(self.bytes_per_request),
+            units::rate(self.lo),
+            units::rate(self.hi)
         )
     }
 }
@@ -407,7 +409,7 @@ pub fn judge(points: &[Point], params: &Params) -> Verdict {
                 "only {n} readings after warm-up (need ≥ {}): inconclusive, run ≥ {} requests \
                  or read memory more often",
                 params.min_points,
-                fmt_count(needed)
+                units::count(needed)
             );
             return verdict;
         }
@@ -532,17 +534,17 @@ fn decide(
 ) -> (Class, String) {
     let s = Slope::from_fit(&live.all);
     let b = live.all.slope;
-    let noise = fmt_bytes(round_i64(live.sigma));
+    let noise = units::bytes(live.sigma);
     let late = live.late.as_ref().map(Slope::from_fit);
     let late_txt = late.map_or_else(
         || "n/a".to_string(),
-        |l| format!("{} B/request", fmt_rate(l.bytes_per_request)),
+        |l| format!("{} B/request", units::rate(l.bytes_per_request)),
     );
     let early_txt = live.early.as_ref().map_or_else(
         || "n/a".to_string(),
-        |e| format!("{} B/request", fmt_rate(e.slope)),
+        |e| format!("{} B/request", units::rate(e.slope)),
     );
-    let twice = fmt_count(round_up_nice(total as f64 * 2.0));
+    let twice = units::count(round_up_nice(total as f64 * 2.0));
 
     let live_shape = shape(live, p.leak_floor, p);
     let (class, reason) = match live_shape {
@@ -551,7 +553,7 @@ fn decide(
             format!(
                 "live heap grew {s} steadily through the run (early {early_txt}, late {late_txt}): \
                  leak, {} per million requests",
-                fmt_bytes(s.per_million)
+                units::bytes(s.per_million as f64)
             ),
         ),
         Shape::Plateau => (
@@ -559,8 +561,8 @@ fn decide(
             format!(
                 "live heap grew {} after warm-up, then levelled off (late slope {late_txt} vs {} \
                  B/request overall): bounded, like a cache filling up",
-                fmt_bytes(round_i64(live.growth)),
-                fmt_rate(b)
+                units::bytes(live.growth),
+                units::rate(b)
             ),
         ),
         Shape::Flat => {
@@ -571,7 +573,7 @@ fn decide(
                     format!(
                         "grew {} in warm-up, then flat ({s}, noise ±{noise}): bounded, like a pool \
                          or cache",
-                        fmt_bytes(round_i64(warmup_growth))
+                        units::bytes(warmup_growth)
                     ),
                 )
             } else {
@@ -593,7 +595,7 @@ fn decide(
                 format!(
                     "live heap slope {s} is too uncertain to rule out a leak (noise ±{noise}): \
                      inconclusive, run ≥ {} requests",
-                    fmt_count(round_up_nice(total as f64 * factor))
+                    units::count(round_up_nice(total as f64 * factor))
                 ),
             )
         }
@@ -604,8 +606,8 @@ fn decide(
                 format!(
                     "live heap slope {s} adds up to only {} after warm-up, within the noise \
                      (±{noise}): inconclusive, run ≥ {} requests",
-                    fmt_bytes(round_i64(b * live.span)),
-                    fmt_count(round_up_nice(total as f64 * (factor * 1.25).max(2.0)))
+                    units::bytes(b * live.span),
+                    units::count(round_up_nice(total as f64 * (factor * 1.25).max(2.0)))
                 ),
             )
         }
@@ -630,7 +632,7 @@ fn decide(
                 "pairwise slopes lean up ({s}) but the heap's level barely moves ({} B/request \
                  between first and last third), growth that is released again: inconclusive, run ≥ \
                  {twice} requests or use --rounds 3",
-                fmt_rate(live.resistant)
+                units::rate(live.resistant)
             ),
         ),
     };
@@ -648,7 +650,7 @@ fn decide(
                         } else {
                             "levelled off"
                         },
-                        fmt_rate(b),
+                        units::rate(b),
                         Slope::from_fit(&rss.all)
                     ),
                 );
@@ -904,64 +906,6 @@ fn round_i64(v: f64) -> i64 {
 
 // ---------------------------------------------------------------------------------------------
 // Formatting
-
-/// Bytes with IEC units and three significant digits: `512 B`, `1.5 KiB`, `180 KiB`, `-2 MiB`.
-pub fn fmt_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let sign = if bytes < 0 { "-" } else { "" };
-    let mut v = bytes.unsigned_abs() as f64;
-    if v < 1024.0 {
-        return format!("{bytes} B");
-    }
-    let mut unit = 0;
-    v /= 1024.0;
-    while v >= 1023.5 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    let decimals = if v < 9.995 {
-        2
-    } else if v < 99.95 {
-        1
-    } else {
-        0
-    };
-    let mut s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{sign}{s} {}", UNITS[unit])
-}
-
-/// A rate in bytes/request: grouped integer from 100 up (`1,024`), one decimal from 1
-/// (`16.2`), two below (`0.12`).
-pub fn fmt_rate(v: f64) -> String {
-    if !v.is_finite() {
-        return v.to_string();
-    }
-    let a = v.abs();
-    if a >= 99.5 {
-        let sign = if v < 0.0 { "-" } else { "" };
-        format!("{sign}{}", fmt_count(a.round() as u64))
-    } else if a >= 0.995 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
-
-/// An integer with thousands separators: `12,345`.
-pub fn fmt_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {
@@ -1650,35 +1594,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_format_for_people() {
-        let bytes = [
-            (0, "0 B"),
-            (512, "512 B"),
-            (1023, "1023 B"),
-            (1024, "1 KiB"),
-            (1536, "1.5 KiB"),
-            (184_320, "180 KiB"),
-            (-2 * 1024 * 1024, "-2 MiB"),
-            (1_048_064, "1 MiB"),
-            (16_000_000, "15.3 MiB"),
-            (4_096_000_000, "3.81 GiB"),
-        ];
-        for (b, want) in bytes {
-            assert_eq!(fmt_bytes(b), want, "{b}");
-        }
-        let rates = [
-            (1024.0, "1,024"),
-            (1019.4, "1,019"),
-            (16.04, "16.0"),
-            (0.1, "0.10"),
-            (-0.3, "-0.30"),
-            (-1234.0, "-1,234"),
-        ];
-        for (r, want) in rates {
-            assert_eq!(fmt_rate(r), want, "{r}");
-        }
-        assert_eq!(fmt_count(1_234_567), "1,234,567");
-        assert_eq!(fmt_count(999), "999");
+    fn slopes_and_suggested_lengths_format_for_people() {
         assert_eq!(round_up_nice(3_371.0), 3_400);
         let s = Slope {
             bytes_per_request: 1024.0,
