@@ -94,7 +94,7 @@ fn rows(results: &[JobResult]) -> Vec<Row> {
         ("live end", col(&|s| units::bytes(s.memory.end as f64))),
         ("live peak", col(&|s| units::bytes(s.memory.peak as f64))),
         (
-            "retained after idle",
+            "retained after idle (vs start)",
             col(&|s| {
                 s.memory
                     .retained_after_idle
@@ -296,7 +296,9 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[JobResult]) -> io::Res
         w,
         "- **slope** is the robust (Theil–Sen) growth of live heap per completed request after warm-up, \
          with its 95% interval; **growth per 1M requests** projects it.\n\
-         - **retained after idle** is live heap with every worker idle, minus the post-warm-up baseline.\n\
+         - **retained after idle (vs start)** is live heap with every worker idle, minus live heap before the first request: \
+         what the idle client holds (pools, buffers). The verdict's staircase in `summary.json` is measured from the \
+         post-warm-up baseline instead.\n\
          - **stable**: no growth beyond noise. **bounded**: grew, then levelled off (pools, caches). \
          **leak**: keeps growing with requests. **rss-only**: the allocator keeps pages, the heap does not grow. \
          **inconclusive**: not enough evidence; the reason says what to run.\n\

@@ -31,7 +31,9 @@ pub struct Memory {
     pub end: u64,
     /// Highest live heap during the run (the allocator's high-water mark).
     pub peak: u64,
-    /// Live heap at the last quiescent reading (all workers idle) minus the baseline.
+    /// Live heap at the last quiescent reading (all workers idle) minus `baseline` (before the
+    /// first request): what the idle client holds. The verdict's own `retained_after_idle`
+    /// is measured from the post-warm-up baseline instead.
     pub retained_after_idle: Option<i64>,
     pub rss_start: Option<u64>,
     pub rss_end: Option<u64>,
@@ -197,7 +199,7 @@ impl Summary {
         )?;
         writeln!(
             w,
-            "live heap  baseline {}  end {}  peak {}  retained after idle {}",
+            "live heap  baseline {}  end {}  peak {}  retained after idle (vs start) {}",
             units::bytes(m.baseline as f64),
             units::bytes(m.end as f64),
             units::bytes(m.peak as f64),

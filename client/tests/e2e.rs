@@ -6,20 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use latency_server::{Config, RunningServer, Server};
 use leak_client::cli::{Cli, Command, RunArgs, VariantName};
 use leak_client::run::{self, Stop, StopReason};
 use leak_client::summary::Summary;
 
-fn server(latency_ms: u64) -> RunningServer {
-    Server::start(Config {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        latency: Duration::from_millis(latency_ms),
-        report_every: None,
-        ..Config::default()
-    })
-    .expect("server starts")
-}
+mod common;
+use common::server;
 
 fn args(url: &str, extra: &[&str]) -> RunArgs {
     let mut argv = vec!["leak-client", "raw", "--url", url, "--report-every", "10s"];

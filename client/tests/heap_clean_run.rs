@@ -9,19 +9,15 @@ use leak_client::cli::{Cli, Command, VariantName};
 use leak_client::run::{self, Stop};
 use leak_client::verdict::Class;
 
+mod common;
+
 #[global_allocator]
 static ALLOC: heapmeter::MeteredAlloc =
     heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
 
 #[test]
 fn clean_runs_of_both_variants_are_not_judged_leaks() {
-    let srv = latency_server::Server::start(latency_server::Config {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        latency: Duration::ZERO,
-        report_every: None,
-        ..latency_server::Config::default()
-    })
-    .expect("server");
+    let srv = common::server(0);
     let url = srv.url();
     for (variant, name) in [(VariantName::Raw, "raw"), (VariantName::Ureq, "ureq")] {
         let argv = [
