@@ -25,6 +25,10 @@ client-raw *args:
 calibrate *args:
     cargo run --release -p leak-client -- calibrate "$@"
 
+# Throughput, allocations and live heap per variant at concurrency 1, 8, 64 (e.g. `just bench 100k 1,8`).
+bench *args:
+    cargo bench -p leak-client --bench throughput -- "$@"
+
 # The test suite (what CI runs).
 test:
     cargo test --workspace --locked
