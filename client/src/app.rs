@@ -40,11 +40,14 @@ where
     }
 }
 
-/// Installs a Ctrl-C / SIGTERM handler that requests a stop; a second signal exits at once.
+/// Installs a Ctrl-C / SIGTERM handler that requests a stop; a second signal, a moment after
+/// the first (not the same keypress delivered twice), exits at once.
 pub fn install_signal_handler(stop: &Arc<Stop>) {
     let stop = stop.clone();
+    let first = std::sync::OnceLock::new();
     let result = ctrlc::set_handler(move || {
-        if stop.is_set() {
+        let at = *first.get_or_init(Instant::now);
+        if stop.is_set() && at.elapsed() > Duration::from_millis(500) {
             eprintln!("second interrupt: exiting without a summary");
             std::process::exit(130);
         }

@@ -66,8 +66,8 @@ impl std::error::Error for JobError {}
 /// one), writing `<out>/<name>.jsonl` and `<out>/<name>.log`, with a progress bar on stderr
 /// (hidden when stderr is not a terminal).
 ///
-/// When `stop` is set (Ctrl-C, SIGTERM) the child is sent SIGINT, so it stops the same way a
-/// user's Ctrl-C stops it: summary printed, JSONL complete.
+/// When `stop` is set (Ctrl-C, SIGTERM) and the child has not stopped by itself within 2 s, it
+/// is sent SIGINT, so it stops the way a user's Ctrl-C stops it: summary printed, JSONL complete.
 pub fn run_job(
     exe: &Path,
     job: &Job,
@@ -113,6 +113,7 @@ pub fn run_job(
     let bar = progress_bar(job);
     let mut tail = Tail::new(&jsonl);
     let mut interrupted = false;
+    let mut stopped_at: Option<Instant> = None;
     let mut prev: Option<Sample> = None;
     let status = loop {
         match child.try_wait() {
@@ -120,9 +121,15 @@ pub fn run_job(
             Ok(None) => {}
             Err(e) => return Err(fail(format!("cannot wait for the child: {e}"))),
         }
-        if stop.is_set() && !interrupted {
-            interrupted = true;
-            interrupt(&child);
+        // A terminal's Ctrl-C reaches the child directly (same process group), and a second
+        // signal would make it exit without its summary: forward only to a child still
+        // running a while after the stop (e.g. a SIGTERM sent to this process alone).
+        if stop.is_set() {
+            let since = *stopped_at.get_or_insert_with(Instant::now);
+            if !interrupted && since.elapsed() > Duration::from_secs(2) {
+                interrupted = true;
+                interrupt(&child);
+            }
         }
         if let Some(s) = tail.last_sample() {
             let rate = match prev {
