@@ -215,7 +215,7 @@ impl Summary {
         )?;
         writeln!(
             w,
-            "per request  {:.2} allocations, {} allocated, growth {}",
+            "per request  {:.2} allocations, {} allocated, (end − start)/requests {}",
             m.allocs_per_request,
             units::bytes(m.bytes_allocated_per_request),
             units::per_request(m.growth_per_request)
