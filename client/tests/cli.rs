@@ -55,6 +55,29 @@ fn an_unreachable_url_is_one_clear_line_and_exit_1() {
     assert!(out.stdout.is_empty());
 }
 
+#[test]
+fn fail_on_leak_gates_on_the_verdict() {
+    let srv = latency_server::Server::start(latency_server::Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        latency: std::time::Duration::ZERO,
+        report_every: None,
+        ..latency_server::Config::default()
+    })
+    .expect("server");
+    let url = srv.url();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["raw", "--url", &url, "--requests", "3000", "--fail-on-leak"];
+        args.extend_from_slice(extra);
+        leak_client(&args).status.code()
+    };
+    assert_eq!(
+        run(&["--inject-leak", "2048"]),
+        Some(3),
+        "a planted leak fails the gate"
+    );
+    assert_eq!(run(&[]), Some(0), "a clean run passes it");
+}
+
 fn svg_series_labels(svg: &Path) -> String {
     let text = std::fs::read_to_string(svg).expect("memory.svg written");
     let doc = roxmltree::Document::parse(&text).expect("memory.svg is well-formed XML");

@@ -178,6 +178,37 @@ fn duration_rounds_and_a_stop_request_end_the_run() {
 }
 
 #[test]
+fn rate_and_think_time_are_honoured() {
+    let srv = server(0);
+    // 100 requests at 200/s overall take at least ~0.5 s, however many workers there are.
+    let t0 = std::time::Instant::now();
+    let s = run_summary(
+        VariantName::Raw,
+        &srv.url(),
+        &["--requests", "100", "--rate", "200", "-c", "8"],
+    );
+    assert_eq!(s.ok, 100);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(450),
+        "rate not honoured: {:?}",
+        t0.elapsed()
+    );
+    // One worker pausing 10 ms between 40 requests takes at least ~0.4 s.
+    let t0 = std::time::Instant::now();
+    let s = run_summary(
+        VariantName::Ureq,
+        &srv.url(),
+        &["--requests", "40", "--think", "10ms", "-c", "1"],
+    );
+    assert_eq!(s.ok, 40);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(380),
+        "think not honoured: {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
 fn the_summary_json_carries_the_documented_keys() {
     let srv = server(0);
     let s = run_summary(
