@@ -102,6 +102,8 @@ pub enum RunError {
     Unreachable { url: String, why: String },
     /// The JSONL file could not be created.
     Jsonl { path: String, why: String },
+    /// The operating system refused a thread the run needs.
+    Thread(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -112,6 +114,7 @@ impl std::fmt::Display for RunError {
                 "cannot reach {url}: {why} (is the server running? start one with `just server`, or use `leak-client compare`, which starts its own)"
             ),
             RunError::Jsonl { path, why } => write!(f, "cannot create {path}: {why}"),
+            RunError::Thread(why) => f.write_str(why),
         }
     }
 }
@@ -251,7 +254,15 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
         .spawn(move || mon.run(&mon_counters, mon_rx, series, baseline));
     let monitor = match monitor {
         Ok(m) => m,
-        Err(e) => panic!("cannot start the monitor thread: {e}"),
+        Err(e) => {
+            stop.request(StopReason::Signal);
+            for tx in &order_txs {
+                let _ = tx.send(Order::Exit);
+            }
+            return Err(RunError::Thread(format!(
+                "cannot start the monitor thread: {e}"
+            )));
+        }
     };
 
     let started = Instant::now();
