@@ -114,6 +114,7 @@ pub fn run_job(
     let mut tail = Tail::new(&jsonl);
     let mut interrupted = false;
     let mut stopped_at: Option<Instant> = None;
+    let mut last_line = Instant::now();
     let mut prev: Option<Sample> = None;
     let status = loop {
         match child.try_wait() {
@@ -149,6 +150,22 @@ pub fn run_job(
                 ));
             }
             bar.set_position(s.requests);
+            // No terminal (CI, a pipe, nohup): a plain progress line now and then instead.
+            if bar.is_hidden() && last_line.elapsed() >= Duration::from_secs(30) {
+                last_line = Instant::now();
+                let total = job
+                    .total_requests
+                    .map(|n| format!("/{}", crate::units::count(n)))
+                    .unwrap_or_default();
+                eprintln!(
+                    "{:>9}: {}{total} requests, {}s, live {}, errors {}",
+                    job.name,
+                    crate::units::count(s.requests),
+                    s.t_ms / 1000,
+                    crate::units::bytes(s.live as f64),
+                    crate::units::count(s.errors)
+                );
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     };
