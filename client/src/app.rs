@@ -166,10 +166,7 @@ fn workload_args(a: &CompareArgs) -> Vec<String> {
         "--seed".into(),
         a.seed.to_string(),
         "--body".into(),
-        match a.body {
-            crate::variant::BodyMode::Read => "read".into(),
-            crate::variant::BodyMode::Skip => "skip".into(),
-        },
+        a.body.as_str().into(),
     ];
     if a.library_defaults {
         v.push("--library-defaults".into());
@@ -193,11 +190,24 @@ fn apply_preset(mut a: CompareArgs) -> CompareArgs {
     a
 }
 
-/// This executable, which runs each measured variant as a child.
-fn this_exe() -> Option<std::path::PathBuf> {
-    std::env::current_exe()
+/// What `compare` and `calibrate` need before their first run: this executable (which runs
+/// each measured variant as a child), the output directory, and the server. Errors are
+/// printed; `None` means exit with `FAILURE`.
+fn prepare(
+    out: &std::path::Path,
+    url: Option<&crate::workload::Target>,
+    latency: Duration,
+) -> Option<(std::path::PathBuf, Target)> {
+    let exe = std::env::current_exe()
         .map_err(|e| eprintln!("error: cannot find this executable to run the variants: {e}"))
-        .ok()
+        .ok()?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| eprintln!("error: cannot create {}: {e}", out.display()))
+        .ok()?;
+    let target = Target::start(url, latency)
+        .map_err(|e| eprintln!("error: {e}"))
+        .ok()?;
+    Some((exe, target))
 }
 
 fn now_utc() -> String {
@@ -212,19 +222,8 @@ fn command_line() -> String {
 /// `leak-client compare`.
 pub fn compare(args: CompareArgs) -> u8 {
     let args = apply_preset(args);
-    let Some(exe) = this_exe() else {
+    let Some((exe, target)) = prepare(&args.out, args.url.as_ref(), args.latency) else {
         return exit::FAILURE;
-    };
-    if let Err(e) = std::fs::create_dir_all(&args.out) {
-        eprintln!("error: cannot create {}: {e}", args.out.display());
-        return exit::FAILURE;
-    }
-    let target = match Target::start(args.url.as_ref(), args.latency) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILURE;
-        }
     };
     let common = workload_args(&args);
     let total = Some(args.requests * u64::from(args.rounds));
@@ -361,19 +360,8 @@ struct Case {
 
 /// `leak-client calibrate`: the detector's accuracy sweep on this machine.
 pub fn calibrate(args: CalibrateArgs) -> u8 {
-    let Some(exe) = this_exe() else {
+    let Some((exe, target)) = prepare(&args.out, None, Duration::from_millis(1)) else {
         return exit::FAILURE;
-    };
-    if let Err(e) = std::fs::create_dir_all(&args.out) {
-        eprintln!("error: cannot create {}: {e}", args.out.display());
-        return exit::FAILURE;
-    }
-    let target = match Target::start(None, Duration::from_millis(1)) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILURE;
-        }
     };
     let common: Vec<String> = vec![
         "--requests".into(),

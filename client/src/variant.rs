@@ -17,6 +17,16 @@ pub enum BodyMode {
     Skip,
 }
 
+impl BodyMode {
+    /// The flag value (`read`, `skip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyMode::Read => "read",
+            BodyMode::Skip => "skip",
+        }
+    }
+}
+
 /// A completed response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Outcome {
