@@ -35,6 +35,11 @@ impl ErrorKind {
         ErrorKind::Other,
     ];
 
+    /// Position in [`ErrorKind::ALL`] (declaration order): an index for per-kind counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Lowercase name, as used in JSON and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -92,5 +97,17 @@ pub fn kind_of_io(e: &std::io::Error) -> ErrorKind {
         }
         K::InvalidData => ErrorKind::Malformed,
         _ => ErrorKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_indexes_its_own_slot() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i, "{k}");
+        }
     }
 }

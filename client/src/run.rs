@@ -23,9 +23,10 @@ use crate::workload::UrlGen;
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[repr(u8)]
 pub enum StopReason {
     /// Every round sent its `--requests`.
-    Requests,
+    Requests = 1,
     /// Every round ran its `--duration`.
     Duration,
     /// Ctrl-C or SIGTERM.
@@ -35,6 +36,13 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    const ALL: [StopReason; 4] = [
+        StopReason::Requests,
+        StopReason::Duration,
+        StopReason::Signal,
+        StopReason::MemLimit,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StopReason::Requests => "requests",
@@ -48,7 +56,7 @@ impl StopReason {
 /// A stop request shared by the signal handler, the workers and the controller.
 #[derive(Debug, Default)]
 pub struct Stop {
-    /// 0 = keep going; otherwise a `StopReason` code.
+    /// 0 = keep going; otherwise a `StopReason` discriminant.
     reason: AtomicU8,
 }
 
@@ -59,23 +67,14 @@ impl Stop {
 
     /// Requests a stop; the first reason given wins.
     pub fn request(&self, reason: StopReason) {
-        let code = match reason {
-            StopReason::Requests => 1,
-            StopReason::Duration => 2,
-            StopReason::Signal => 3,
-            StopReason::MemLimit => 4,
-        };
-        let _ = self.reason.compare_exchange(0, code, Relaxed, Relaxed);
+        let _ = self
+            .reason
+            .compare_exchange(0, reason as u8, Relaxed, Relaxed);
     }
 
     pub fn reason(&self) -> Option<StopReason> {
-        match self.reason.load(Relaxed) {
-            1 => Some(StopReason::Requests),
-            2 => Some(StopReason::Duration),
-            3 => Some(StopReason::Signal),
-            4 => Some(StopReason::MemLimit),
-            _ => None,
-        }
+        let code = self.reason.load(Relaxed);
+        StopReason::ALL.into_iter().find(|r| *r as u8 == code)
     }
 
     pub fn is_set(&self) -> bool {
@@ -465,7 +464,7 @@ impl Worker {
                     self.counters.samples_dropped.fetch_add(1, Relaxed);
                 }
             }
-            if heapmeter::snapshot().live >= self.soft_limit {
+            if heapmeter::live_bytes() >= self.soft_limit {
                 self.stop.request(StopReason::MemLimit);
                 return;
             }
@@ -503,17 +502,14 @@ impl Worker {
             }
         };
         c.errors.fetch_add(1, Relaxed);
-        if let Some(i) = ErrorKind::ALL.iter().position(|k| *k == kind) {
-            c.errors_by_kind[i].fetch_add(1, Relaxed);
-        }
+        c.errors_by_kind[kind.index()].fetch_add(1, Relaxed);
     }
 }
 
 /// The first error of each kind per worker is a warning with its detail; later ones are debug.
 fn report_error(warned: &mut [bool], kind: ErrorKind, detail: impl FnOnce() -> String) {
-    let i = ErrorKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-    if !warned[i] {
-        warned[i] = true;
+    if !warned[kind.index()] {
+        warned[kind.index()] = true;
         log::warn!(
             "request failed ({kind}): {} (further {kind} errors are logged at debug)",
             detail()

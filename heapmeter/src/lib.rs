@@ -132,6 +132,11 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
+/// Live heap bytes right now: one atomic load, for hot paths that need nothing else.
+pub fn live_bytes() -> usize {
+    LIVE.load(Relaxed)
+}
+
 /// Restarts the high-water mark from the current live bytes.
 pub fn reset_peak() {
     PEAK.store(LIVE.load(Relaxed), Relaxed);
