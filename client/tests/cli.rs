@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_leak-client");
 
 fn leak_client(args: &[&str]) -> Output {
@@ -12,6 +14,18 @@ fn leak_client(args: &[&str]) -> Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("leak-client runs")
+}
+
+/// Asserts exit code 0 (showing both streams otherwise) and returns stdout.
+fn succeeded(out: &Output) -> std::borrow::Cow<'_, str> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -57,13 +71,7 @@ fn an_unreachable_url_is_one_clear_line_and_exit_1() {
 
 #[test]
 fn fail_on_leak_gates_on_the_verdict() {
-    let srv = latency_server::Server::start(latency_server::Config {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        latency: std::time::Duration::ZERO,
-        report_every: None,
-        ..latency_server::Config::default()
-    })
-    .expect("server");
+    let srv = common::server(0);
     let url = srv.url();
     let run = |extra: &[&str]| {
         let mut args = vec!["raw", "--url", &url, "--requests", "3000", "--fail-on-leak"];
@@ -110,13 +118,7 @@ fn compare_writes_a_report_a_plot_and_the_data() {
         "--out",
         out_dir,
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     for needle in [
         "ureq",
         "raw",
@@ -181,13 +183,7 @@ fn calibration_catches_planted_leaks_within_10_percent_and_passes_clean_runs() {
         "--out",
         dir.to_str().expect("utf-8"),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     for case in [
         "ureq-clean",
         "ureq-leak1024",
