@@ -154,17 +154,17 @@ fn slope_cell(s: &Summary) -> String {
     }
 }
 
+/// A run's column heading: its name, marked when it is the planted-leak control.
+fn header(r: &JobResult) -> String {
+    if r.job.control {
+        format!("{} (control)", r.job.name)
+    } else {
+        r.job.name.clone()
+    }
+}
+
 fn headers(results: &[JobResult]) -> Vec<String> {
-    results
-        .iter()
-        .map(|r| {
-            if r.job.control {
-                format!("{} (control)", r.job.name)
-            } else {
-                r.job.name.clone()
-            }
-        })
-        .collect()
+    results.iter().map(header).collect()
 }
 
 /// The side-by-side table for a terminal: metrics down, runs across.
@@ -228,11 +228,7 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[JobResult]) -> Result<(),
     let lines: Vec<plot::Line<'_>> = results
         .iter()
         .map(|r| plot::Line {
-            label: format!(
-                "{} — {}",
-                headers(std::slice::from_ref(r))[0],
-                r.summary.verdict.class
-            ),
+            label: format!("{} — {}", header(r), r.summary.verdict.class),
             samples: &r.samples,
             dashed: r.job.control,
         })
