@@ -7,9 +7,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use leak_client::cli::VariantName;
-use leak_client::compare::{Job, run_job};
-use leak_client::run::Stop;
+use leak_client::child::{Job, run_job};
+use leak_client::cli::Workload;
+use leak_client::clients::VariantName;
+use leak_client::stop::Stop;
 use leak_client::units;
 
 fn main() {
@@ -62,16 +63,13 @@ fn main() {
             let job = Job {
                 name: format!("{}-c{c}", variant.as_str()),
                 variant,
-                args: vec![
-                    "--requests".into(),
-                    requests.to_string(),
-                    "--concurrency".into(),
-                    c.to_string(),
-                    "--report-every".into(),
-                    "1h".into(),
-                ],
+                workload: Workload {
+                    requests: Some(requests),
+                    concurrency: c,
+                    report_every: Duration::from_secs(3600),
+                    ..Workload::defaults()
+                },
                 control: false,
-                total_requests: Some(requests),
             };
             match run_job(exe, &job, &server.url(), &out, &stop) {
                 Ok(r) => {

@@ -6,28 +6,43 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::clients::VariantName;
+use crate::config::{Injection, RunConfig};
 use crate::variant::BodyMode;
 use crate::workload::Target;
 
 /// Drive an HTTP workload through one client variant, log its heap at intervals, judge leaks.
 #[derive(Debug, Parser)]
-#[command(name = "leak-client", version, about, long_about = None)]
+#[command(name = "leak-client", version, about, long_about = None, after_long_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The exit codes, as `--help` shows them (the values are `crate::exit`'s; a test pins both).
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    the run completed (whatever its error counts)
+  1    the run could not start or write its output; compare: a run failed, or the control was missed
+  2    command-line misuse
+  3    --fail-on-leak and a verdict is `leak`
+  130  interrupted (Ctrl-C, SIGTERM) before every run finished";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the workload through `ureq` (one shared Agent and its keep-alive pool).
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Ureq(RunArgs),
     /// Run the workload through the hand-rolled HTTP/1.1 client (one keep-alive connection per worker).
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Raw(RunArgs),
     /// Start the latency server in-process, run each variant in its own child process on the
     /// same workload, judge each, and write a report, a plot and the data to --out.
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Compare(CompareArgs),
     /// Prove the detector on this machine: planted leaks of 16–4096 B/request, clean runs and a
     /// capped cache, each judged; prints detected vs expected.
+    #[command(after_long_help = EXIT_CODES_HELP)]
     Calibrate(CalibrateArgs),
 }
 
@@ -40,8 +55,14 @@ pub enum Preset {
     Original,
 }
 
-/// Flags of `compare`.
+/// Flags of `compare`: the same workload flags as `ureq`/`raw` (with comparison defaults:
+/// 6k requests × 3 rounds, 1 s linger), plus what to compare and where to write.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("requests", |a| a.default_value("6k").help("Requests per round, per variant")),
+    mut_arg("rounds", |a| a.default_value("3")),
+    mut_arg("linger", |a| a.default_value("1s")),
+)]
 pub struct CompareArgs {
     /// Variants to run, in order.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "ureq,raw")]
@@ -51,53 +72,9 @@ pub struct CompareArgs {
     #[arg(long, value_parser = parse_target)]
     pub url: Option<Target>,
 
-    /// Requests per round, per variant.
-    #[arg(long, short = 'n', default_value = "6k", value_parser = parse_count, value_name = "N")]
-    pub requests: u64,
-
-    /// Rounds per variant, idle for --pause between them (quiescent readings).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub rounds: u32,
-
-    /// Idle time between rounds.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub pause: Duration,
-
-    /// Idle sampling after the last round.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub linger: Duration,
-
-    /// Worker threads per variant.
-    #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub concurrency: u32,
-
-    /// Path length of every request.
-    #[arg(long, default_value_t = 1000, value_name = "CHARS")]
-    pub path_len: usize,
-
     /// Latency of the in-process server (ignored with --url).
     #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub latency: Duration,
-
-    /// Each worker's pause between its requests.
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub think: Duration,
-
-    /// `read` or `skip` response bodies.
-    #[arg(long, value_enum, default_value_t = BodyMode::Read)]
-    pub body: BodyMode,
-
-    /// Per-request timeout.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub timeout: Duration,
-
-    /// Seed for the random path segments (the same for every variant).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-
-    /// Run the clients with their library's own pool defaults.
-    #[arg(long)]
-    pub library_defaults: bool,
 
     /// Add a positive control: the raw variant with a planted 1 KiB/request leak, which the
     /// detector must judge `leak` (the run fails if it does not).
@@ -115,19 +92,19 @@ pub struct CompareArgs {
     /// Exit with code 3 if any variant (not the control) is judged `leak`.
     #[arg(long)]
     pub fail_on_leak: bool,
+
+    #[command(flatten)]
+    pub workload: Workload,
 }
 
-/// Flags of `calibrate`.
+/// Flags of `calibrate`: the workload flags (10k requests, 200 ms linger by default) plus the
+/// planted sizes and variants to test. Each case sets its own `--inject-leak`/`--inject-cap`.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("requests", |a| a.default_value("10k").help("Requests per case")),
+    mut_arg("linger", |a| a.default_value("200ms")),
+)]
 pub struct CalibrateArgs {
-    /// Requests per case.
-    #[arg(long, short = 'n', default_value = "10k", value_parser = parse_count, value_name = "N")]
-    pub requests: u64,
-
-    /// Worker threads per case.
-    #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub concurrency: u32,
-
     /// Planted leak sizes to test, in bytes per request.
     #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024,4096", value_parser = parse_bytes)]
     pub sizes: Vec<u64>,
@@ -139,28 +116,12 @@ pub struct CalibrateArgs {
     /// Directory for each case's JSONL, log and the calibration table.
     #[arg(long, default_value = "leak-report/calibrate", value_name = "DIR")]
     pub out: PathBuf,
+
+    #[command(flatten)]
+    pub workload: Workload,
 }
 
-/// Which client a run drives.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum VariantName {
-    Ureq,
-    Raw,
-}
-
-impl VariantName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VariantName::Ureq => "ureq",
-            VariantName::Raw => "raw",
-        }
-    }
-}
-
-/// The workload and measurement flags shared by every variant.
+/// Flags of `ureq` and `raw`: the target, the workload, and where the results go.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Base URL. Each request's path is this path plus a generated segment (see --path-len);
@@ -168,6 +129,63 @@ pub struct RunArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = parse_target)]
     pub url: Target,
 
+    /// Append every sample to FILE as one JSON object per line, flushed per line.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+
+    /// Print the final summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit with code 3 if the verdict is `leak` (a CI gate).
+    #[arg(long)]
+    pub fail_on_leak: bool,
+
+    #[command(flatten)]
+    pub workload: Workload,
+}
+
+impl RunArgs {
+    /// The checked description of this run through `variant`.
+    pub fn config(&self, variant: VariantName) -> RunConfig {
+        let w = &self.workload;
+        RunConfig {
+            variant,
+            url: self.url.clone(),
+            path_len: w.path_len,
+            unique: w.unique,
+            seed: w.seed,
+            requests: w.requests,
+            duration: w.duration,
+            concurrency: w.concurrency,
+            think: w.think,
+            rate: w.rate,
+            rounds: w.rounds,
+            pause: w.pause,
+            linger: w.linger,
+            timeout: w.timeout,
+            body: w.body,
+            max_body: w.max_body,
+            library_defaults: w.library_defaults,
+            report_every: w.report_every,
+            sample_every: w
+                .sample_every
+                .unwrap_or_else(|| RunConfig::default_sample_every(w.requests)),
+            mem_limit: w.mem_limit,
+            inject: Injection {
+                bytes: w.inject_leak,
+                cap: w.inject_cap,
+            },
+            jsonl: self.jsonl.clone(),
+        }
+    }
+}
+
+/// The workload and how it is measured: every command that runs it (`ureq`, `raw`, `compare`,
+/// `calibrate`, the bench) flattens this one struct, and [`Workload::to_args`] writes it back
+/// as a child's argv, so a new flag reaches every command and every child.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct Workload {
     /// Total path length in characters. The generated segment holds the sequence number and
     /// seeded random alphanumerics. 0 sends the URL's path as given.
     #[arg(long, default_value_t = 1000, value_name = "CHARS")]
@@ -186,7 +204,7 @@ pub struct RunArgs {
     #[arg(long, short = 'n', value_parser = parse_count, value_name = "N")]
     pub requests: Option<u64>,
 
-    /// Length of each round (e.g. `30s`, `5m`).
+    /// Length of each round (e.g. `30s`, `5m`); with --requests too, whichever comes first.
     #[arg(long, short = 'd', value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
 
@@ -242,21 +260,9 @@ pub struct RunArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "K")]
     pub sample_every: Option<u64>,
 
-    /// Append every sample to FILE as one JSON object per line, flushed per line.
-    #[arg(long, value_name = "FILE")]
-    pub jsonl: Option<PathBuf>,
-
-    /// Print the final summary as one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
-
     /// Heap cap for this process (the `cap` allocator). The run stops cleanly at 90% of it.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes, value_name = "SIZE")]
     pub mem_limit: u64,
-
-    /// Exit with code 3 if the verdict is `leak` (a CI gate).
-    #[arg(long)]
-    pub fail_on_leak: bool,
 
     /// Deliberately retain this many bytes per completed request: the positive control that
     /// proves the leak detector on this machine.
@@ -267,6 +273,70 @@ pub struct RunArgs {
     /// detector must judge `bounded`, not `leak`. Needs --inject-leak.
     #[arg(long, value_parser = parse_bytes, value_name = "BYTES", requires = "inject_leak")]
     pub inject_cap: Option<u64>,
+}
+
+impl Workload {
+    /// The defaults of `ureq` and `raw`.
+    pub fn defaults() -> Workload {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            workload: Workload,
+        }
+        match Only::try_parse_from(["leak-client"]) {
+            Ok(o) => o.workload,
+            Err(e) => unreachable!("the workload flags all have defaults: {e}"),
+        }
+    }
+
+    /// Requests the whole run sends, when bounded by count.
+    pub fn total_requests(&self) -> Option<u64> {
+        self.requests.map(|n| n * u64::from(self.rounds))
+    }
+
+    /// This workload as flags, every field written out (so a child's defaults never matter):
+    /// `leak-client ureq --url URL <to_args()>` runs exactly this workload.
+    pub fn to_args(&self) -> Vec<String> {
+        let d = |d: Duration| humantime::format_duration(d).to_string();
+        let mut v: Vec<String> = Vec::with_capacity(48);
+        let mut flag = |name: &str, value: String| {
+            v.push(format!("--{name}"));
+            v.push(value);
+        };
+        flag("path-len", self.path_len.to_string());
+        flag("unique", self.unique.to_string());
+        flag("seed", self.seed.to_string());
+        if let Some(n) = self.requests {
+            flag("requests", n.to_string());
+        }
+        if let Some(t) = self.duration {
+            flag("duration", d(t));
+        }
+        flag("concurrency", self.concurrency.to_string());
+        flag("think", d(self.think));
+        if let Some(r) = self.rate {
+            flag("rate", r.to_string());
+        }
+        flag("rounds", self.rounds.to_string());
+        flag("pause", d(self.pause));
+        flag("linger", d(self.linger));
+        flag("timeout", d(self.timeout));
+        flag("body", self.body.as_str().to_string());
+        flag("max-body", self.max_body.to_string());
+        flag("report-every", d(self.report_every));
+        if let Some(k) = self.sample_every {
+            flag("sample-every", k.to_string());
+        }
+        flag("mem-limit", self.mem_limit.to_string());
+        flag("inject-leak", self.inject_leak.to_string());
+        if let Some(c) = self.inject_cap {
+            flag("inject-cap", c.to_string());
+        }
+        if self.library_defaults {
+            v.push("--library-defaults".into());
+        }
+        v
+    }
 }
 
 /// Parses `10000`, `10k`, `2.5m`, `1M` (decimal multipliers) into a request count.
@@ -327,18 +397,27 @@ mod tests {
         }
     }
 
+    fn compare_args(argv: &[&str]) -> CompareArgs {
+        let mut all = vec!["compare"];
+        all.extend_from_slice(argv);
+        match parse(&all).expect("parses").command {
+            Command::Compare(a) => a,
+            other => panic!("not compare: {other:?}"),
+        }
+    }
+
     #[test]
     fn defaults_match_the_documented_workload() {
         let a = run_args(parse(&["raw"]).expect("parses"));
         assert_eq!(a.url.to_string(), "http://127.0.0.1:8080/");
-        assert_eq!(a.path_len, 1000);
-        assert!(a.unique);
-        assert_eq!(a.concurrency, 8);
-        assert_eq!(a.timeout, Duration::from_secs(30));
-        assert_eq!(a.body, BodyMode::Read);
-        assert_eq!(a.mem_limit, 1 << 30);
-        assert_eq!(a.requests, None);
-        assert_eq!(a.rounds, 1);
+        assert_eq!(a.workload.path_len, 1000);
+        assert!(a.workload.unique);
+        assert_eq!(a.workload.concurrency, 8);
+        assert_eq!(a.workload.timeout, Duration::from_secs(30));
+        assert_eq!(a.workload.body, BodyMode::Read);
+        assert_eq!(a.workload.mem_limit, 1 << 30);
+        assert_eq!(a.workload.requests, None);
+        assert_eq!(a.workload.rounds, 1);
     }
 
     #[test]
@@ -359,11 +438,11 @@ mod tests {
             ])
             .expect("parses"),
         );
-        assert_eq!(a.requests, Some(10_000));
-        assert_eq!(a.mem_limit, 512 << 20);
-        assert_eq!(a.think, Duration::from_millis(5));
-        assert_eq!(a.inject_leak, 1024);
-        assert!(!a.unique);
+        assert_eq!(a.workload.requests, Some(10_000));
+        assert_eq!(a.workload.mem_limit, 512 << 20);
+        assert_eq!(a.workload.think, Duration::from_millis(5));
+        assert_eq!(a.workload.inject_leak, 1024);
+        assert!(!a.workload.unique);
         assert_eq!(parse_count("1m"), Ok(1_000_000));
         assert_eq!(parse_count("2.5k"), Ok(2_500));
     }
@@ -385,6 +464,126 @@ mod tests {
         ] {
             let err = parse(bad).expect_err(&format!("{bad:?} must be rejected"));
             assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn compare_and_calibrate_keep_their_own_workload_defaults() {
+        let c = compare_args(&[]);
+        assert_eq!(c.workload.requests, Some(6_000));
+        assert_eq!(c.workload.rounds, 3);
+        assert_eq!(c.workload.linger, Duration::from_secs(1));
+        assert_eq!(c.workload.concurrency, 8);
+        assert_eq!(c.workload.path_len, 1000);
+        assert_eq!(c.latency, Duration::from_millis(5));
+        let Command::Calibrate(k) = parse(&["calibrate"]).expect("parses").command else {
+            panic!("not calibrate")
+        };
+        assert_eq!(k.workload.requests, Some(10_000));
+        assert_eq!(k.workload.rounds, 1);
+        assert_eq!(k.workload.linger, Duration::from_millis(200));
+        // The run commands keep theirs.
+        let r = run_args(parse(&["ureq"]).expect("parses"));
+        assert_eq!(r.workload, Workload::defaults());
+        assert_eq!(r.workload.linger, Duration::ZERO);
+    }
+
+    #[test]
+    fn compare_takes_every_workload_flag_a_run_takes() {
+        let c = compare_args(&[
+            "--rate",
+            "250",
+            "--max-body",
+            "1MiB",
+            "--inject-leak",
+            "64",
+            "--unique",
+            "false",
+            "--duration",
+            "3s",
+        ]);
+        assert_eq!(c.workload.rate, Some(250.0));
+        assert_eq!(c.workload.max_body, 1 << 20);
+        assert_eq!(c.workload.inject_leak, 64);
+        assert!(!c.workload.unique);
+        assert_eq!(c.workload.duration, Some(Duration::from_secs(3)));
+    }
+
+    /// A random workload within each flag's accepted range.
+    fn random_workload(rng: &mut rand::rngs::StdRng) -> Workload {
+        use rand::Rng;
+        let dur = |rng: &mut rand::rngs::StdRng| match rng.gen_range(0..4) {
+            0 => Duration::ZERO,
+            1 => Duration::from_millis(rng.gen_range(1..100_000)),
+            2 => Duration::from_secs(rng.gen_range(1..100_000)),
+            _ => Duration::new(rng.gen_range(0..10_000), rng.gen_range(0..1_000_000_000)),
+        };
+        let inject_leak = if rng.gen_bool(0.5) {
+            rng.gen_range(1..1 << 20)
+        } else {
+            0
+        };
+        Workload {
+            path_len: rng.gen_range(0..5000),
+            unique: rng.gen_bool(0.5),
+            seed: rng.r#gen(),
+            requests: rng
+                .gen_bool(0.7)
+                .then(|| rng.gen_range(1..u64::from(u32::MAX))),
+            duration: rng.gen_bool(0.5).then(|| dur(rng)).filter(|d| !d.is_zero()),
+            concurrency: rng.gen_range(1..=4096),
+            think: dur(rng),
+            rate: rng.gen_bool(0.5).then(|| rng.gen_range(0.001..1e6)),
+            rounds: rng.gen_range(1..=10_000),
+            pause: dur(rng),
+            linger: dur(rng),
+            timeout: dur(rng),
+            body: if rng.gen_bool(0.5) {
+                BodyMode::Read
+            } else {
+                BodyMode::Skip
+            },
+            max_body: rng.r#gen(),
+            library_defaults: rng.gen_bool(0.5),
+            report_every: Duration::from_millis(rng.gen_range(10..10_000_000)),
+            sample_every: rng.gen_bool(0.5).then(|| rng.gen_range(1..u64::MAX)),
+            mem_limit: rng.r#gen(),
+            inject_leak,
+            inject_cap: (inject_leak > 0 && rng.gen_bool(0.5)).then(|| rng.r#gen()),
+        }
+    }
+
+    #[test]
+    fn a_workload_survives_being_written_as_a_childs_argv() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut cases: Vec<Workload> = vec![Workload::defaults()];
+        cases.extend((0..2000).map(|_| random_workload(&mut rng)));
+        for w in cases {
+            let mut argv = vec!["leak-client".to_string(), "raw".into()];
+            argv.extend(w.to_args());
+            let parsed =
+                Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?} must parse: {e}"));
+            assert_eq!(run_args(parsed).workload, w, "argv {argv:?}");
+        }
+    }
+
+    #[test]
+    fn help_lists_the_exit_codes() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        use crate::exit;
+        for code in [
+            exit::OK,
+            exit::FAILURE,
+            exit::USAGE,
+            exit::LEAK,
+            exit::INTERRUPTED,
+        ] {
+            assert!(
+                help.contains(&format!("\n  {code} ")),
+                "exit code {code} in:\n{help}"
+            );
         }
     }
 }

@@ -1,17 +1,28 @@
 //! leak-client: drives one HTTP workload through several client variants, logs heap usage at
 //! intervals and judges whether memory grows per request.
+//!
+//! Layers, lowest first (a module imports only from layers below it):
+//! data (`units`, `error`, `stop`, `sample`, `workload`, `variant`, `exit`) →
+//! clients (`raw`, `ureq_client`, `clients`) → configuration (`config`, then `cli`) →
+//! measuring (`counters`, `monitor`, `run`) → analysis (`verdict`, `summary`) →
+//! outputs (`plot`, `child`, `report`) → `commands`.
 #![forbid(unsafe_code)]
 
-pub mod app;
+pub mod child;
 pub mod cli;
-pub mod compare;
+pub mod clients;
+pub mod commands;
+pub mod config;
+pub mod counters;
 pub mod error;
+pub mod exit;
 pub mod monitor;
 pub mod plot;
 pub mod raw;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod stop;
 pub mod summary;
 pub mod units;
 pub mod ureq_client;

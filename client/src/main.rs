@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use leak_client::cli::{Cli, Command};
+use leak_client::clients::VariantName;
+use leak_client::commands;
 
 /// The only allocator of the process: counts every byte the client under test holds, and caps
 /// it at `--mem-limit`.
@@ -17,14 +19,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logger();
     let code = match cli.command {
-        Command::Ureq(args) => {
-            leak_client::app::run_variant(leak_client::cli::VariantName::Ureq, args, &ALLOC)
-        }
-        Command::Raw(args) => {
-            leak_client::app::run_variant(leak_client::cli::VariantName::Raw, args, &ALLOC)
-        }
-        Command::Compare(args) => leak_client::app::compare(args),
-        Command::Calibrate(args) => leak_client::app::calibrate(args),
+        Command::Ureq(args) => commands::run_variant(VariantName::Ureq, &args, &ALLOC),
+        Command::Raw(args) => commands::run_variant(VariantName::Raw, &args, &ALLOC),
+        Command::Compare(args) => commands::compare(args),
+        Command::Calibrate(args) => commands::calibrate(&args),
     };
     ExitCode::from(code)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::compare::JobResult;
+use crate::child::JobResult;
 use crate::plot;
 use crate::summary::Summary;
 use crate::units;

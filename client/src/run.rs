@@ -3,96 +3,21 @@
 //! Workers allocate nothing per request themselves; everything per request is counted in atomics.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
 
-use crate::cli::{RunArgs, VariantName};
+use crate::config::{Injection, RunConfig};
+use crate::counters::Counters;
 use crate::error::{ErrorKind, RequestError};
-use crate::monitor::{self, Counters, Monitor, MonitorOutput, Msg};
-use crate::raw::conn::RawClient;
+use crate::monitor::{self, Monitor, MonitorOutput, Msg};
 use crate::sample::SampleKind;
-use crate::summary::Summary;
-use crate::ureq_client::UreqClient;
-use crate::variant::{Variant, VariantConfig};
+use crate::stop::{Stop, StopReason};
+use crate::variant::Variant;
 use crate::workload::UrlGen;
-
-/// Why a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[repr(u8)]
-pub enum StopReason {
-    /// Every round sent its `--requests`.
-    Requests = 1,
-    /// Every round ran its `--duration`.
-    Duration,
-    /// Ctrl-C or SIGTERM.
-    Signal,
-    /// Live heap reached 90% of `--mem-limit`.
-    MemLimit,
-}
-
-impl StopReason {
-    const ALL: [StopReason; 4] = [
-        StopReason::Requests,
-        StopReason::Duration,
-        StopReason::Signal,
-        StopReason::MemLimit,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopReason::Requests => "requests",
-            StopReason::Duration => "duration",
-            StopReason::Signal => "signal",
-            StopReason::MemLimit => "mem-limit",
-        }
-    }
-}
-
-/// A stop request shared by the signal handler, the workers and the controller.
-#[derive(Debug, Default)]
-pub struct Stop {
-    /// 0 = keep going; otherwise a `StopReason` discriminant.
-    reason: AtomicU8,
-}
-
-impl Stop {
-    pub fn new() -> Arc<Stop> {
-        Arc::new(Stop::default())
-    }
-
-    /// Requests a stop; the first reason given wins.
-    pub fn request(&self, reason: StopReason) {
-        let _ = self
-            .reason
-            .compare_exchange(0, reason as u8, Relaxed, Relaxed);
-    }
-
-    pub fn reason(&self) -> Option<StopReason> {
-        let code = self.reason.load(Relaxed);
-        StopReason::ALL.into_iter().find(|r| *r as u8 == code)
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.reason.load(Relaxed) != 0
-    }
-
-    /// Sleeps up to `d`, waking early if a stop is requested.
-    pub fn sleep(&self, d: Duration) {
-        let end = Instant::now() + d;
-        while !self.is_set() {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(20)));
-        }
-    }
-}
 
 /// A run that could not start.
 #[derive(Debug)]
@@ -121,10 +46,9 @@ impl std::fmt::Display for RunError {
 impl std::error::Error for RunError {}
 
 /// Everything a finished run produced: the counters, the monitor's series, the latencies.
+/// (`summary::Summary::new` turns it and its `RunConfig` into the report.)
 #[derive(Debug)]
 pub struct RunOutput {
-    pub variant: VariantName,
-    pub args: RunArgs,
     pub stopped_by: StopReason,
     pub elapsed: Duration,
     pub latency_us: Histogram<u64>,
@@ -149,10 +73,10 @@ struct RoundState {
     rate: Option<f64>,
 }
 
-/// Runs the workload described by `args` through `variant` until a stop condition.
-pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
-    preflight(&args)?;
-    let jsonl = match &args.jsonl {
+/// Runs the workload described by `cfg` until a stop condition.
+pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
+    preflight(cfg)?;
+    let jsonl = match &cfg.jsonl {
         Some(path) => Some(std::fs::File::create(path).map_err(|e| RunError::Jsonl {
             path: path.display().to_string(),
             why: e.to_string(),
@@ -161,44 +85,30 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     };
 
     let connections = Arc::new(AtomicU64::new(0));
-    let vcfg = VariantConfig {
-        timeout: args.timeout,
-        body: args.body,
-        max_body: args.max_body,
-        pool_idle: (!args.library_defaults).then_some(args.concurrency as usize),
-        connections_opened: connections.clone(),
-    };
-    let stride = args.sample_every.unwrap_or_else(|| match args.requests {
-        Some(n) => (n / 1000).max(1),
-        None => 10,
-    });
-    let counters = Arc::new(Counters::new(stride, connections));
+    let counters = Arc::new(Counters::new(cfg.sample_every, connections.clone()));
     let rounds = Arc::new(RoundState {
         issued: AtomicU64::new(0),
         seq: AtomicU64::new(0),
-        requests: args.requests,
-        duration: args.duration,
-        rate: args.rate,
+        requests: cfg.requests,
+        duration: cfg.duration,
+        rate: cfg.rate,
     });
-    let urls = UrlGen::new(&args.url, args.path_len, args.seed, args.unique);
-    let soft_limit = (args.mem_limit / 10 * 9) as usize;
-    let leak = Arc::new(Injector::new(args.inject_leak, args.inject_cap));
+    let urls = UrlGen::new(&cfg.url, cfg.path_len, cfg.seed, cfg.unique);
+    let soft_limit = cfg.soft_limit();
+    let leak = Arc::new(Injector::new(cfg.inject));
     let (mon_tx, mon_rx) = monitor::channel();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
 
-    let shared_ureq = (variant == VariantName::Ureq).then(|| UreqClient::new(&vcfg));
+    let build = cfg.variant.builder(&cfg.variant_config(connections));
     // A few latency histograms shared by the workers: one each would cost ~190 KiB per worker.
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
-    let latencies: Vec<Arc<Mutex<Histogram<u64>>>> = (0..shards.min(args.concurrency as usize))
+    let latencies: Vec<Arc<Mutex<Histogram<u64>>>> = (0..shards.min(cfg.concurrency as usize))
         .map(|_| Arc::new(Mutex::new(new_histogram())))
         .collect();
-    let mut order_txs = Vec::with_capacity(args.concurrency as usize);
-    let mut handles = Vec::with_capacity(args.concurrency as usize);
-    for id in 0..args.concurrency {
-        let client: Box<dyn Variant> = match &shared_ureq {
-            Some(u) => Box::new(u.clone()),
-            None => Box::new(RawClient::new(vcfg.clone())),
-        };
+    let mut order_txs = Vec::with_capacity(cfg.concurrency as usize);
+    let mut handles = Vec::with_capacity(cfg.concurrency as usize);
+    for id in 0..cfg.concurrency {
+        let client = build();
         let (tx, rx) = crossbeam_channel::bounded::<Order>(1);
         order_txs.push(tx);
         let worker = Worker {
@@ -212,7 +122,7 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
             done: done_tx.clone(),
             leak: leak.clone(),
             soft_limit,
-            think: args.think,
+            think: cfg.think,
         };
         let spawned = std::thread::Builder::new()
             .name(format!("worker-{id}"))
@@ -222,7 +132,8 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
             Err(e) => log::warn!("could not start worker {id}: {e}; running with {id} workers"),
         }
     }
-    drop(shared_ureq);
+    // Whatever the builder shared (ureq's agent) is now held by the workers alone.
+    drop(build);
     let workers = handles.len();
     // Each worker reports once its own buffers exist; then the baseline below includes them.
     for _ in 0..workers {
@@ -232,11 +143,11 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
 
     // The baseline: every worker built and idle, no request sent yet.
     let baseline = counters.sample(SampleKind::Start, true);
-    let label = variant.as_str();
+    let label = cfg.variant.as_str();
     log::info!(
         "{label:<5} start  url={}  path_len={}  concurrency={workers}  baseline live={}  rss={}",
-        args.url,
-        args.path_len,
+        cfg.url,
+        cfg.path_len,
         crate::units::bytes(baseline.live as f64),
         baseline
             .rss
@@ -244,7 +155,7 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     );
     let mon = Monitor {
         label,
-        every: args.report_every,
+        every: cfg.report_every,
         jsonl,
     };
     let mon_counters = counters.clone();
@@ -265,7 +176,7 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     };
 
     let started = Instant::now();
-    for index in 0..args.rounds {
+    for index in 0..cfg.rounds {
         if stop.is_set() {
             break;
         }
@@ -283,25 +194,23 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
         }
         counters.idle.store(true, Relaxed);
         let _ = mon_tx.send(Msg::Sample(counters.sample(SampleKind::Quiescent, true)));
-        if index + 1 < args.rounds {
-            stop.sleep(args.pause);
+        if index + 1 < cfg.rounds {
+            stop.sleep(cfg.pause);
         }
     }
     let elapsed = started.elapsed();
-    if !args.linger.is_zero() && !stop.is_set() {
+    if !cfg.linger.is_zero() && !stop.is_set() {
         log::info!(
             "{label:<5} lingering {} with the client idle",
-            humantime::format_duration(args.linger)
+            humantime::format_duration(cfg.linger)
         );
-        stop.sleep(args.linger);
+        stop.sleep(cfg.linger);
         let _ = mon_tx.send(Msg::Sample(counters.sample(SampleKind::Quiescent, true)));
     }
-    let stopped_by = stop
-        .reason()
-        .unwrap_or(match (args.requests, args.duration) {
-            (Some(_), _) => StopReason::Requests,
-            _ => StopReason::Duration,
-        });
+    let stopped_by = stop.reason().unwrap_or(match (cfg.requests, cfg.duration) {
+        (Some(_), _) => StopReason::Requests,
+        _ => StopReason::Duration,
+    });
     // The last reading is taken while every client is still alive, so "retained" means
     // retained by a live client, not freed by tearing it down.
     let _ = mon_tx.send(Msg::Finish);
@@ -323,8 +232,6 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
         Err(_) => panic!("the monitor thread panicked"),
     };
     Ok(RunOutput {
-        variant,
-        args,
         stopped_by,
         elapsed,
         latency_us,
@@ -333,24 +240,18 @@ pub fn run(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Result<RunOu
     })
 }
 
-impl RunOutput {
-    pub fn summary(&self) -> Summary {
-        Summary::from_run(self)
-    }
-}
-
 /// Checks that the target accepts a TCP connection, so a typo fails in one line, not as
 /// thousands of connect errors.
-fn preflight(args: &RunArgs) -> Result<(), RunError> {
-    let url = args.url.to_string();
+fn preflight(cfg: &RunConfig) -> Result<(), RunError> {
+    let url = cfg.url.to_string();
     let unreachable = |why: String| RunError::Unreachable {
         url: url.clone(),
         why,
     };
-    let addrs = (args.url.host.as_str(), args.url.port)
+    let addrs = (cfg.url.host.as_str(), cfg.url.port)
         .to_socket_addrs()
-        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", args.url.host)))?;
-    let timeout = args.timeout.min(Duration::from_secs(5));
+        .map_err(|e| unreachable(format!("cannot resolve {}: {e}", cfg.url.host)))?;
+    let timeout = cfg.timeout.min(Duration::from_secs(5));
     let mut last = String::from("no address");
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
@@ -379,10 +280,10 @@ struct Injector {
 }
 
 impl Injector {
-    fn new(bytes: u64, cap: Option<u64>) -> Injector {
+    fn new(inject: Injection) -> Injector {
         Injector {
-            bytes: bytes as usize,
-            cap: cap.unwrap_or(u64::MAX),
+            bytes: inject.bytes as usize,
+            cap: inject.cap.unwrap_or(u64::MAX),
             held: AtomicU64::new(0),
         }
     }

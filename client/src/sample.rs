@@ -1,9 +1,8 @@
 //! Memory samples (one JSONL line each) and the fixed-capacity series the verdict reads.
 //! The series never grows past its first allocation: a measuring tool must not leak itself.
+//! Data only: nothing here analyses or judges.
 
 use serde::{Deserialize, Serialize};
-
-use crate::verdict::Point;
 
 /// Why a sample was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,19 +42,6 @@ pub struct Sample {
     pub rss: Option<u64>,
     /// TCP connections the variant opened so far.
     pub connections: u64,
-}
-
-impl Sample {
-    /// What the verdict needs of this sample.
-    pub fn point(&self) -> Point {
-        Point {
-            requests: self.requests,
-            live: self.live,
-            rss: self.rss,
-            quiescent: matches!(self.kind, SampleKind::Quiescent | SampleKind::Start),
-            round: self.round,
-        }
-    }
 }
 
 /// Samples kept for analysis, in a buffer allocated once. When it fills, every other
@@ -112,10 +98,6 @@ impl Series {
 
     pub fn samples(&self) -> &[Sample] {
         &self.samples
-    }
-
-    pub fn points(&self) -> Vec<Point> {
-        self.samples.iter().map(Sample::point).collect()
     }
 }
 

@@ -5,12 +5,14 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::VariantName;
+use crate::clients::VariantName;
+use crate::config::RunConfig;
 use crate::error::ErrorKind;
-use crate::run::{RunOutput, StopReason};
-use crate::sample::SampleKind;
+use crate::run::RunOutput;
+use crate::sample::{Sample, SampleKind};
+use crate::stop::StopReason;
 use crate::units;
-use crate::verdict::{self, Verdict};
+use crate::verdict::{self, Point, Verdict};
 
 /// Latency percentiles of successful requests, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,7 +77,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn from_run(run: &RunOutput) -> Summary {
+    /// The summary of `run`, which ran `cfg`.
+    pub fn new(cfg: &RunConfig, run: &RunOutput) -> Summary {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &run.counters;
         let m = &run.monitor;
@@ -115,8 +118,8 @@ impl Summary {
             .collect();
         let elapsed_s = run.elapsed.as_secs_f64();
         Summary {
-            variant: run.variant,
-            url: run.args.url.to_string(),
+            variant: cfg.variant,
+            url: cfg.url.to_string(),
             requests,
             ok: c.ok.load(Relaxed),
             errors: c.errors.load(Relaxed),
@@ -143,17 +146,17 @@ impl Summary {
                         .saturating_sub(m.baseline.allocated_bytes) as f64,
                 ),
                 growth_per_request: per_req(m.last.live as f64 - m.baseline.live as f64),
-                limit: run.args.mem_limit,
+                limit: cfg.mem_limit,
             },
             connections_opened: c.connections.load(Relaxed),
             body_bytes: c.body_bytes.load(Relaxed),
             stopped_by: run.stopped_by,
-            concurrency: run.args.concurrency,
-            rounds: run.args.rounds,
-            path_len: run.args.path_len,
-            inject_leak: run.args.inject_leak,
+            concurrency: cfg.concurrency,
+            rounds: cfg.rounds,
+            path_len: cfg.path_len,
+            inject_leak: cfg.inject.bytes,
             samples_dropped: c.samples_dropped.load(Relaxed),
-            verdict: verdict::judge(&m.series.points(), &verdict::Params::default()),
+            verdict: verdict::judge(&points(m.series.samples()), &verdict::Params::default()),
         }
     }
 
@@ -251,4 +254,19 @@ impl Summary {
         serde_json::to_writer(&mut *w, self)?;
         writeln!(w)
     }
+}
+
+/// What the verdict reads of each sample: requests, live heap, RSS, and whether every worker
+/// was idle (start and quiescent readings).
+pub fn points(samples: &[Sample]) -> Vec<Point> {
+    samples
+        .iter()
+        .map(|s| Point {
+            requests: s.requests,
+            live: s.live,
+            rss: s.rss,
+            quiescent: matches!(s.kind, SampleKind::Quiescent | SampleKind::Start),
+            round: s.round,
+        })
+        .collect()
 }

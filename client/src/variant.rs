@@ -1,5 +1,5 @@
 //! The `Variant` trait: one HTTP client under test, owned by one worker thread.
-//! Adding a client is one file implementing this trait plus one line in `Variant::build`.
+//! Adding a client is one file implementing this trait plus one arm in `clients::VariantName::builder`.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use leak_client::cli::{Cli, Command, RunArgs, VariantName};
-use leak_client::run::{self, Stop, StopReason};
+use leak_client::cli::{Cli, Command, RunArgs};
+use leak_client::clients::VariantName;
+use leak_client::run;
+use leak_client::stop::{Stop, StopReason};
 use leak_client::summary::Summary;
 
 mod common;
@@ -23,8 +25,13 @@ fn args(url: &str, extra: &[&str]) -> RunArgs {
 }
 
 fn run_summary(variant: VariantName, url: &str, extra: &[&str]) -> Summary {
-    let out = run::run(variant, args(url, extra), Stop::new()).expect("run starts");
-    out.summary()
+    run_until(variant, args(url, extra), Stop::new())
+}
+
+fn run_until(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Summary {
+    let cfg = args.config(variant);
+    let out = run::run(&cfg, stop).expect("run starts");
+    Summary::new(&cfg, &out)
 }
 
 const VARIANTS: [VariantName; 2] = [VariantName::Ureq, VariantName::Raw];
@@ -170,9 +177,8 @@ fn duration_rounds_and_a_stop_request_end_the_run() {
             stop.request(StopReason::Signal);
         })
     };
-    let out = run::run(VariantName::Ureq, args(&srv.url(), &[]), stop).expect("runs");
+    let s = run_until(VariantName::Ureq, args(&srv.url(), &[]), stop);
     stopper.join().expect("stopper");
-    let s = out.summary();
     assert_eq!(s.stopped_by, StopReason::Signal);
     assert!(s.ok > 10, "{s:?}");
 }
@@ -266,7 +272,7 @@ fn the_jsonl_file_has_one_parseable_sample_per_line() {
             "50ms",
         ],
     );
-    let samples = leak_client::compare::read_samples(&path).expect("readable");
+    let samples = leak_client::child::read_samples(&path).expect("readable");
     let text = std::fs::read_to_string(&path).expect("readable");
     assert_eq!(samples.len(), text.lines().count(), "every line parses");
     assert_eq!(samples[0].kind, leak_client::sample::SampleKind::Start);

@@ -5,8 +5,11 @@
 use std::time::Duration;
 
 use clap::Parser;
-use leak_client::cli::{Cli, Command, VariantName};
-use leak_client::run::{self, Stop};
+use leak_client::cli::{Cli, Command};
+use leak_client::clients::VariantName;
+use leak_client::run;
+use leak_client::stop::Stop;
+use leak_client::summary::Summary;
 use leak_client::verdict::Class;
 
 mod common;
@@ -42,9 +45,8 @@ fn clean_runs_of_both_variants_are_not_judged_leaks() {
             Command::Raw(a) | Command::Ureq(a) => a,
             _ => unreachable!("a run command"),
         };
-        let s = run::run(variant, args, Stop::new())
-            .expect("runs")
-            .summary();
+        let cfg = args.config(variant);
+        let s = Summary::new(&cfg, &run::run(&cfg, Stop::new()).expect("runs"));
         assert_eq!((s.ok, s.errors), (4000, 0), "{name}");
         let v = &s.verdict;
         assert_ne!(v.class, Class::Leak, "{name}: {}", v.reason);

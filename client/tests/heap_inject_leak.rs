@@ -5,8 +5,11 @@
 use std::time::Duration;
 
 use clap::Parser;
-use leak_client::cli::{Cli, Command, VariantName};
-use leak_client::run::{self, Stop};
+use leak_client::cli::{Cli, Command};
+use leak_client::clients::VariantName;
+use leak_client::run;
+use leak_client::stop::Stop;
+use leak_client::summary::Summary;
 use leak_client::verdict::Class;
 
 mod common;
@@ -38,9 +41,8 @@ fn an_injected_leak_grows_live_heap_by_its_size_per_request() {
     let Command::Raw(args) = Cli::try_parse_from(argv).expect("flags").command else {
         unreachable!("raw")
     };
-    let s = run::run(VariantName::Raw, args, Stop::new())
-        .expect("runs")
-        .summary();
+    let cfg = args.config(VariantName::Raw);
+    let s = Summary::new(&cfg, &run::run(&cfg, Stop::new()).expect("runs"));
     assert_eq!((s.ok, s.errors), (4000, 0));
 
     // Crude growth: everything the run added, per request (the 1 KiB blocks dominate).

@@ -1,6 +1,7 @@
-//! `compare` and `calibrate`: start the latency server in-process, run each variant as its own
-//! child process (so each allocator counts only its own work), collect summaries and samples.
-//! This process is the orchestrator and is never measured; it judges nothing itself.
+//! Measured runs as child processes: one `leak-client <variant>` per `Job` (so each allocator
+//! counts only its own work), its argv written from the job's `Workload`, its progress followed
+//! through its JSONL, its summary and samples collected. Used by `compare`, `calibrate` and the
+//! bench; this process is never measured and judges nothing.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -10,22 +11,35 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::VariantName;
+use crate::cli::Workload;
+use crate::clients::VariantName;
 use crate::sample::Sample;
+use crate::stop::Stop;
 use crate::summary::Summary;
 
-/// One child run: a variant with its flags.
+/// One child run: a variant and the workload it runs.
 #[derive(Debug, Clone)]
 pub struct Job {
     /// Unique name; also the file stem of its JSONL and log (`ureq`, `raw`, `raw+leak`).
     pub name: String,
     pub variant: VariantName,
-    /// Flags after `leak-client <variant>` (workload, sampling), without --url/--jsonl/--json.
-    pub args: Vec<String>,
+    pub workload: Workload,
     /// A planted-leak control run.
     pub control: bool,
-    /// Total requests the job will send (for the progress bar), if known.
-    pub total_requests: Option<u64>,
+}
+
+impl Job {
+    /// The child's argv after the executable: `<variant> --url URL <workload> --jsonl FILE --json`.
+    pub fn argv(&self, url: &str, jsonl: &Path) -> Vec<String> {
+        let mut args: Vec<String> = vec![self.variant.as_str().into(), "--url".into(), url.into()];
+        args.extend(self.workload.to_args());
+        args.extend([
+            "--jsonl".into(),
+            jsonl.display().to_string(),
+            "--json".into(),
+        ]);
+        args
+    }
 }
 
 /// What a child run produced.
@@ -73,7 +87,7 @@ pub fn run_job(
     job: &Job,
     url: &str,
     out: &Path,
-    stop: &crate::run::Stop,
+    stop: &Stop,
 ) -> Result<JobResult, JobError> {
     let jsonl = out.join(format!("{}.jsonl", job.name));
     let log = out.join(format!("{}.log", job.name));
@@ -82,13 +96,7 @@ pub fn run_job(
         why,
         log: log.clone(),
     };
-    let mut args: Vec<String> = vec![job.variant.as_str().into(), "--url".into(), url.into()];
-    args.extend(job.args.iter().cloned());
-    args.extend([
-        "--jsonl".into(),
-        jsonl.display().to_string(),
-        "--json".into(),
-    ]);
+    let args = job.argv(url, &jsonl);
     let command = format!("leak-client {}", shell_words(&args));
     let log_file =
         File::create(&log).map_err(|e| fail(format!("cannot create {}: {e}", log.display())))?;
@@ -154,7 +162,8 @@ pub fn run_job(
             if bar.is_hidden() && last_line.elapsed() >= Duration::from_secs(30) {
                 last_line = Instant::now();
                 let total = job
-                    .total_requests
+                    .workload
+                    .total_requests()
                     .map(|n| format!("/{}", crate::units::count(n)))
                     .unwrap_or_default();
                 eprintln!(
@@ -206,7 +215,7 @@ fn interrupt(_child: &std::process::Child) {}
 
 fn progress_bar(job: &Job) -> ProgressBar {
     let target = ProgressDrawTarget::stderr_with_hz(4);
-    let bar = match job.total_requests {
+    let bar = match job.workload.total_requests() {
         Some(n) => ProgressBar::with_draw_target(Some(n), target),
         None => ProgressBar::with_draw_target(None, target),
     };

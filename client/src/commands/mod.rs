@@ -1,0 +1,122 @@
+//! The commands as the binary runs them, one file each (`variant`: `ureq`/`raw`, `compare`,
+//! `calibrate`), and what they share: signal handling, the allocator cap, the server the
+//! orchestrating commands start. Kept out of `main.rs` so tests can run a whole command
+//! in-process. Exit codes are `crate::exit`'s.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::stop::{Stop, StopReason};
+
+pub mod calibrate;
+pub mod compare;
+pub mod variant;
+
+pub use calibrate::calibrate;
+pub use compare::compare;
+pub use variant::run_variant;
+
+/// The allocator cap, as the binary's `#[global_allocator]` exposes it.
+pub trait Cap: Sync {
+    /// Sets the cap; `false` if the process already uses more than `bytes`.
+    fn set_limit(&self, bytes: usize) -> bool;
+}
+
+impl<H> Cap for cap::Cap<H>
+where
+    H: Sync,
+{
+    fn set_limit(&self, bytes: usize) -> bool {
+        cap::Cap::set_limit(self, bytes).is_ok()
+    }
+}
+
+/// Installs a Ctrl-C / SIGTERM handler that requests a stop; a second signal, a moment after
+/// the first (not the same keypress delivered twice), exits at once.
+pub fn install_signal_handler(stop: &Arc<Stop>) {
+    let stop = stop.clone();
+    let first = std::sync::OnceLock::new();
+    let result = ctrlc::set_handler(move || {
+        let at = *first.get_or_init(Instant::now);
+        if stop.is_set() && at.elapsed() > Duration::from_millis(500) {
+            eprintln!("second interrupt: exiting without a summary");
+            std::process::exit(i32::from(crate::exit::INTERRUPTED));
+        }
+        stop.request(StopReason::Signal);
+    });
+    if let Err(e) = result {
+        log::warn!(
+            "cannot install the Ctrl-C handler ({e}); Ctrl-C will end the run without a summary"
+        );
+    }
+}
+
+/// The server the orchestrating commands run against: the in-process latency server, or the
+/// user's own `--url`.
+struct Backend {
+    url: String,
+    latency: Option<Duration>,
+    server: Option<latency_server::RunningServer>,
+}
+
+impl Backend {
+    fn start(url: Option<&crate::workload::Target>, latency: Duration) -> Result<Backend, String> {
+        if let Some(url) = url {
+            return Ok(Backend {
+                url: url.to_string(),
+                latency: None,
+                server: None,
+            });
+        }
+        let config = latency_server::Config {
+            addr: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            latency,
+            // The orchestrator's own log would tear the progress bars; the runs have theirs.
+            report_every: None,
+            ..latency_server::Config::default()
+        };
+        let server = latency_server::Server::start(config)
+            .map_err(|e| format!("cannot start the latency server: {e}"))?;
+        Ok(Backend {
+            url: format!("http://{}/", server.addr()),
+            latency: Some(latency),
+            server: Some(server),
+        })
+    }
+
+    fn stop(self) {
+        if let Some(s) = self.server {
+            s.shutdown(Duration::from_secs(2));
+        }
+    }
+}
+
+/// What `compare` and `calibrate` need before their first run: this executable (which runs
+/// each measured variant as a child), the output directory, and the server. Errors are
+/// printed; `None` means exit with `FAILURE`.
+fn prepare(
+    out: &Path,
+    url: Option<&crate::workload::Target>,
+    latency: Duration,
+) -> Option<(PathBuf, Backend)> {
+    let exe = std::env::current_exe()
+        .map_err(|e| eprintln!("error: cannot find this executable to run the variants: {e}"))
+        .ok()?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| eprintln!("error: cannot create {}: {e}", out.display()))
+        .ok()?;
+    let backend = Backend::start(url, latency)
+        .map_err(|e| eprintln!("error: {e}"))
+        .ok()?;
+    Some((exe, backend))
+}
+
+fn now_utc() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("leak-client {}", crate::child::shell_words(&args))
+}

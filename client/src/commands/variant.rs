@@ -1,0 +1,56 @@
+//! `leak-client ureq|raw`: one measured run in this process — cap the allocator, run, print the
+//! summary (human on stderr, `--json` on stdout), and map the outcome to an exit code.
+
+use std::io::Write;
+
+use super::{Cap, install_signal_handler};
+use crate::cli::RunArgs;
+use crate::clients::VariantName;
+use crate::exit;
+use crate::run;
+use crate::stop::Stop;
+use crate::summary::Summary;
+use crate::verdict::Class;
+
+/// `leak-client ureq|raw`: runs, prints the summary, returns the exit code.
+pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 {
+    let cfg = args.config(variant);
+    if !alloc.set_limit(usize::try_from(cfg.mem_limit).unwrap_or(usize::MAX)) {
+        eprintln!(
+            "error: --mem-limit {} is below what the process already uses",
+            cfg.mem_limit
+        );
+        return exit::FAILURE;
+    }
+    let stop = Stop::new();
+    install_signal_handler(&stop);
+    let out = match run::run(&cfg, stop) {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let summary = Summary::new(&cfg, &out);
+    let _ = summary.print_human(&mut std::io::stderr().lock());
+    if let Some(e) = &out.monitor.jsonl_error {
+        eprintln!("error: writing the JSONL file failed: {e}");
+    }
+    if args.json {
+        let mut stdout = std::io::stdout().lock();
+        if summary
+            .print_json(&mut stdout)
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return exit::FAILURE;
+        }
+    }
+    if out.monitor.jsonl_error.is_some() {
+        return exit::FAILURE;
+    }
+    if args.fail_on_leak && summary.verdict.class == Class::Leak {
+        return exit::LEAK;
+    }
+    exit::OK
+}

@@ -1,0 +1,87 @@
+//! `RunConfig`: one run, checked and resolved, as the run loop, the summary and the report see
+//! it. Built once from the command line (`cli`); holds no clap types and reads no environment.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use crate::clients::VariantName;
+use crate::variant::{BodyMode, VariantConfig};
+use crate::workload::Target;
+
+/// A planted leak: the positive control (`--inject-leak`, `--inject-cap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Injection {
+    /// Bytes retained per completed request (0: none).
+    pub bytes: u64,
+    /// Stop retaining once this many bytes are held (a bounded cache); `None`: never.
+    pub cap: Option<u64>,
+}
+
+/// Everything one measured run needs, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunConfig {
+    pub variant: VariantName,
+    pub url: Target,
+    /// Total path length of each request (0: the URL's path as given).
+    pub path_len: usize,
+    /// Every URL unique (`false`: one generated URL repeated).
+    pub unique: bool,
+    pub seed: u64,
+    /// Requests per round; with neither this nor `duration` a round runs until stopped.
+    pub requests: Option<u64>,
+    /// Length of each round.
+    pub duration: Option<Duration>,
+    /// Worker threads.
+    pub concurrency: u32,
+    /// Each worker's pause between its requests.
+    pub think: Duration,
+    /// Overall requests per second, if throttled.
+    pub rate: Option<f64>,
+    pub rounds: u32,
+    pub pause: Duration,
+    pub linger: Duration,
+    pub timeout: Duration,
+    pub body: BodyMode,
+    pub max_body: u64,
+    /// Use the client library's pool defaults instead of sizing the pool from `concurrency`.
+    pub library_defaults: bool,
+    /// Interval of the memory log line.
+    pub report_every: Duration,
+    /// A request sample every this many completed requests (resolved from `--sample-every`).
+    pub sample_every: u64,
+    /// Heap cap of the process, bytes.
+    pub mem_limit: u64,
+    pub inject: Injection,
+    /// Where to append every sample, one JSON object per line.
+    pub jsonl: Option<PathBuf>,
+}
+
+impl RunConfig {
+    /// The default request-sample stride: about 1,000 samples per round, at least every
+    /// request; every 10 requests when the round has no request count.
+    pub fn default_sample_every(requests: Option<u64>) -> u64 {
+        match requests {
+            Some(n) => (n / 1000).max(1),
+            None => 10,
+        }
+    }
+
+    /// Live heap at which the run stops itself: 90% of `--mem-limit`.
+    pub fn soft_limit(&self) -> usize {
+        usize::try_from(self.mem_limit / 10 * 9).unwrap_or(usize::MAX)
+    }
+
+    /// The settings every client of this run is built from; `connections` counts the TCP
+    /// connections they open.
+    pub fn variant_config(&self, connections: Arc<AtomicU64>) -> VariantConfig {
+        VariantConfig {
+            timeout: self.timeout,
+            body: self.body,
+            max_body: self.max_body,
+            pool_idle: (!self.library_defaults).then_some(self.concurrency as usize),
+            connections_opened: connections,
+        }
+    }
+}
