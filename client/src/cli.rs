@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::clients::VariantName;
 use crate::config::{Injection, RunConfig};
-use crate::variant::BodyMode;
+use crate::variant::{BodyMode, TimeoutMode};
 use crate::workload::Target;
 
 /// Drive an HTTP workload through one client variant, log its heap at intervals, judge leaks.
@@ -164,6 +164,7 @@ impl RunArgs {
             pause: w.pause,
             linger: w.linger,
             timeout: w.timeout,
+            ureq_timeout: w.ureq_timeout,
             body: w.body,
             max_body: w.max_body,
             library_defaults: w.library_defaults,
@@ -234,9 +235,15 @@ pub struct Workload {
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub linger: Duration,
 
-    /// Per-request timeout (connect, send, and each read).
+    /// Per-request timeout: bounds the whole exchange (connect, send, response, body).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub timeout: Duration,
+
+    /// How the ureq variant applies --timeout: `phases` (connect, send, response and body
+    /// timeouts adding up to it) or `global` (`timeout_global`, which makes ureq 3 spawn a
+    /// resolver thread per request — a cost worth measuring, since many applications set it).
+    #[arg(long, value_enum, default_value_t = TimeoutMode::Phases, value_name = "MODE")]
+    pub ureq_timeout: TimeoutMode,
 
     /// `read`: read every response body; `skip`: drop the response without reading its body.
     #[arg(long, value_enum, default_value_t = BodyMode::Read)]
@@ -321,6 +328,7 @@ impl Workload {
         flag("pause", d(self.pause));
         flag("linger", d(self.linger));
         flag("timeout", d(self.timeout));
+        flag("ureq-timeout", self.ureq_timeout.as_str().to_string());
         flag("body", self.body.as_str().to_string());
         flag("max-body", self.max_body.to_string());
         flag("report-every", d(self.report_every));
@@ -538,6 +546,11 @@ mod tests {
             pause: dur(rng),
             linger: dur(rng),
             timeout: dur(rng),
+            ureq_timeout: if rng.gen_bool(0.5) {
+                TimeoutMode::Phases
+            } else {
+                TimeoutMode::Global
+            },
             body: if rng.gen_bool(0.5) {
                 BodyMode::Read
             } else {

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use crate::clients::VariantName;
-use crate::variant::{BodyMode, VariantConfig};
+use crate::variant::{BodyMode, TimeoutMode, VariantConfig};
 use crate::workload::Target;
 
 /// A planted leak: the positive control (`--inject-leak`, `--inject-cap`).
@@ -43,6 +43,8 @@ pub struct RunConfig {
     pub pause: Duration,
     pub linger: Duration,
     pub timeout: Duration,
+    /// How the ureq variant applies `timeout`.
+    pub ureq_timeout: TimeoutMode,
     pub body: BodyMode,
     pub max_body: u64,
     /// Use the client library's pool defaults instead of sizing the pool from `concurrency`.
@@ -78,6 +80,7 @@ impl RunConfig {
     pub fn variant_config(&self, connections: Arc<AtomicU64>) -> VariantConfig {
         VariantConfig {
             timeout: self.timeout,
+            timeout_mode: self.ureq_timeout,
             body: self.body,
             max_body: self.max_body,
             pool_idle: (!self.library_defaults).then_some(self.concurrency as usize),

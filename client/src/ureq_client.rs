@@ -9,7 +9,7 @@ use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{ConnectionDetails, Connector, TcpConnector, Transport};
 
 use crate::error::{ErrorKind, RequestError, kind_of_io};
-use crate::variant::{BodyMode, Outcome, Variant, VariantConfig};
+use crate::variant::{BodyMode, Outcome, TimeoutMode, Variant, VariantConfig};
 
 /// A worker's handle on the shared agent.
 #[derive(Debug, Clone)]
@@ -25,9 +25,20 @@ impl UreqClient {
     /// The pool is sized to `concurrency` idle connections unless `cfg.pool_idle` is `None`,
     /// which keeps ureq's defaults (10 idle in all, 3 per host).
     pub fn new(cfg: &VariantConfig) -> UreqClient {
-        let mut builder = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(cfg.timeout));
+        let mut builder = ureq::Agent::config_builder().http_status_as_error(false);
+        builder = match cfg.timeout_mode {
+            TimeoutMode::Global => builder.timeout_global(Some(cfg.timeout)),
+            // No global, per-call or resolve timeout: ureq then resolves on the calling thread
+            // instead of spawning one per request. The phases add up to `--timeout`.
+            TimeoutMode::Phases => {
+                let t = cfg.timeout;
+                builder
+                    .timeout_connect(Some(t / 8))
+                    .timeout_send_request(Some(t / 8))
+                    .timeout_recv_response(Some(t / 2))
+                    .timeout_recv_body(Some(t / 4))
+            }
+        };
         if let Some(n) = cfg.pool_idle {
             builder = builder
                 .max_idle_connections(n)
@@ -118,5 +129,43 @@ fn map_body_error(e: &io::Error) -> RequestError {
             RequestError::new(kind, inner.to_string())
         }
         None => RequestError::new(kind_of_io(e), e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn client(mode: TimeoutMode) -> UreqClient {
+        UreqClient::new(&VariantConfig {
+            timeout: Duration::from_secs(8),
+            timeout_mode: mode,
+            body: BodyMode::Read,
+            max_body: 1 << 20,
+            pool_idle: Some(4),
+            connections_opened: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    #[test]
+    fn phases_bound_the_exchange_without_a_resolver_thread() {
+        let t = client(TimeoutMode::Phases).agent.config().timeouts();
+        // ureq spawns a resolver thread whenever a global, per-call or resolve timeout is set.
+        assert_eq!((t.global, t.per_call, t.resolve), (None, None, None));
+        let phases = [t.connect, t.send_request, t.recv_response, t.recv_body];
+        assert!(phases.iter().all(Option::is_some), "{t:?}");
+        let sum: Duration = phases.iter().flatten().sum();
+        assert!(
+            sum <= Duration::from_secs(8) && sum >= Duration::from_secs(7),
+            "{sum:?}"
+        );
+    }
+
+    #[test]
+    fn global_is_what_applications_commonly_set() {
+        let t = client(TimeoutMode::Global).agent.config().timeouts();
+        assert_eq!(t.global, Some(Duration::from_secs(8)));
+        assert_eq!((t.connect, t.recv_response), (None, None));
     }
 }

@@ -27,6 +27,30 @@ impl BodyMode {
     }
 }
 
+/// How the ureq variant bounds a request by `--timeout` (the raw client always uses one
+/// deadline for the whole exchange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutMode {
+    /// Per-phase timeouts that add up to `--timeout`: connect ⅛, send the request ⅛, receive
+    /// the response head ½, receive the body ¼. No thread per request.
+    #[default]
+    Phases,
+    /// `timeout_global(--timeout)`, as many applications set it. ureq 3 then resolves the host
+    /// on a new thread for every request (even an IP literal), which this measures too.
+    Global,
+}
+
+impl TimeoutMode {
+    /// The flag value (`phases`, `global`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeoutMode::Phases => "phases",
+            TimeoutMode::Global => "global",
+        }
+    }
+}
+
 /// A completed response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Outcome {
@@ -39,8 +63,10 @@ pub struct Outcome {
 /// Settings every variant is built from (parsed once from the CLI).
 #[derive(Debug, Clone)]
 pub struct VariantConfig {
-    /// Per-request timeout (connect, each read, each write).
+    /// Per-request timeout: the whole exchange is bounded by it.
     pub timeout: Duration,
+    /// How the ureq variant applies `timeout`.
+    pub timeout_mode: TimeoutMode,
     pub body: BodyMode,
     /// Largest body accepted before the request fails with `ErrorKind::TooLarge`.
     pub max_body: u64,

@@ -140,13 +140,29 @@ fn server_knobs_give_the_documented_outcomes() {
 #[test]
 fn a_slow_server_is_a_timeout_error_not_a_hang() {
     let srv = server(0);
-    for v in VARIANTS {
+    let cases = [
+        (VariantName::Ureq, "phases"),
+        (VariantName::Ureq, "global"),
+        (VariantName::Raw, "phases"),
+    ];
+    for (v, mode) in cases {
         let s = run_summary(
             v,
             &format!("{}/?latency_ms=3000", srv.url()),
-            &["--requests", "2", "-c", "2", "--timeout", "300ms"],
+            &[
+                "--requests",
+                "2",
+                "-c",
+                "2",
+                "--timeout",
+                "300ms",
+                "--ureq-timeout",
+                mode,
+            ],
         );
-        assert_eq!((s.ok, s.errors), (0, 2), "{v:?}");
+        assert_eq!((s.ok, s.errors), (0, 2), "{v:?} {mode}");
+        // The server answers after 3 s; --timeout 300ms must end both requests long before.
+        assert!(s.elapsed_s < 2.0, "{v:?} {mode}: took {} s", s.elapsed_s);
         assert_eq!(
             s.errors_by_kind.get("timeout"),
             Some(&2),

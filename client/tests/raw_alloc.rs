@@ -64,6 +64,7 @@ fn steady_state_requests_make_almost_no_heap_allocations() {
 
     let mut client = RawClient::new(VariantConfig {
         timeout: Duration::from_secs(5),
+        timeout_mode: leak_client::variant::TimeoutMode::Phases,
         body: BodyMode::Read,
         max_body: 1 << 20,
         pool_idle: None,

@@ -99,6 +99,7 @@ fn handle(
 fn config(timeout: Duration, body: BodyMode, max_body: u64) -> VariantConfig {
     VariantConfig {
         timeout,
+        timeout_mode: leak_client::variant::TimeoutMode::Phases,
         body,
         max_body,
         pool_idle: None,

@@ -523,6 +523,7 @@ mod tests {
     fn requests_are_written_exactly() {
         let mut c = RawClient::new(VariantConfig {
             timeout: Duration::from_secs(1),
+            timeout_mode: crate::variant::TimeoutMode::Phases,
             body: BodyMode::Read,
             max_body: 1 << 20,
             pool_idle: None,
