@@ -177,6 +177,7 @@ impl RunArgs {
                 bytes: w.inject_leak,
                 cap: w.inject_cap,
             },
+            max_unreachable: w.max_unreachable,
             jsonl: self.jsonl.clone(),
         }
     }
@@ -271,6 +272,11 @@ pub struct Workload {
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes, value_name = "SIZE")]
     pub mem_limit: u64,
 
+    /// End the run (stopped by `unreachable`, exit code 1) once the server has refused
+    /// connections this long. Meanwhile each worker backs off (10 ms doubling to 1 s).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_unreachable: Duration,
+
     /// Deliberately retain this many bytes per completed request: the positive control that
     /// proves the leak detector on this machine.
     #[arg(long, default_value = "0", value_parser = parse_bytes, value_name = "BYTES")]
@@ -336,6 +342,7 @@ impl Workload {
             flag("sample-every", k.to_string());
         }
         flag("mem-limit", self.mem_limit.to_string());
+        flag("max-unreachable", d(self.max_unreachable));
         flag("inject-leak", self.inject_leak.to_string());
         if let Some(c) = self.inject_cap {
             flag("inject-cap", c.to_string());
@@ -561,6 +568,7 @@ mod tests {
             report_every: Duration::from_millis(rng.gen_range(10..10_000_000)),
             sample_every: rng.gen_bool(0.5).then(|| rng.gen_range(1..u64::MAX)),
             mem_limit: rng.r#gen(),
+            max_unreachable: dur(rng),
             inject_leak,
             inject_cap: (inject_leak > 0 && rng.gen_bool(0.5)).then(|| rng.r#gen()),
         }

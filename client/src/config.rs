@@ -56,6 +56,8 @@ pub struct RunConfig {
     /// Heap cap of the process, bytes.
     pub mem_limit: u64,
     pub inject: Injection,
+    /// Stop the run once the server has been unreachable this long.
+    pub max_unreachable: Duration,
     /// Where to append every sample, one JSON object per line.
     pub jsonl: Option<PathBuf>,
 }

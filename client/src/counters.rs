@@ -26,6 +26,11 @@ pub struct Counters {
     pub stride: AtomicU64,
     /// Request samples dropped because the monitor was behind (reported in the summary).
     pub samples_dropped: AtomicU64,
+    /// While the server is unreachable: milliseconds since `started` when it became so, plus
+    /// one (0: reachable).
+    pub down_since_ms: AtomicU64,
+    /// Milliseconds the server was unreachable in all, over finished outages.
+    pub outage_ms: AtomicU64,
 }
 
 impl Counters {
@@ -42,6 +47,8 @@ impl Counters {
             idle: AtomicBool::new(true),
             stride: AtomicU64::new(stride.max(1)),
             samples_dropped: AtomicU64::new(0),
+            down_since_ms: AtomicU64::new(0),
+            outage_ms: AtomicU64::new(0),
         }
     }
 
@@ -67,5 +74,66 @@ impl Counters {
             },
             connections: self.connections.load(Relaxed),
         }
+    }
+}
+
+/// Whether the server answered, as the workers see it: one log line when it stops answering,
+/// one when it is back, and the outage time in between.
+impl Counters {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// A connection-level failure: marks the start of an outage (logging it once, with `why`)
+    /// and returns how long the current outage has lasted.
+    pub fn unreachable(&self, why: impl FnOnce() -> String) -> std::time::Duration {
+        let now = self.now_ms();
+        let since = match self
+            .down_since_ms
+            .compare_exchange(0, now + 1, Relaxed, Relaxed)
+        {
+            Ok(_) => {
+                log::warn!(
+                    "server unreachable ({}); workers back off until it answers",
+                    why()
+                );
+                now
+            }
+            Err(marked) => marked - 1,
+        };
+        std::time::Duration::from_millis(now.saturating_sub(since))
+    }
+
+    /// A response came back: ends an outage, if one is going on (logging its length once).
+    #[inline]
+    pub fn reachable(&self) {
+        if self.down_since_ms.load(Relaxed) == 0 {
+            return;
+        }
+        let marked = self.down_since_ms.swap(0, Relaxed);
+        if marked != 0 {
+            let lasted = self.now_ms().saturating_sub(marked - 1);
+            self.outage_ms.fetch_add(lasted, Relaxed);
+            log::info!(
+                "server reachable again after {:.1} s unreachable",
+                lasted as f64 / 1000.0
+            );
+        }
+    }
+
+    /// Whether an outage is going on.
+    pub fn is_down(&self) -> bool {
+        self.down_since_ms.load(Relaxed) != 0
+    }
+
+    /// Total outage so far, including one still going on.
+    pub fn outage(&self) -> std::time::Duration {
+        let marked = self.down_since_ms.load(Relaxed);
+        let ongoing = if marked == 0 {
+            0
+        } else {
+            self.now_ms().saturating_sub(marked - 1)
+        };
+        std::time::Duration::from_millis(self.outage_ms.load(Relaxed) + ongoing)
     }
 }

@@ -123,6 +123,8 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
             leak: leak.clone(),
             soft_limit,
             think: cfg.think,
+            backoff: Backoff::new(cfg.seed ^ u64::from(id)),
+            max_unreachable: cfg.max_unreachable,
         };
         let spawned = std::thread::Builder::new()
             .name(format!("worker-{id}"))
@@ -312,6 +314,60 @@ struct Worker {
     leak: Arc<Injector>,
     soft_limit: usize,
     think: Duration,
+    backoff: Backoff,
+    max_unreachable: Duration,
+}
+
+/// A worker's back-off after connection failures (refused, unreachable): 10 ms doubling to
+/// 1 s, each delay jittered down by up to half, reset by the first answer. Without it, workers
+/// retry a dead server in a tight loop and burn the cores the restarted server needs.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    /// xorshift64 state for the jitter (seeded per worker; never 0).
+    rng: u64,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn new(seed: u64) -> Backoff {
+        Backoff {
+            next: Duration::ZERO,
+            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::ZERO;
+    }
+
+    /// The next delay: in [d/2, d] for d = 10 ms, 20 ms, … 1 s.
+    fn delay(&mut self) -> Duration {
+        let d = if self.next.is_zero() {
+            Self::FIRST
+        } else {
+            self.next
+        };
+        self.next = (d * 2).min(Self::MAX);
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let fraction = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        d.mul_f64(0.5 + 0.5 * fraction)
+    }
+}
+
+/// Whether a request reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// A response came back (any status).
+    Answered,
+    /// The connection could not be made: the server is down or gone.
+    Unreachable,
+    /// Anything else (timeout, reset, malformed response): the server is there.
+    Failed,
 }
 
 impl Worker {
@@ -355,7 +411,7 @@ impl Worker {
             let t0 = Instant::now();
             let result = self.client.get(url);
             let took = t0.elapsed();
-            self.count(result, took, warned);
+            let reach = self.count(result, took, warned);
             self.leak.after_request();
 
             let done = self.counters.completed.fetch_add(1, Relaxed) + 1;
@@ -369,6 +425,27 @@ impl Worker {
                 self.stop.request(StopReason::MemLimit);
                 return;
             }
+            match reach {
+                Reach::Answered => {
+                    self.backoff.reset();
+                    self.counters.reachable();
+                }
+                Reach::Unreachable => {
+                    let lasted = self
+                        .counters
+                        .unreachable(|| "connection refused or failed".into());
+                    if lasted >= self.max_unreachable {
+                        log::warn!(
+                            "server unreachable for {:.1} s (--max-unreachable): stopping",
+                            lasted.as_secs_f64()
+                        );
+                        self.stop.request(StopReason::Unreachable);
+                        return;
+                    }
+                    self.stop.sleep(self.backoff.delay());
+                }
+                Reach::Failed => {}
+            }
             if !self.think.is_zero() {
                 self.stop.sleep(self.think);
             }
@@ -380,30 +457,40 @@ impl Worker {
         result: Result<crate::variant::Outcome, RequestError>,
         took: Duration,
         warned: &mut [bool],
-    ) {
+    ) -> Reach {
         let c = &self.counters;
-        let kind = match result {
+        let (kind, reach) = match result {
             Ok(o) if o.status < 400 => {
                 c.ok.fetch_add(1, Relaxed);
                 c.body_bytes.fetch_add(o.body_bytes, Relaxed);
                 if let Ok(mut h) = self.latency.lock() {
                     h.saturating_record(took.as_micros().max(1) as u64);
                 }
-                return;
+                return Reach::Answered;
             }
             Ok(o) => {
                 report_error(warned, ErrorKind::Status, || {
                     format!("HTTP status {}", o.status)
                 });
-                ErrorKind::Status
+                (ErrorKind::Status, Reach::Answered)
             }
+            // Connect failures are reported once per outage (`Counters::unreachable`).
+            Err(e) if e.kind == ErrorKind::Connect => {
+                if !c.is_down() {
+                    c.unreachable(|| format!("{}: {}", e.kind, e.detail));
+                }
+                (ErrorKind::Connect, Reach::Unreachable)
+            }
+            // A reset is not backed off: a server that accepts and then drops connections (the
+            // `drop` knob) is there, and is measured at full rate.
             Err(e) => {
                 report_error(warned, e.kind, || e.detail.clone());
-                e.kind
+                (e.kind, Reach::Failed)
             }
         };
         c.errors.fetch_add(1, Relaxed);
         c.errors_by_kind[kind.index()].fetch_add(1, Relaxed);
+        reach
     }
 }
 
@@ -417,5 +504,31 @@ fn report_error(warned: &mut [bool], kind: ErrorKind, detail: impl FnOnce() -> S
         );
     } else if log::log_enabled!(log::Level::Debug) {
         log::debug!("request failed ({kind}): {}", detail());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_from_10ms_to_1s_with_jitter_and_resets() {
+        let mut b = Backoff::new(3);
+        let mut ceiling = Duration::from_millis(10);
+        for _ in 0..12 {
+            let d = b.delay();
+            assert!(
+                d >= ceiling / 2 && d <= ceiling,
+                "{d:?} within [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
+            ceiling = (ceiling * 2).min(Duration::from_secs(1));
+        }
+        assert_eq!(ceiling, Duration::from_secs(1));
+        b.reset();
+        assert!(b.delay() <= Duration::from_millis(10));
+        // Workers seeded differently do not retry in lockstep.
+        let (mut x, mut y) = (Backoff::new(1), Backoff::new(2));
+        assert_ne!(x.delay(), y.delay());
     }
 }

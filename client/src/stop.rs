@@ -18,6 +18,8 @@ pub enum StopReason {
     Signal,
     /// Live heap reached 90% of `--mem-limit`.
     MemLimit,
+    /// The server stayed unreachable for `--max-unreachable`.
+    Unreachable,
 }
 
 impl StopReason {
@@ -27,6 +29,7 @@ impl StopReason {
             StopReason::Duration => "duration",
             StopReason::Signal => "signal",
             StopReason::MemLimit => "mem-limit",
+            StopReason::Unreachable => "unreachable",
         }
     }
 
@@ -36,11 +39,13 @@ impl StopReason {
         const DURATION: u8 = StopReason::Duration as u8;
         const SIGNAL: u8 = StopReason::Signal as u8;
         const MEM_LIMIT: u8 = StopReason::MemLimit as u8;
+        const UNREACHABLE: u8 = StopReason::Unreachable as u8;
         match code {
             REQUESTS => Some(StopReason::Requests),
             DURATION => Some(StopReason::Duration),
             SIGNAL => Some(StopReason::Signal),
             MEM_LIMIT => Some(StopReason::MemLimit),
+            UNREACHABLE => Some(StopReason::Unreachable),
             _ => None,
         }
     }
@@ -108,6 +113,7 @@ mod tests {
             StopReason::Duration,
             StopReason::Signal,
             StopReason::MemLimit,
+            StopReason::Unreachable,
         ] {
             assert_eq!(StopReason::from_code(r as u8), Some(r));
         }

@@ -72,6 +72,9 @@ pub struct Summary {
     pub inject_leak: u64,
     /// Request samples the monitor could not keep up with (0 in a healthy run).
     pub samples_dropped: u64,
+    /// Seconds the server refused connections during the run (workers backed off meanwhile).
+    #[serde(default)]
+    pub unreachable_s: f64,
     /// The leak verdict on this run's live heap series.
     pub verdict: Verdict,
 }
@@ -156,6 +159,7 @@ impl Summary {
             path_len: cfg.path_len,
             inject_leak: cfg.inject.bytes,
             samples_dropped: c.samples_dropped.load(Relaxed),
+            unreachable_s: c.outage().as_secs_f64(),
             verdict: verdict::judge(&points(m.series.samples()), &verdict::Params::default()),
         }
     }
@@ -239,6 +243,14 @@ impl Summary {
             v.class.as_str().to_uppercase(),
             v.reason
         )?;
+        if self.unreachable_s > 0.0 {
+            writeln!(
+                w,
+                "note       server unreachable for {:.1} s in all (connect errors during it: {})",
+                self.unreachable_s,
+                self.errors_by_kind.get("connect").copied().unwrap_or(0)
+            )?;
+        }
         if self.samples_dropped > 0 {
             writeln!(
                 w,

@@ -310,3 +310,64 @@ fn the_jsonl_file_has_one_parseable_sample_per_line() {
     assert_eq!(s.ok, 800);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_server_outage_is_backed_off_and_the_run_recovers_when_it_returns() {
+    let srv = server(0);
+    let addr = srv.addr();
+    let url = srv.url();
+    let run = std::thread::spawn(move || {
+        run_summary(VariantName::Raw, &url, &["--duration", "4s", "-c", "4"])
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    srv.shutdown(Duration::from_secs(1));
+    let down = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    let back = common::server_at(addr);
+    let gap = down.elapsed().as_secs_f64();
+    let s = run.join().expect("the run thread");
+    let connect_errors = s.errors_by_kind.get("connect").copied().unwrap_or(0);
+    // Without back-off, 4 workers retrying for 1.5 s made ~100,000 connect errors.
+    assert!(
+        (1..=100).contains(&connect_errors),
+        "connect errors stay in the tens: {:?}",
+        s.errors_by_kind
+    );
+    assert_eq!(s.stopped_by, StopReason::Duration);
+    assert!(
+        back.stats().served > 100,
+        "requests succeed again after the restart: {}",
+        back.stats().served
+    );
+    // The outage is counted, and ends within about a second of the server coming back
+    // (the longest back-off is 1 s).
+    assert!(
+        s.unreachable_s > 0.5 && s.unreachable_s < gap + 1.5,
+        "unreachable {} s for a {gap:.2} s outage",
+        s.unreachable_s
+    );
+    back.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_server_that_stays_down_ends_the_run_by_itself() {
+    let srv = server(0);
+    let url = srv.url();
+    let run = std::thread::spawn(move || {
+        run_summary(
+            VariantName::Ureq,
+            &url,
+            &["--duration", "20s", "-c", "2", "--max-unreachable", "700ms"],
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    srv.shutdown(Duration::from_secs(1));
+    let s = run.join().expect("the run thread");
+    assert_eq!(s.stopped_by, StopReason::Unreachable, "{s:?}");
+    assert!(
+        s.elapsed_s < 10.0,
+        "stopped long before --duration: {} s",
+        s.elapsed_s
+    );
+    assert!(s.unreachable_s >= 0.7, "{}", s.unreachable_s);
+}

@@ -8,7 +8,7 @@ use crate::cli::RunArgs;
 use crate::clients::VariantName;
 use crate::exit;
 use crate::run;
-use crate::stop::Stop;
+use crate::stop::{Stop, StopReason};
 use crate::summary::Summary;
 use crate::verdict::Class;
 
@@ -46,7 +46,7 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
             return exit::FAILURE;
         }
     }
-    if out.monitor.jsonl_error.is_some() {
+    if out.monitor.jsonl_error.is_some() || summary.stopped_by == StopReason::Unreachable {
         return exit::FAILURE;
     }
     if args.fail_on_leak && summary.verdict.class == Class::Leak {

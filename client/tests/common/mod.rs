@@ -14,3 +14,15 @@ pub fn server(latency_ms: u64) -> RunningServer {
     })
     .expect("server starts")
 }
+
+/// Starts the latency server on `addr` (e.g. the address of one just shut down: a restart).
+#[allow(dead_code)]
+pub fn server_at(addr: std::net::SocketAddr) -> RunningServer {
+    Server::start(Config {
+        addr,
+        latency: Duration::ZERO,
+        report_every: None,
+        ..Config::default()
+    })
+    .expect("server restarts on its old address")
+}
