@@ -47,6 +47,10 @@ conformance *args:
     cargo build --release --locked -p leak-client
     python3 ../shared/conformance/run_raw_corpus.py --bin target/release/leak-client --variants raw --cmd '{bin} {variant} --url {url} --requests {requests} --concurrency 1 --timeout 5s --json' "$@"
 
+# Check vendor/tiny_http is tiny_http 0.12.0 + leakprobe.patch and run its own tests (`--no-tests`, `--tests`, `--write`: see vendor/tiny_http/PATCHES.md).
+vendor-check *args:
+    bash vendor/check.sh "$@"
+
 # Everything CI does.
 ci:
     bash .ci/run
