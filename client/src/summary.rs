@@ -34,7 +34,7 @@ pub struct Memory {
     /// Highest live heap during the run (the allocator's high-water mark).
     pub peak: u64,
     /// Live heap at the last quiescent reading (all workers idle) minus `baseline` (before the
-    /// first request): what the idle client holds. The verdict's own `retained_after_idle`
+    /// first request): what the idle client holds. The verdict's `retained_vs_baseline`
     /// is measured from the post-warm-up baseline instead.
     pub retained_after_idle: Option<i64>,
     pub rss_start: Option<u64>,

@@ -229,7 +229,7 @@ mod tests {
             rss_slope: None,
             baseline: None,
             warmup_growth: None,
-            retained_after_idle: None,
+            retained_vs_baseline: None,
             staircase: Vec::new(),
             noise: None,
             points_used: 100,

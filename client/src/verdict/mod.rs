@@ -287,7 +287,10 @@ pub struct Verdict {
     /// Live heap growth during warm-up: `baseline` minus the first readings.
     pub warmup_growth: Option<i64>,
     /// Last quiescent reading minus `baseline`, bytes.
-    pub retained_after_idle: Option<i64>,
+    /// (Not `memory.retained_after_idle` of the summary, which is measured from the live heap
+    /// before the first request.)
+    #[serde(alias = "retained_after_idle")]
+    pub retained_vs_baseline: Option<i64>,
     /// Last quiescent reading of each round minus `baseline`, in round order.
     pub staircase: Vec<i64>,
     /// Robust standard deviation of live heap around the fit, bytes.
@@ -360,7 +363,7 @@ pub fn judge(points: &[Point], params: &Params) -> Verdict {
         (Some(b), Some(s)) => Some(b - s),
         _ => None,
     };
-    let (retained_after_idle, staircase) = idle_readings(&pts, baseline);
+    let (retained_vs_baseline, staircase) = idle_readings(&pts, baseline);
 
     let (rx, ry): (Vec<f64>, Vec<f64>) = fit_pts
         .iter()
@@ -387,7 +390,7 @@ pub fn judge(points: &[Point], params: &Params) -> Verdict {
         rss_slope: rss.as_ref().map(|t| Slope::from_fit(&t.all)),
         baseline: baseline.map(round_i64),
         warmup_growth: warmup_growth.map(round_i64),
-        retained_after_idle,
+        retained_vs_baseline,
         staircase,
         noise: live.as_ref().map(|t| round_i64(t.sigma)),
         points_used: n,

@@ -500,7 +500,7 @@ fn short_runs_are_inconclusive_and_say_what_to_run() {
     }
     let v = judge_default(&[]);
     assert_eq!(
-        (v.class, v.slope, v.retained_after_idle),
+        (v.class, v.slope, v.retained_vs_baseline),
         (Class::Inconclusive, None, None)
     );
 }
@@ -570,7 +570,7 @@ fn rss_growth_with_flat_live_is_rss_only() {
 }
 
 #[test]
-fn staircase_and_retained_after_idle_come_from_quiescent_readings() {
+fn staircase_and_retained_vs_baseline_come_from_quiescent_readings() {
     // Three rounds of 1,000 requests; busy readings hold 50 KiB in flight on top of a base
     // that retains 10 KiB more at each round's end. Round 1 has two quiescent readings
     // (linger): the last counts. Round 3 has none.
@@ -616,7 +616,7 @@ fn staircase_and_retained_after_idle_come_from_quiescent_readings() {
         v.staircase,
         vec![step(10 - 50), step(20 - 50), step(30 - 50)]
     );
-    assert_eq!(v.retained_after_idle, Some(step(30 - 50)));
+    assert_eq!(v.retained_vs_baseline, Some(step(30 - 50)));
     // Quiescent readings stay out of the fit: the busy series is perfectly flat.
     let s = v.slope.expect("slope");
     assert_eq!((s.bytes_per_request, s.lo, s.hi), (0.0, 0.0, 0.0));
