@@ -42,10 +42,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# Replay the 68-case HTTP/1.1 conformance corpus (../shared/conformance) against the raw client.
+# Replay the 68-case HTTP/1.1 conformance corpus and the fault modes (client/tests/conformance) against the raw client.
 conformance *args:
     cargo build --release --locked -p leak-client
-    python3 ../shared/conformance/run_raw_corpus.py --bin target/release/leak-client --variants raw --cmd '{bin} {variant} --url {url} --requests {requests} --concurrency 1 --timeout 5s --json' "$@"
+    python3 client/tests/conformance/run_raw_corpus.py --bin "${CARGO_TARGET_DIR:-target}/release/leak-client" --variants raw --cmd '{bin} {variant} --url {url} --requests {requests} --concurrency 1 --timeout 5s --json' "$@"
 
 # Everything CI does.
 ci:
