@@ -84,7 +84,11 @@ fn conformance_corpus_cases_reach_their_expected_outcome() {
         .unwrap_or_else(|e| panic!("cannot read the conformance corpus {}: {e}", path.display()));
     let doc: serde_json::Value = serde_json::from_str(&text).expect("corpus is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 68, "the corpus has 68 cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 68,
+        "the corpus has 68 cases, found {}",
+        cases.len()
+    );
 
     let mut failures = Vec::new();
     let mut took_alternate = BTreeSet::new();

@@ -1588,8 +1588,9 @@ mod tests {
     #[test]
     fn body_errors_by_framing() {
         use WireError::*;
-        // (name, framing, limit, input, end of connection after it, error)
-        let table: &[(&str, Framing, u64, &[u8], bool, WireError)] = &[
+        /// (name, framing, limit, input, end of connection after it, error)
+        type Case = (&'static str, Framing, u64, &'static [u8], bool, WireError);
+        let table: &[Case] = &[
             (
                 "length over limit, before any byte",
                 Cl(11),
