@@ -42,10 +42,48 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# Replay the 68-case HTTP/1.1 conformance corpus (../shared/conformance) against the raw client.
+# Replay the 68-case HTTP/1.1 conformance corpus and the fault modes (client/tests/conformance) against the raw client.
 conformance *args:
     cargo build --release --locked -p leak-client
-    python3 ../shared/conformance/run_raw_corpus.py --bin target/release/leak-client --variants raw --cmd '{bin} {variant} --url {url} --requests {requests} --concurrency 1 --timeout 5s --json' "$@"
+    python3 client/tests/conformance/run_raw_corpus.py --bin "${CARGO_TARGET_DIR:-target}/release/leak-client" --variants raw --cmd '{bin} {variant} --url {url} --requests {requests} --concurrency 1 --timeout 5s --json' "$@"
+
+# Fuzz the raw client's reader on stable: its property tests (client/tests/raw_props.rs, raw_wire_alloc.rs) in rounds of FUZZ_CASES (default 20000) cases per property, a fresh seed each round, for DURATION (e.g. 90s, 10m, 1h). Stops at the first failure; proptest saves its seed in client/tests/*.proptest-regressions, to commit with the fix.
+fuzz duration="5m":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    d="$1"
+    if ! [[ "$d" =~ ^[0-9]+[smh]?$ ]]; then
+        echo "fuzz: DURATION must look like 90, 90s, 10m or 1h, not '$d'" >&2
+        exit 2
+    fi
+    case "$d" in
+        *h) secs=$(( ${d%h} * 3600 )) ;;
+        *m) secs=$(( ${d%m} * 60 )) ;;
+        *) secs=${d%s} ;;
+    esac
+    cases="${FUZZ_CASES:-20000}"
+    tests=(-p leak-client --test raw_props --test raw_wire_alloc)
+    cargo test --locked "${tests[@]}" --no-run
+    start=$SECONDS
+    end=$(( start + secs ))
+    rounds=0
+    while (( SECONDS < end )); do
+        rc=0
+        PROPTEST_CASES="$cases" timeout $(( end - SECONDS )) \
+            cargo test -q --locked "${tests[@]}" >/tmp/leakprobe-fuzz.$$ 2>&1 || rc=$?
+        if (( rc == 124 )); then
+            break
+        elif (( rc != 0 )); then
+            cat /tmp/leakprobe-fuzz.$$
+            rm -f /tmp/leakprobe-fuzz.$$
+            echo "fuzz: FAILED in round $(( rounds + 1 )) after $(( SECONDS - start ))s: the minimal failing input is above" >&2
+            exit 1
+        fi
+        rounds=$(( rounds + 1 ))
+        echo "fuzz: round $rounds passed ($(( SECONDS - start ))s of ${secs}s)"
+    done
+    rm -f /tmp/leakprobe-fuzz.$$
+    echo "fuzz: $rounds full rounds x $cases cases per property in $(( SECONDS - start ))s, no failure"
 
 # Check vendor/tiny_http is tiny_http 0.12.0 + leakprobe.patch and run its own tests (`--no-tests`, `--tests`, `--write`: see vendor/tiny_http/PATCHES.md).
 vendor-check *args:

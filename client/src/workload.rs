@@ -1,5 +1,6 @@
-//! The workload: the target URL and the request URLs generated from it (unique, padded to a
-//! length, repeatable from a seed). Pure: no I/O, no clock, no allocation per URL.
+//! The workload: the target URL, the client's one URL splitter, and the request URLs generated
+//! from the target (unique, padded to a length, repeatable from a seed). Pure: no I/O, no clock,
+//! no allocation per URL.
 
 use std::fmt;
 
@@ -20,31 +21,31 @@ pub struct Target {
 
 impl Target {
     /// Parses and checks a URL: only plain `http` (leakprobe measures on loopback; no TLS).
+    /// The URL is split by [`split_url`], the same function the raw client uses per request.
     pub fn parse(s: &str) -> Result<Target, String> {
-        let uri: ureq::http::Uri = s
-            .trim()
-            .parse()
-            .map_err(|e| format!("`{s}` is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => return Err(format!("only http:// URLs are supported, not {other}://")),
-            None => return Err(format!("`{s}` has no scheme: write http://{s}")),
-        }
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("`{s}` has no host"))?;
-        let port = uri.port_u16().unwrap_or(80);
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+        let trimmed = s.trim();
+        let url = split_url(trimmed).map_err(|e| match e {
+            UrlError::NoScheme if trimmed.bytes().all(|b| b.is_ascii_graphic()) => {
+                format!("`{s}` has no scheme: write http://{s}")
+            }
+            UrlError::Scheme => {
+                let scheme = trimmed.split_once("://").map_or("", |(scheme, _)| scheme);
+                format!(
+                    "only http:// URLs are supported, not {}://",
+                    scheme.to_ascii_lowercase()
+                )
+            }
+            UrlError::NoHost => format!("`{s}` has no host"),
+            e => format!("`{s}` is not a URL: {e}"),
+        })?;
+        let host = url.host.to_string();
+        let port = url.port;
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
         } else {
             format!("{host}:{port}")
         };
-        let path = match uri.path() {
+        let path = match url.path() {
             "" => "/".to_string(),
             p => p.to_string(),
         };
@@ -53,9 +54,156 @@ impl Target {
             host,
             port,
             path,
-            query: uri.query().map(str::to_string),
+            query: url.query().map(str::to_string),
         })
     }
+}
+
+/// The pieces of an absolute `http://host[:port][/path][?query][#fragment]` URL, borrowed from
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    /// `host[:port]` exactly as written: the `Host` header's value.
+    pub authority: &'a str,
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: &'a str,
+    /// Port (80 when absent).
+    pub port: u16,
+    /// Path and query as written (possibly empty, or starting with `?`); fragment removed.
+    pub target: &'a str,
+}
+
+impl<'a> UrlParts<'a> {
+    /// The path without the query (possibly empty).
+    pub fn path(&self) -> &'a str {
+        self.target
+            .split_once('?')
+            .map_or(self.target, |(path, _)| path)
+    }
+
+    /// The query without the `?`, if there is a `?`.
+    pub fn query(&self) -> Option<&'a str> {
+        self.target.split_once('?').map(|(_, query)| query)
+    }
+}
+
+/// Why [`split_url`] refused a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlError {
+    /// The empty string.
+    Empty,
+    /// No `scheme://` at the start.
+    NoScheme,
+    /// A scheme other than `http`.
+    Scheme,
+    /// Nothing between `http://` and the path, or an empty host before a port.
+    NoHost,
+    /// `user@host`: never needed on loopback, and a way to hide the real host.
+    UserInfo,
+    /// Whitespace, a control character, non-ASCII or a delimiter in the authority.
+    HostChar,
+    /// Whitespace, a control character or non-ASCII in the path or query: sent as written, such
+    /// bytes could split the request, so they are refused rather than encoded.
+    TargetChar,
+    /// `[` of an IPv6 literal without its `]`.
+    UnclosedBracket,
+    /// Something other than `:port` after an IPv6 literal's `]`.
+    AfterBracket,
+    /// A port that is empty, not decimal digits, 0, or over 65535.
+    Port,
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UrlError::Empty => "empty",
+            UrlError::NoScheme => "no scheme (only http:// URLs are supported)",
+            UrlError::Scheme => "only http:// URLs are supported",
+            UrlError::NoHost => "no host",
+            UrlError::UserInfo => "user info is not supported",
+            UrlError::HostChar => "invalid character in host",
+            UrlError::TargetChar => "path must be ASCII without spaces or control characters",
+            UrlError::UnclosedBracket => "unclosed [",
+            UrlError::AfterBracket => "junk after ]",
+            UrlError::Port => "invalid port",
+        })
+    }
+}
+
+impl std::error::Error for UrlError {}
+
+/// Splits an absolute `http://` URL without allocating: the client's one URL parser, used once
+/// for the target ([`Target::parse`]) and by the raw client for every request. Only plain http
+/// is accepted (the scheme in any case); the fragment is dropped.
+pub fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
+    if url.is_empty() {
+        return Err(UrlError::Empty);
+    }
+    let rest = match url.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
+        _ => {
+            return Err(match url.split_once("://") {
+                Some((scheme, _)) if is_scheme(scheme) => UrlError::Scheme,
+                _ => UrlError::NoScheme,
+            });
+        }
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(auth_end);
+    let target = tail.split_once('#').map_or(tail, |(before, _)| before);
+    if authority.is_empty() {
+        return Err(UrlError::NoHost);
+    }
+    if authority.contains('@') {
+        return Err(UrlError::UserInfo);
+    }
+    if !authority
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b))
+    {
+        return Err(UrlError::HostChar);
+    }
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(UrlError::TargetChar);
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or(UrlError::UnclosedBracket)?;
+        match after {
+            "" => (host, None),
+            _ => (
+                host,
+                Some(after.strip_prefix(':').ok_or(UrlError::AfterBracket)?),
+            ),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(UrlError::NoHost);
+    }
+    let port = match port {
+        None => 80,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(UrlError::Port),
+        },
+    };
+    Ok(UrlParts {
+        authority,
+        host,
+        port,
+        target,
+    })
+}
+
+/// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986 §3.1).
+fn is_scheme(s: &str) -> bool {
+    s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
 }
 
 impl fmt::Display for Target {
@@ -157,6 +305,116 @@ mod tests {
         );
         for bad in ["https://x", "127.0.0.1:8080", "http://", "not a url", ""] {
             assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn target_errors_say_what_is_wrong() {
+        let cases = [
+            ("https://x", "only http:// URLs are supported, not https://"),
+            ("FTP://h/", "only http:// URLs are supported, not ftp://"),
+            (
+                "127.0.0.1:8080",
+                "`127.0.0.1:8080` has no scheme: write http://127.0.0.1:8080",
+            ),
+            ("http://", "`http://` has no host"),
+            ("http://:80/", "`http://:80/` has no host"),
+            ("", "`` is not a URL: empty"),
+            (
+                "not a url",
+                "`not a url` is not a URL: no scheme (only http:// URLs are supported)",
+            ),
+            ("http://h:0/", "`http://h:0/` is not a URL: invalid port"),
+            (
+                "http://h/a b",
+                "`http://h/a b` is not a URL: path must be ASCII without spaces or control \
+                 characters",
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(Target::parse(url), Err(want.to_string()), "{url}");
+        }
+    }
+
+    #[test]
+    fn targets_take_path_query_and_default_port_from_the_split() {
+        let t = Target::parse("  HTTP://h?q=1#frag ").expect("valid");
+        assert_eq!(
+            (t.authority.as_str(), t.host.as_str(), t.port),
+            ("h:80", "h", 80)
+        );
+        assert_eq!((t.path.as_str(), t.query.as_deref()), ("/", Some("q=1")));
+        assert_eq!(t.to_string(), "http://h:80/?q=1");
+        let t = Target::parse("http://[::1]/a/b").expect("valid");
+        assert_eq!((t.host.as_str(), t.port), ("::1", 80));
+        assert_eq!(t.to_string(), "http://[::1]:80/a/b");
+    }
+
+    #[test]
+    fn urls_split_into_authority_host_port_and_target() {
+        let cases: &[(&str, &str, &str, u16, &str)] = &[
+            (
+                "http://127.0.0.1:8080/a/b?c=d",
+                "127.0.0.1:8080",
+                "127.0.0.1",
+                8080,
+                "/a/b?c=d",
+            ),
+            ("HTTP://example.com", "example.com", "example.com", 80, ""),
+            ("http://h:1?q", "h:1", "h", 1, "?q"),
+            ("http://h/p#frag", "h", "h", 80, "/p"),
+            ("http://[::1]:9/x", "[::1]:9", "::1", 9, "/x"),
+            ("http://[::1]", "[::1]", "::1", 80, ""),
+        ];
+        for &(url, authority, host, port, target) in cases {
+            let got = split_url(url).expect(url);
+            assert_eq!(
+                got,
+                UrlParts {
+                    authority,
+                    host,
+                    port,
+                    target
+                },
+                "{url}"
+            );
+        }
+        let parts = split_url("http://h/a/b?c=d?e").expect("valid");
+        assert_eq!((parts.path(), parts.query()), ("/a/b", Some("c=d?e")));
+        let parts = split_url("http://h").expect("valid");
+        assert_eq!((parts.path(), parts.query()), ("", None));
+    }
+
+    #[test]
+    fn bad_urls_are_refused_with_their_reason() {
+        use UrlError::*;
+        let cases = [
+            ("", Empty),
+            ("https://h/", Scheme),
+            ("ftp://h/", Scheme),
+            ("h:80/x", NoScheme),
+            ("http:/h", NoScheme),
+            ("://h", NoScheme),
+            ("http:/\u{e9}", NoScheme),
+            ("http://", NoHost),
+            ("http:///x", NoHost),
+            ("http://:8080/x", NoHost),
+            ("http://[]:1/", NoHost),
+            ("http://u@h/x", UserInfo),
+            ("http://h{/x", HostChar),
+            ("http://h\t/x", HostChar),
+            ("http://h/a b", TargetChar),
+            ("http://h/a\r\nX: y", TargetChar),
+            ("http://h/\u{e9}", TargetChar),
+            ("http://[::1/x", UnclosedBracket),
+            ("http://[::1]x/", AfterBracket),
+            ("http://h:/x", Port),
+            ("http://h:0/x", Port),
+            ("http://h:99999/x", Port),
+            ("http://h:+1/x", Port),
+        ];
+        for (url, want) in cases {
+            assert_eq!(split_url(url), Err(want), "{url:?}");
         }
     }
 

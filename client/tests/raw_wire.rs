@@ -1,11 +1,12 @@
-//! Replays the shared conformance corpus (`shared/conformance/responses.json`) through the pure
-//! response reader, as the raw client would see each case on the wire, and scores it like
+//! Replays the conformance corpus (`tests/conformance/responses.json`, shipped with the
+//! repository) through the pure response reader — `parse_head` and `BodyReader` — as the raw
+//! client would see each case on the wire, in pieces of every size, and scores it like
 //! `run_raw_corpus.py` does, but strictly: only documented deviations may take the alternate.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use leak_client::raw::wire::{self, ChunkedDecoder, Framing, Status};
+use leak_client::raw::wire::{self, BodyReader, Status};
 
 /// Cases where this client deliberately takes the corpus's `alt_expect`, with the reason.
 const ALTERNATES: &[(&str, &str)] = &[(
@@ -15,7 +16,7 @@ const ALTERNATES: &[(&str, &str)] = &[(
 )];
 
 fn corpus_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/responses.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/responses.json")
 }
 
 fn base64(text: &str) -> Vec<u8> {
@@ -44,48 +45,50 @@ fn base64(text: &str) -> Vec<u8> {
 }
 
 /// What the raw client ends up with when the server writes `raw` and then closes (`reuse` false)
-/// or goes quiet (`reuse` true, which a client still waiting for bytes sees as a timeout).
-fn replay(raw: &[u8], reuse: bool) -> Result<(u16, Vec<u8>), String> {
+/// or goes quiet (`reuse` true, which a client still waiting for bytes sees as a timeout), with
+/// the body arriving in pieces of `step` bytes.
+fn replay(raw: &[u8], reuse: bool, step: usize) -> Result<(u16, Vec<u8>), String> {
     let (n, head) = match wire::parse_head(raw, false) {
         Ok(Status::Complete(n, head)) => (n, head),
         Ok(Status::Partial) => return Err("incomplete head".into()),
         Err(e) => return Err(e.to_string()),
     };
     let rest = &raw[n..];
-    let body = match head.framing {
-        Framing::NoBody => Vec::new(),
-        Framing::ContentLength(len) => {
-            let len = usize::try_from(len).map_err(|e| e.to_string())?;
-            rest.get(..len)
-                .ok_or("body shorter than content-length")?
-                .to_vec()
+    let mut reader = BodyReader::new(head.framing, u64::MAX);
+    let mut body = Vec::new();
+    reader
+        .feed(&[], |_| {})
+        .map_err(|e| format!("before the body: {e}"))?;
+    for piece in rest.chunks(step) {
+        let p = reader
+            .feed(piece, |d| body.extend_from_slice(d))
+            .map_err(|e| e.to_string())?;
+        if p.done {
+            break;
         }
-        Framing::Chunked => {
-            let mut body = Vec::new();
-            let mut dec = ChunkedDecoder::new(u64::MAX);
-            dec.feed(rest, |d| body.extend_from_slice(d))
-                .map_err(|e| e.to_string())?;
-            if !dec.is_done() {
-                return Err("chunked body incomplete".into());
-            }
-            body
+    }
+    if !reader.is_done() {
+        if reuse {
+            return Err("body never ends: the server keeps the connection open".into());
         }
-        Framing::CloseDelimited if reuse => return Err("close-delimited body never ends".into()),
-        Framing::CloseDelimited => rest.to_vec(),
-    };
+        reader.finish().map_err(|e| e.to_string())?;
+    }
     Ok((head.status, body))
 }
 
 #[test]
 fn conformance_corpus_cases_reach_their_expected_outcome() {
     let path = corpus_path();
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("note: {} not found; corpus replay skipped", path.display());
-        return;
-    };
+    // The corpus ships with the repository: without it this test would test nothing.
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the conformance corpus {}: {e}", path.display()));
     let doc: serde_json::Value = serde_json::from_str(&text).expect("corpus is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(!cases.is_empty());
+    assert!(
+        cases.len() >= 68,
+        "the corpus has 68 cases, found {}",
+        cases.len()
+    );
 
     let mut failures = Vec::new();
     let mut took_alternate = BTreeSet::new();
@@ -100,7 +103,16 @@ fn conformance_corpus_cases_reach_their_expected_outcome() {
         let expect = case["expect"].as_str().expect("expect");
         let alt = case["alt_expect"].as_str();
 
-        let result = replay(&raw, reuse);
+        let result = replay(&raw, reuse, raw.len().max(1));
+        // The same outcome whatever pieces the body arrives in.
+        for step in [1, 2, 3, 7, 64] {
+            let again = replay(&raw, reuse, step);
+            if again != result {
+                failures.push(format!(
+                    "{name}: pieces of {step} gave {again:?}, whole gave {result:?}"
+                ));
+            }
+        }
         let outcome = if result.is_ok() { "ok" } else { "error" };
         if outcome != expect && Some(outcome) != alt {
             failures.push(format!("{name}: expected {expect}, got {result:?}"));

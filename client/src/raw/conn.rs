@@ -1,6 +1,6 @@
-//! The raw variant's connection layer: URL splitting, one keep-alive `TcpStream`, request
-//! writing, response reading through `wire`, reconnect-and-retry; it must not parse HTTP itself
-//! (that is `wire`) nor allocate in steady state.
+//! The raw variant's connection layer: one keep-alive `TcpStream`, request writing, deadlines,
+//! reconnect-and-retry, feeding the socket's bytes to `wire`; it must not parse HTTP or URLs
+//! itself (that is `wire` and `workload::split_url`) nor allocate in steady state.
 //!
 //! Steady state is one write and a few reads per request into buffers owned by the client, so
 //! the control variant makes ~0 heap allocations per request (see `tests/raw_alloc.rs`). Only a
@@ -12,90 +12,18 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::wire::{self, ChunkedDecoder, Framing, MAX_HEAD, Status};
+use super::wire::{self, BodyReader, Framing, Head, MAX_HEAD, Status};
 use crate::error::{ErrorKind, RequestError, kind_of_io};
 use crate::variant::{BodyMode, Outcome, Variant, VariantConfig};
+use crate::workload::{UrlParts, split_url};
 
 /// First size of the read buffer; it grows (once, and stays grown) only for heads that need it.
 const INITIAL_BUF: usize = 8 * 1024;
 
-/// The pieces of an `http://host[:port][/path][?query]` URL, borrowed from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Url<'a> {
-    /// `host[:port]` exactly as written: the `Host` header's value.
-    pub authority: &'a str,
-    /// Host name or IP literal (IPv6 without brackets).
-    pub host: &'a str,
-    /// Port (80 when absent).
-    pub port: u16,
-    /// Path and query as written (possibly empty, or starting with `?`); fragment removed.
-    pub target: &'a str,
-}
-
-/// Splits an absolute `http://` URL without allocating. Only plain http is supported: the raw
-/// client is the control, not a general client. Bytes that could split the request (controls,
-/// whitespace, non-ASCII) are refused rather than encoded.
-pub fn parse_url(url: &str) -> Result<Url<'_>, RequestError> {
-    let bad =
-        |why: &str| RequestError::new(ErrorKind::Other, format!("invalid url {url:?}: {why}"));
-    let scheme_ok = url
-        .get(..7)
-        .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
-    if !scheme_ok {
-        return Err(bad("only http:// URLs are supported"));
-    }
-    let rest = &url[7..];
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
-    let target = tail.split_once('#').map_or(tail, |(before, _)| before);
-    if authority.is_empty() {
-        return Err(bad("no host"));
-    }
-    if authority.contains('@') {
-        return Err(bad("user info is not supported"));
-    }
-    if !authority
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !b"\"<>\\^`{|}".contains(&b))
-    {
-        return Err(bad("invalid character in host"));
-    }
-    if !target.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad(
-            "path must be ASCII without spaces or control characters",
-        ));
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
-        match after {
-            "" => (host, None),
-            _ => (
-                host,
-                Some(after.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
-            ),
-        }
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
-    let port = match port {
-        None => 80,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => return Err(bad("invalid port")),
-        },
-    };
-    Ok(Url {
-        authority,
-        host,
-        port,
-        target,
-    })
+/// Splits a request URL (allocating only for the error).
+fn split(url: &str) -> Result<UrlParts<'_>, RequestError> {
+    split_url(url)
+        .map_err(|e| RequestError::new(ErrorKind::Other, format!("invalid url {url:?}: {e}")))
 }
 
 /// The server a client talks to, resolved once.
@@ -105,7 +33,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn resolve(url: &Url<'_>) -> Result<Endpoint, RequestError> {
+    fn resolve(url: &UrlParts<'_>) -> Result<Endpoint, RequestError> {
         let addrs = match url.host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, url.port)],
             Err(_) => (url.host, url.port)
@@ -201,7 +129,7 @@ impl RawClient {
     }
 
     /// Writes the request for `url` into the reused request buffer.
-    fn build_request(&mut self, url: &Url<'_>) {
+    fn build_request(&mut self, url: &UrlParts<'_>) {
         let req = &mut self.req;
         req.clear();
         req.extend_from_slice(b"GET ");
@@ -283,106 +211,30 @@ impl RawClient {
             });
         }
 
-        // Head: read until the parser is satisfied. The buffer holds nothing from earlier
-        // responses (a response that leaves bytes behind ends its connection).
-        let mut end = 0;
-        let (head_len, head) = loop {
-            if end > 0 {
-                if let Status::Complete(n, head) = wire::parse_head(&buf[..end], false)? {
-                    break (n, head);
-                }
-            }
-            if end == buf.len() {
-                // parse_head refuses anything past MAX_HEAD, so this stops at MAX_HEAD + 1.
-                let grown = (buf.len() * 2).min(MAX_HEAD + 1);
-                if grown == buf.len() {
-                    return Err(wire::WireError::HeadTooLarge.into());
-                }
-                buf.resize(grown, 0);
-            }
-            match conn.read(&mut buf[end..]) {
-                Ok(0) if end == 0 => return Err(Failure::Stale("closed before responding".into())),
-                Ok(0) => return Err(reset("connection closed in the response head")),
-                Ok(n) => {
-                    end += n;
-                    check_deadline(deadline)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if end == 0 && is_closed(&e) => {
-                    return Err(Failure::Stale(format!("read: {e}")));
-                }
-                Err(e) => return Err(io_failure(&e, "read response head")),
-            }
-        };
+        let (head_len, mut end, head) = read_head(conn, buf, deadline)?;
 
+        // Body: `wire` decides where it ends; this only supplies bytes and the end of the stream.
+        // Skipping reads nothing more, so it needs no limit: what is already here is free.
         let read_body = cfg.body == BodyMode::Read;
-        let mut keep = head.keep_alive;
+        let max_body = if read_body { cfg.max_body } else { u64::MAX };
+        let mut body = BodyReader::new(head.framing, max_body);
         // Bytes of this connection's stream not yet accounted for: buf[start..end].
-        let mut start = head_len;
-        let mut body_bytes = 0u64;
-        match head.framing {
-            Framing::NoBody => {}
-            Framing::ContentLength(len) => {
-                if read_body && len > cfg.max_body {
-                    return Err(wire::WireError::BodyTooLarge.into());
-                }
-                let buffered = (end - start) as u64;
-                if buffered >= len {
-                    // Whole body already here: consuming it is free, even when skipping.
-                    start += len as usize;
-                    if read_body {
-                        body_bytes = len;
-                    }
-                } else if !read_body {
-                    // Not reading the rest means the connection's stream is unusable.
-                    keep = false;
-                } else {
-                    let mut remaining = len - buffered;
-                    start = end;
-                    while remaining > 0 {
-                        let n = read_more(conn, buf, "read body", deadline)?;
-                        let take = remaining.min(n as u64);
-                        remaining -= take;
-                        (start, end) = (take as usize, n);
-                    }
-                    body_bytes = len;
+        let mut start = head_len + body.feed(&buf[head_len..end], |_| {})?.consumed;
+        let mut keep = head.keep_alive;
+        if read_body {
+            let during = match head.framing {
+                Framing::Chunked => "read chunked body",
+                _ => "read body",
+            };
+            while !body.is_done() {
+                match read_some(conn, buf, during, deadline)? {
+                    0 => body.finish()?,
+                    n => (start, end) = (body.feed(&buf[..n], |_| {})?.consumed, n),
                 }
             }
-            Framing::Chunked => {
-                let max = if read_body { cfg.max_body } else { u64::MAX };
-                let mut decoder = ChunkedDecoder::new(max);
-                start += decoder.feed(&buf[start..end], |_| {})?;
-                if read_body {
-                    while !decoder.is_done() {
-                        let n = read_more(conn, buf, "read chunked body", deadline)?;
-                        (start, end) = (decoder.feed(&buf[..n], |_| {})?, n);
-                    }
-                    body_bytes = decoder.body_len();
-                } else if !decoder.is_done() {
-                    keep = false;
-                }
-            }
-            Framing::CloseDelimited => {
-                keep = false;
-                if read_body {
-                    body_bytes = (end - start) as u64;
-                    loop {
-                        if body_bytes > cfg.max_body {
-                            return Err(wire::WireError::BodyTooLarge.into());
-                        }
-                        match conn.read(buf) {
-                            Ok(0) => break,
-                            Ok(n) => {
-                                body_bytes += n as u64;
-                                check_deadline(deadline)?;
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                            Err(e) => return Err(io_failure(&e, "read body")),
-                        }
-                    }
-                }
-                start = end;
-            }
+        } else if !body.is_done() {
+            // Not reading the rest means the connection's stream is unusable.
+            keep = false;
         }
         // HTTP/1.1 without pipelining: bytes past the response are the server misbehaving, and
         // would be misread as the next response.
@@ -391,13 +243,54 @@ impl RawClient {
         }
         Ok(Outcome {
             status: head.status,
-            body_bytes,
+            body_bytes: if read_body { body.body_len() } else { 0 },
         })
     }
 }
 
-/// Reads at least one byte into the start of `buf`; EOF is an error (the body is incomplete).
-fn read_more(
+/// Reads until the bytes at the start of `buf` hold a complete response head: returns the head's
+/// length, the bytes read (`buf[..end]`, body bytes possibly included) and the head. The buffer
+/// grows (and stays grown) only for heads that need it, up to just past [`MAX_HEAD`].
+fn read_head(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Option<Instant>,
+) -> Result<(usize, usize, Head), Failure> {
+    // The buffer holds nothing from earlier responses (a response that leaves bytes behind ends
+    // its connection).
+    let mut end = 0;
+    loop {
+        if end > 0 {
+            if let Status::Complete(n, head) = wire::parse_head(&buf[..end], false)? {
+                return Ok((n, end, head));
+            }
+        }
+        if end == buf.len() {
+            // parse_head refuses anything past MAX_HEAD, so this stops at MAX_HEAD + 1.
+            let grown = (buf.len() * 2).min(MAX_HEAD + 1);
+            if grown == buf.len() {
+                return Err(wire::WireError::HeadTooLarge.into());
+            }
+            buf.resize(grown, 0);
+        }
+        match conn.read(&mut buf[end..]) {
+            Ok(0) if end == 0 => return Err(Failure::Stale("closed before responding".into())),
+            Ok(0) => return Err(reset("connection closed in the response head")),
+            Ok(n) => {
+                end += n;
+                check_deadline(deadline)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if end == 0 && is_closed(&e) => {
+                return Err(Failure::Stale(format!("read: {e}")));
+            }
+            Err(e) => return Err(io_failure(&e, "read response head")),
+        }
+    }
+}
+
+/// Reads into the start of `buf`: the byte count, 0 at the end of the stream.
+fn read_some(
     conn: &mut TcpStream,
     buf: &mut [u8],
     during: &str,
@@ -405,7 +298,7 @@ fn read_more(
 ) -> Result<usize, Failure> {
     loop {
         match conn.read(buf) {
-            Ok(0) => return Err(reset("connection closed mid-body")),
+            Ok(0) => return Ok(0),
             Ok(n) => {
                 check_deadline(deadline)?;
                 return Ok(n);
@@ -435,7 +328,7 @@ fn configure(stream: &TcpStream, timeout: Option<Duration>) -> io::Result<()> {
 
 impl Variant for RawClient {
     fn get(&mut self, url: &str) -> Result<Outcome, RequestError> {
-        let parsed = parse_url(url)?;
+        let parsed = split(url)?;
         // Every request has a new URL, but nearly always the same server: a string compare.
         if self.endpoint.as_ref().map(|e| e.authority.as_str()) != Some(parsed.authority) {
             self.stream = None;
@@ -465,37 +358,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_split_into_authority_host_port_and_target() {
-        let cases: &[(&str, &str, &str, u16, &str)] = &[
-            (
-                "http://127.0.0.1:8080/a/b?c=d",
-                "127.0.0.1:8080",
-                "127.0.0.1",
-                8080,
-                "/a/b?c=d",
-            ),
-            ("HTTP://example.com", "example.com", "example.com", 80, ""),
-            ("http://h:1?q", "h:1", "h", 1, "?q"),
-            ("http://h/p#frag", "h", "h", 80, "/p"),
-            ("http://[::1]:9/x", "[::1]:9", "::1", 9, "/x"),
-            ("http://[::1]", "[::1]", "::1", 80, ""),
-        ];
-        for &(url, authority, host, port, target) in cases {
-            let got = parse_url(url).expect(url);
-            assert_eq!(
-                got,
-                Url {
-                    authority,
-                    host,
-                    port,
-                    target
-                },
-                "{url}"
-            );
-        }
-    }
-
-    #[test]
     fn bad_urls_are_typed_errors() {
         for url in [
             "https://h/",
@@ -514,8 +376,9 @@ mod tests {
             "http://[::1]x/",
             "http:/h",
         ] {
-            let e = parse_url(url).expect_err(url);
+            let e = split(url).expect_err(url);
             assert_eq!(e.kind, ErrorKind::Other, "{url}");
+            assert!(e.to_string().contains("invalid url"), "{e}");
         }
     }
 
@@ -529,7 +392,7 @@ mod tests {
             pool_idle: None,
             connections_opened: Default::default(),
         });
-        c.build_request(&parse_url("http://h:1?q=1").expect("url"));
+        c.build_request(&split("http://h:1?q=1").expect("url"));
         assert_eq!(
             c.req,
             b"GET /?q=1 HTTP/1.1\r\nHost: h:1\r\nUser-Agent: leakprobe-raw/0.1\r\nAccept: */*\r\n\

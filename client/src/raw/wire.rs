@@ -1,13 +1,15 @@
-//! Pure HTTP/1.1 response reader (head parser + chunked-body decoder) over `&[u8]`; it must not
-//! touch sockets, clocks or the heap.
+//! Pure HTTP/1.1 response reader (head parser + body reader) over `&[u8]`; it must not touch
+//! sockets, clocks or the heap.
 //!
 //! The API follows httparse: [`parse_head`] is called again with a longer buffer until it returns
 //! [`Status::Complete`], and reports only what the connection layer needs — the final status,
 //! the body [`Framing`] and whether the connection may be reused. Header fields are validated and
-//! interpreted in place; none is stored. [`ChunkedDecoder`] is a byte-driven state machine that
-//! accepts its input in arbitrary pieces.
+//! interpreted in place; none is stored. [`BodyReader`] then reads the body of any framing
+//! (Content-Length, chunked through the byte-driven [`ChunkedDecoder`], or until the connection
+//! closes) from input handed to it in arbitrary pieces, with the end of the connection as an
+//! explicit input.
 //!
-//! Policy, following RFC 9110/9112 and the conformance corpus (`shared/conformance`):
+//! Policy, following RFC 9110/9112 and the conformance corpus (`client/tests/conformance`):
 //! - Lenient where the RFC allows a recipient to be (bare-LF line ends, leading empty lines,
 //!   a missing reason phrase, `HTTP/1.x` with any minor version, obs-fold in ordinary fields,
 //!   identical repeated `Content-Length` values).
@@ -16,6 +18,8 @@
 //!   a chunk-size line outside the grammar, chunk data not followed by a line end).
 //! - `Transfer-Encoding` wins over `Content-Length` (RFC 9112 §6.3 rule 3); such a response is read
 //!   but its connection is not reused, since it smells of response splitting.
+//! - Bounded: a head over [`MAX_HEAD`], a chunk-size line over [`MAX_CHUNK_LINE`], trailers over
+//!   [`MAX_TRAILERS`] or a body over the caller's limit is an error, never a longer wait.
 
 use std::fmt;
 use std::ops::Range;
@@ -45,7 +49,7 @@ pub enum Framing {
     NoBody,
     /// Exactly this many bytes follow the head.
     ContentLength(u64),
-    /// `Transfer-Encoding: chunked`: decode with [`ChunkedDecoder`].
+    /// `Transfer-Encoding: chunked` (RFC 9112 §7.1).
     Chunked,
     /// The body runs until the server closes the connection.
     CloseDelimited,
@@ -100,6 +104,8 @@ pub enum WireError {
     LineTooLong,
     /// The body exceeds the configured limit.
     BodyTooLarge,
+    /// The connection ended before the body did (Content-Length or chunked framing).
+    Truncated,
 }
 
 impl WireError {
@@ -109,6 +115,7 @@ impl WireError {
             WireError::HeadTooLarge | WireError::LineTooLong | WireError::BodyTooLarge => {
                 ErrorKind::TooLarge
             }
+            WireError::Truncated => ErrorKind::Reset,
             _ => ErrorKind::Malformed,
         }
     }
@@ -131,6 +138,7 @@ impl WireError {
             WireError::HeadTooLarge => "response head over 64 KiB",
             WireError::LineTooLong => "chunk line or trailers over limit",
             WireError::BodyTooLarge => "body over limit",
+            WireError::Truncated => "connection closed mid-body",
         }
     }
 }
@@ -485,7 +493,7 @@ enum Chunk {
     Done,
 }
 
-/// One step of [`ChunkedDecoder::decode`].
+/// One step of [`BodyReader::decode`] or [`ChunkedDecoder::decode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
     /// Input bytes consumed (framing and data).
@@ -701,6 +709,163 @@ impl ChunkedDecoder {
         match self.body.checked_add(self.remaining) {
             Some(total) if total <= self.max_body => Ok(Chunk::Data),
             _ => Err(WireError::BodyTooLarge),
+        }
+    }
+}
+
+/// Where a [`BodyReader`] is.
+#[derive(Debug, Clone)]
+enum Body {
+    /// Content-Length: this many bytes still belong to the body.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// Everything until the connection ends.
+    UntilClose,
+    Done,
+}
+
+/// What one [`BodyReader::feed`] did with its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Input bytes that belonged to the body, framing included. Less than the input only once
+    /// the body is done: the bytes after it are not this response's.
+    pub consumed: usize,
+    /// Decoded body bytes found in this input.
+    pub body: u64,
+    /// Whether the body is complete.
+    pub done: bool,
+}
+
+/// Reads one response body of any [`Framing`] from input handed to it in arbitrary pieces, as
+/// [`parse_head`] reads the head: a pure state machine over `&[u8]` that never buffers (body
+/// data is reported as slices of the caller's input) and holds no more than a few counters, so
+/// it neither allocates nor grows with its input. The end of the connection is an input too
+/// ([`BodyReader::finish`]): it ends a close-delimited body and truncates any other.
+///
+/// ```
+/// use leak_client::raw::wire::{BodyReader, Framing};
+///
+/// let mut body = BodyReader::new(Framing::Chunked, 1 << 20);
+/// let mut data = Vec::new();
+/// let p = body.feed(b"3;ext=1\r\nabc\r\n0\r\n", |d| data.extend_from_slice(d)).unwrap();
+/// assert!(!p.done);
+/// let p = body.feed(b"Trailer: x\r\n\r\nHTTP/1.1", |d| data.extend_from_slice(d)).unwrap();
+/// assert_eq!((p.consumed, p.done), (14, true)); // the next response's bytes are left
+/// assert_eq!((data.as_slice(), body.body_len()), (&b"abc"[..], 3));
+/// ```
+#[derive(Debug, Clone)]
+pub struct BodyReader {
+    state: Body,
+    /// Decoded body bytes so far (Content-Length and close-delimited; chunked counts its own).
+    body: u64,
+    max_body: u64,
+}
+
+impl BodyReader {
+    /// A reader for a body with this framing, failing with [`WireError::BodyTooLarge`] once the
+    /// body would exceed `max_body` bytes: a Content-Length over the limit on the first `feed`,
+    /// before any of its bytes; a chunk when its size is read; a close-delimited body as soon as
+    /// it has grown past the limit.
+    pub fn new(framing: Framing, max_body: u64) -> BodyReader {
+        let state = match framing {
+            Framing::NoBody | Framing::ContentLength(0) => Body::Done,
+            Framing::ContentLength(n) => Body::Length(n),
+            Framing::Chunked => Body::Chunked(ChunkedDecoder::new(max_body)),
+            Framing::CloseDelimited => Body::UntilClose,
+        };
+        BodyReader {
+            state,
+            body: 0,
+            max_body,
+        }
+    }
+
+    /// Whether the whole body has been read.
+    pub fn is_done(&self) -> bool {
+        match &self.state {
+            Body::Done => true,
+            Body::Chunked(dec) => dec.is_done(),
+            Body::Length(_) | Body::UntilClose => false,
+        }
+    }
+
+    /// Decoded body bytes so far.
+    pub fn body_len(&self) -> u64 {
+        match &self.state {
+            Body::Chunked(dec) => dec.body_len(),
+            _ => self.body,
+        }
+    }
+
+    /// Consumes framing bytes from `input` until it reaches body data (returned as a range, with
+    /// `consumed` just past it), the end of the input, or the end of the body. Bytes after the
+    /// end of the body are left unconsumed.
+    pub fn decode(&mut self, input: &[u8]) -> Result<Decoded, WireError> {
+        let n = match &mut self.state {
+            Body::Done => 0,
+            Body::Chunked(dec) => return dec.decode(input),
+            Body::Length(remaining) => {
+                if self.body.saturating_add(*remaining) > self.max_body {
+                    return Err(WireError::BodyTooLarge);
+                }
+                let n = usize::try_from(*remaining).map_or(input.len(), |r| r.min(input.len()));
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    self.state = Body::Done;
+                }
+                n
+            }
+            Body::UntilClose => {
+                let n = input.len();
+                if self.body.saturating_add(n as u64) > self.max_body {
+                    return Err(WireError::BodyTooLarge);
+                }
+                n
+            }
+        };
+        self.body += n as u64;
+        Ok(Decoded {
+            consumed: n,
+            data: 0..n,
+        })
+    }
+
+    /// Reads as much of `input` as belongs to the body, handing each data slice to `on_data`.
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<Progress, WireError> {
+        let mut progress = Progress {
+            consumed: 0,
+            body: 0,
+            done: self.is_done(),
+        };
+        loop {
+            let step = self.decode(input)?;
+            if !step.data.is_empty() {
+                progress.body += step.data.len() as u64;
+                on_data(&input[step.data]);
+            }
+            progress.consumed += step.consumed;
+            input = &input[step.consumed..];
+            progress.done = self.is_done();
+            if input.is_empty() || progress.done {
+                return Ok(progress);
+            }
+        }
+    }
+
+    /// The connection has ended: that completes a close-delimited body, and is
+    /// [`WireError::Truncated`] for any other body that is not yet done.
+    pub fn finish(&mut self) -> Result<(), WireError> {
+        match self.state {
+            Body::UntilClose => {
+                self.state = Body::Done;
+                Ok(())
+            }
+            _ if self.is_done() => Ok(()),
+            _ => Err(WireError::Truncated),
         }
     }
 }
@@ -1272,5 +1437,271 @@ mod tests {
         assert_eq!(e.to_string(), "malformed: invalid chunk size");
         let e: RequestError = WireError::BodyTooLarge.into();
         assert_eq!(e.kind, ErrorKind::TooLarge);
+        let e: RequestError = WireError::Truncated.into();
+        assert_eq!(e.kind, ErrorKind::Reset);
+        assert_eq!(e.to_string(), "reset: connection closed mid-body");
+    }
+
+    /// What reading a body yielded: the data, the input consumed, and whether it was done.
+    #[derive(Debug, PartialEq)]
+    struct Read {
+        body: Vec<u8>,
+        consumed: usize,
+        done: bool,
+    }
+
+    /// Reads `input` through a [`BodyReader`] in pieces of `step` bytes, then (if `eof`) ends the
+    /// connection; checks that each piece's `Progress` agrees with the data handed out.
+    fn read_body(
+        framing: Framing,
+        max_body: u64,
+        input: &[u8],
+        step: usize,
+        eof: bool,
+    ) -> Result<Read, WireError> {
+        let mut reader = BodyReader::new(framing, max_body);
+        let mut read = Read {
+            body: Vec::new(),
+            consumed: 0,
+            done: reader.is_done(),
+        };
+        let mut pieces = input.chunks(step.max(1)).peekable();
+        // An empty input is still fed once: that is when a Content-Length over the limit fails.
+        if pieces.peek().is_none() {
+            read.done = reader.feed(&[], |_| {})?.done;
+        }
+        for piece in pieces {
+            let before = read.body.len();
+            let p = reader.feed(piece, |d| read.body.extend_from_slice(d))?;
+            assert_eq!(p.body, (read.body.len() - before) as u64);
+            assert!(p.consumed <= piece.len());
+            assert!(
+                p.consumed == piece.len() || p.done,
+                "stopped early without being done"
+            );
+            assert_eq!(p.done, reader.is_done());
+            read.consumed += p.consumed;
+            read.done = p.done;
+            if p.done {
+                break;
+            }
+        }
+        if eof {
+            reader.finish()?;
+            assert!(reader.is_done());
+            read.done = true;
+        }
+        assert_eq!(reader.body_len(), read.body.len() as u64);
+        assert!(reader.body_len() <= max_body);
+        Ok(read)
+    }
+
+    #[test]
+    fn bodies_of_every_framing_read_identically_in_any_pieces() {
+        for v in VALID {
+            let (n, head) = head_len(v);
+            let rest = &v.raw[n..];
+            // Only a close-delimited body needs the end of the connection to be complete.
+            let eof = head.framing == CloseDelimited;
+            for step in 1..=rest.len().max(1) {
+                let read = read_body(head.framing, u64::MAX, rest, step, eof).expect(v.name);
+                let want = Read {
+                    body: v.body.to_vec(),
+                    consumed: rest.len(),
+                    done: true,
+                };
+                assert_eq!(read, want, "{}: pieces of {step}", v.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_body_waits_and_ending_there_is_truncation() {
+        for v in VALID {
+            let (n, head) = head_len(v);
+            let rest = &v.raw[n..];
+            for i in 0..rest.len() {
+                let prefix = &rest[..i];
+                let read = read_body(head.framing, u64::MAX, prefix, 1, false).expect(v.name);
+                assert!(
+                    !read.done,
+                    "{}: done after {i} of {} bytes",
+                    v.name,
+                    rest.len()
+                );
+                assert_eq!(read.consumed, i, "{}: prefix {i}", v.name);
+                let at_eof = read_body(head.framing, u64::MAX, prefix, prefix.len(), true);
+                match head.framing {
+                    CloseDelimited => {
+                        assert_eq!(at_eof.map(|r| r.body), Ok(prefix.to_vec()), "{}", v.name)
+                    }
+                    _ => assert_eq!(
+                        at_eof,
+                        Err(WireError::Truncated),
+                        "{}: eof after {i}",
+                        v.name
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_after_a_body_are_left_for_the_caller() {
+        let next = b"HTTP/1.1 200 OK\r\n\r\n";
+        for v in VALID
+            .iter()
+            .filter(|v| !matches!(head_len(v).1.framing, CloseDelimited))
+        {
+            let (n, head) = head_len(v);
+            let mut input = v.raw[n..].to_vec();
+            input.extend_from_slice(next);
+            for step in [1, 2, 7, input.len()] {
+                let read = read_body(head.framing, u64::MAX, &input, step, false).expect(v.name);
+                assert!(read.done, "{}", v.name);
+                assert_eq!(read.consumed, input.len() - next.len(), "{}", v.name);
+                assert_eq!(read.body, v.body, "{}", v.name);
+            }
+        }
+        // Once done, a reader takes nothing more and the end of the connection changes nothing.
+        let mut reader = BodyReader::new(Cl(2), 10);
+        assert_eq!(
+            reader.feed(b"okHTTP", |_| {}),
+            Ok(Progress {
+                consumed: 2,
+                body: 2,
+                done: true
+            })
+        );
+        assert_eq!(
+            reader.feed(b"more", |_| {}),
+            Ok(Progress {
+                consumed: 0,
+                body: 0,
+                done: true
+            })
+        );
+        assert_eq!(reader.finish(), Ok(()));
+        assert_eq!(reader.body_len(), 2);
+    }
+
+    #[test]
+    fn body_errors_by_framing() {
+        use WireError::*;
+        /// (name, framing, limit, input, end of connection after it, error)
+        type Case = (&'static str, Framing, u64, &'static [u8], bool, WireError);
+        let table: &[Case] = &[
+            (
+                "length over limit, before any byte",
+                Cl(11),
+                10,
+                b"",
+                false,
+                BodyTooLarge,
+            ),
+            (
+                "length over limit, bytes here",
+                Cl(11),
+                10,
+                b"hello world",
+                false,
+                BodyTooLarge,
+            ),
+            ("length cut short", Cl(5), 10, b"hel", true, Truncated),
+            ("length, nothing arrived", Cl(5), 10, b"", true, Truncated),
+            (
+                "chunk over limit",
+                Chunked,
+                4,
+                b"5\r\nhello\r\n0\r\n\r\n",
+                false,
+                BodyTooLarge,
+            ),
+            (
+                "chunks over limit together",
+                Chunked,
+                8,
+                b"5\r\nhello\r\n5\r\n",
+                false,
+                BodyTooLarge,
+            ),
+            (
+                "chunked cut in data",
+                Chunked,
+                10,
+                b"5\r\nhel",
+                true,
+                Truncated,
+            ),
+            (
+                "chunked cut before trailers end",
+                Chunked,
+                10,
+                b"0\r\nX: 1\r\n",
+                true,
+                Truncated,
+            ),
+            ("chunked cut in size", Chunked, 10, b"5", true, Truncated),
+            ("chunked bad size", Chunked, 10, b"z\r\n", false, ChunkSize),
+            (
+                "until close over limit",
+                CloseDelimited,
+                4,
+                b"hello",
+                false,
+                BodyTooLarge,
+            ),
+            (
+                "until close over limit at eof",
+                CloseDelimited,
+                4,
+                b"hello",
+                true,
+                BodyTooLarge,
+            ),
+        ];
+        for &(name, framing, max, input, eof, want) in table {
+            for step in [1, 2, input.len().max(1)] {
+                assert_eq!(
+                    read_body(framing, max, input, step, eof),
+                    Err(want),
+                    "{name} (pieces of {step})"
+                );
+            }
+        }
+        // At the limit exactly is fine, for every framing.
+        for (framing, input) in [
+            (Cl(5), &b"hello"[..]),
+            (Chunked, b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n"),
+            (CloseDelimited, b"hello"),
+        ] {
+            let read = read_body(framing, 5, input, 1, framing == CloseDelimited);
+            assert_eq!(read.map(|r| r.body), Ok(b"hello".to_vec()), "{framing:?}");
+        }
+        // No body: done before any byte, and the end of the connection is no error.
+        let read = read_body(NoBody, 0, b"", 1, true).expect("no body");
+        assert_eq!((read.body.len(), read.done), (0, true));
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_fail_the_same_through_the_body_reader() {
+        // The chunked table above, through `BodyReader` instead of the bare decoder.
+        for body in [
+            &b"g\r\n"[..],
+            b"5;=x\r\nhello\r\n0\r\n\r\n",
+            b"5\r\r;ABCD\r\n",
+            b"5\r\nABCDE0\r\n",
+            b"0\r\nno colon here\r\n\r\n",
+        ] {
+            let direct = dechunk(body, 1).map(|_| ());
+            assert!(direct.is_err());
+            for step in [1, 3, body.len()] {
+                assert_eq!(
+                    read_body(Chunked, u64::MAX, body, step, false).map(|_| ()),
+                    direct,
+                    "{body:?}"
+                );
+            }
+        }
     }
 }
