@@ -72,6 +72,7 @@ mod pool;
 mod respond;
 mod server;
 mod stats;
+mod wait;
 
 pub use config::Config;
 pub use knobs::{KnobError, Knobs};

@@ -78,6 +78,8 @@ struct Shared<J> {
     busy: AtomicUsize,
     peak_busy: AtomicUsize,
     threads: AtomicUsize,
+    /// Busy slots held through [`Pool::claim`] (threads outside the pool, serving).
+    claimed: AtomicUsize,
     next_id: AtomicU64,
     closed: AtomicBool,
     max: usize,
@@ -107,15 +109,17 @@ impl<J: Send + 'static> Clone for Pool<J> {
     }
 }
 
-/// One busy slot held outside the pool's threads (see [`Pool::claim`]); dropping it frees
-/// the slot.
-pub(crate) struct Claim<'a> {
-    busy: &'a AtomicUsize,
+/// One busy slot held by a thread outside the pool (see [`Pool::claim`]); dropping it
+/// frees the slot.
+pub(crate) struct Claim<'a, J: Send + 'static> {
+    pool: &'a Pool<J>,
 }
 
-impl Drop for Claim<'_> {
+impl<J: Send + 'static> Drop for Claim<'_, J> {
     fn drop(&mut self) {
-        self.busy.fetch_sub(1, Relaxed);
+        let s = &self.pool.shared;
+        s.claimed.fetch_sub(1, Relaxed);
+        s.busy.fetch_sub(1, Relaxed);
     }
 }
 
@@ -135,6 +139,7 @@ impl<J: Send + 'static> Pool<J> {
                 busy: AtomicUsize::new(0),
                 peak_busy: AtomicUsize::new(0),
                 threads: AtomicUsize::new(0),
+                claimed: AtomicUsize::new(0),
                 next_id: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
                 max,
@@ -160,11 +165,10 @@ impl<J: Send + 'static> Pool<J> {
 
     /// Takes one busy slot for work the caller does on its own thread (counted in
     /// [`Pool::busy`] and bounded by `max` like a job), or says why not.
-    pub(crate) fn claim(&self) -> Result<Claim<'_>, Refused> {
+    pub(crate) fn claim(&self) -> Result<Claim<'_, J>, Refused> {
         self.reserve()?;
-        Ok(Claim {
-            busy: &self.shared.busy,
-        })
+        self.shared.claimed.fetch_add(1, Relaxed);
+        Ok(Claim { pool: self })
     }
 
     /// Runs `job` on an idle worker or a new one, or hands it back with the reason.
@@ -172,6 +176,31 @@ impl<J: Send + 'static> Pool<J> {
         if let Err(why) = self.reserve() {
             return Err((job, why));
         }
+        self.hand_over(job).map_err(|job| {
+            self.shared.busy.fetch_sub(1, Relaxed);
+            (job, Refused::Unavailable)
+        })
+    }
+
+    /// Runs `job` on a worker in the busy slot `claim` holds (the slot moves with it), or
+    /// hands both back when no thread could be spawned.
+    pub(crate) fn run_claimed<'a>(
+        &'a self,
+        claim: Claim<'a, J>,
+        job: J,
+    ) -> Result<(), (J, Claim<'a, J>)> {
+        match self.hand_over(job) {
+            Ok(()) => {
+                self.shared.claimed.fetch_sub(1, Relaxed);
+                std::mem::forget(claim);
+                Ok(())
+            }
+            Err(job) => Err((job, claim)),
+        }
+    }
+
+    /// Gives `job`, already counted in `busy`, to an idle worker or a new one.
+    fn hand_over(&self, job: J) -> Result<(), J> {
         let claimed = lock(&self.shared.idle).pop();
         match claimed {
             // The worker left the idle list under the lock, so it cannot retire: it takes
@@ -184,7 +213,7 @@ impl<J: Send + 'static> Pool<J> {
         }
     }
 
-    fn spawn(&self, job: J) -> Result<(), (J, Refused)> {
+    fn spawn(&self, job: J) -> Result<(), J> {
         let s = &self.shared;
         let id = s.next_id.fetch_add(1, Relaxed);
         let shared = self.shared.clone();
@@ -200,10 +229,9 @@ impl<J: Send + 'static> Pool<J> {
             Ok(_) => Ok(()),
             Err(e) => {
                 s.threads.fetch_sub(1, Relaxed);
-                s.busy.fetch_sub(1, Relaxed);
                 log::warn!("cannot spawn a worker thread: {e}");
                 match slot.take(Some(Duration::ZERO)) {
-                    Some(Message::Run(job)) => Err((job, Refused::Unavailable)),
+                    Some(Message::Run(job)) => Err(job),
                     // The closure (and its slot clone) is gone: the job is still here.
                     _ => unreachable!("the job was put before the spawn"),
                 }
@@ -224,6 +252,11 @@ impl<J: Send + 'static> Pool<J> {
     /// Worker threads alive (busy or idle).
     pub(crate) fn threads(&self) -> usize {
         self.shared.threads.load(Relaxed)
+    }
+
+    /// Busy slots held through [`Pool::claim`] right now.
+    pub(crate) fn claimed(&self) -> usize {
+        self.shared.claimed.load(Relaxed)
     }
 
     /// Refuses new jobs and lets idle workers exit; busy ones exit after their job.

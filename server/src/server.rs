@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use tiny_http::{ConnectionCounts, HTTPVersion, Request};
+use tiny_http::{ConnectionCounts, ConnectionWatch, HTTPVersion, Request};
 
 use crate::config::Config;
 use crate::knobs::Knobs;
@@ -19,6 +19,7 @@ use crate::listener;
 use crate::pool::{Pool, Refused};
 use crate::respond::{Reply, write_reply};
 use crate::stats::{Counters, StatsSnapshot, report_line};
+use crate::wait::{Slept, sleep_watching};
 
 /// Largest request body read (and thrown away); a longer one is answered `413` and closed.
 pub const MAX_BODY: u64 = 1 << 20;
@@ -70,7 +71,7 @@ impl Server {
         });
         let handler: tiny_http::RequestHandler = {
             let shared = shared.clone();
-            Arc::new(move |rq| handle(&shared, rq))
+            Arc::new(move |rq, watch: &mut ConnectionWatch<'_>| handle(&shared, rq, watch))
         };
         let http =
             tiny_http::Server::from_listener_with_handler(listener, None, connections, handler)
@@ -209,7 +210,7 @@ impl Shared {
             bad_requests: c.bad_requests.load(Relaxed),
             connections: self.connections.accepted() as u64,
             open_connections: self.connections.open() as u64,
-            workers: self.pool.threads() as u64,
+            workers: (self.pool.threads() + self.pool.claimed()) as u64,
             heap_live: heap.installed.then_some(heap.live as u64),
             rss: heapmeter::rss_bytes(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
@@ -231,28 +232,35 @@ impl std::fmt::Debug for Inner {
     }
 }
 
-/// One request on its way to a worker.
+/// One request of the catch-all route, answered by whichever thread sleeps for it.
 struct Job {
     rq: Request,
     knobs: Knobs,
     latency: Duration,
+    /// When the latency is over (the request was read at `wake_at - latency`).
+    wake_at: Instant,
     seq: u64,
     path_len: usize,
 }
 
-/// Every request, on the thread of the connection it came on. Answers at once what needs
-/// no sleep (`/__stats`, `400`, `503`, and a latency-0 request that drips nothing); hands
-/// a request that sleeps to a pool worker, so each one in flight has its own sleeping
-/// thread and the connection goes on reading (pipelined requests overlap).
-fn handle(s: &Shared, rq: Request) {
+/// Every request, on the thread of the connection it came on.
+///
+/// Answers at once what needs no sleep (`/__stats`, `400`, `503`, a latency-0 request).
+/// A request that sleeps has one thread sleeping for it: first the connection's own,
+/// which watches the connection meanwhile; if the client sends more (it pipelines) before
+/// the latency is over, a pool worker sleeps the rest and answers, and the connection's
+/// thread reads on, so pipelined requests overlap as before. A dripped body is always
+/// handed to a worker, so the connection can read on while it drips.
+fn handle(s: &Shared, rq: Request, watch: &mut ConnectionWatch<'_>) {
     // A panic must not end the connection's thread; tiny_http answers a request dropped
     // unanswered with `500`.
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(s, rq))).is_err() {
+    let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(s, rq, watch)));
+    if routed.is_err() {
         log::error!("a request handler panicked; the connection goes on");
     }
 }
 
-fn route(s: &Shared, rq: Request) {
+fn route(s: &Shared, rq: Request, watch: &mut ConnectionWatch<'_>) {
     let c = &s.counters;
     if s.stopping.load(Relaxed) {
         c.rejected_503.fetch_add(1, Relaxed);
@@ -283,31 +291,40 @@ fn route(s: &Shared, rq: Request) {
             return;
         }
     };
+    let latency = s.latency.next_shared(knobs.latency);
     let job = Job {
         path_len: path.len(),
-        latency: s.latency.next_shared(knobs.latency),
+        latency,
+        wake_at: Instant::now() + latency,
         knobs,
         seq: s.seq.fetch_add(1, Relaxed) + 1,
         rq,
     };
     log::trace!("#{} {} latency {:?}", job.seq, job.rq.method(), job.latency);
-    let refused = if job.latency.is_zero() && job.knobs.drip.is_none() {
-        // Nothing to sleep: answer on this thread, as one request in flight.
-        match s.pool.claim() {
-            Ok(_in_flight) => {
-                serve(job, c);
-                return;
-            }
-            Err(why) => (job, why),
+    if job.knobs.drip.is_some() {
+        if let Err((job, why)) = s.pool.try_run(job) {
+            busy(s, job.rq, why);
         }
-    } else {
-        match s.pool.try_run(job) {
-            Ok(()) => return,
-            Err(refused) => refused,
-        }
+        return;
+    }
+    let in_flight = match s.pool.claim() {
+        Ok(claim) => claim,
+        Err(why) => return busy(s, job.rq, why),
     };
-    let (job, why) = refused;
-    c.rejected_503.fetch_add(1, Relaxed);
+    if sleep_watching(watch, job.wake_at) == Slept::Interrupted {
+        match s.pool.run_claimed(in_flight, job) {
+            Ok(()) => {}
+            // No thread to be had: this one sleeps the rest after all.
+            Err((job, _in_flight)) => serve(job, c),
+        }
+        return;
+    }
+    serve(job, c);
+}
+
+/// `503` + `Retry-After` for a request refused a slot.
+fn busy(s: &Shared, rq: Request, why: Refused) {
+    s.counters.rejected_503.fetch_add(1, Relaxed);
     let line = match why {
         Refused::Full => format!(
             "busy: {} requests in flight (--max-in-flight)\n",
@@ -319,7 +336,7 @@ fn route(s: &Shared, rq: Request) {
         retry_after: Some(RETRY_AFTER_SECS),
         ..Reply::new(503, "text/plain", line.as_bytes())
     };
-    answer(job.rq, reply, false);
+    answer(rq, reply, false);
 }
 
 /// Watches the accept loop and, once the server is stopping, waits until every connection
@@ -404,13 +421,14 @@ fn answer(rq: Request, mut reply: Reply<'_>, close: bool) {
     }
 }
 
-/// The catch-all route, on a worker thread (or, with nothing to sleep, on the connection's
-/// own): read the body, sleep, answer as the knobs say.
+/// The catch-all route, on whichever thread sleeps for the request: read the body, sleep
+/// until its latency is over (maybe already), answer as the knobs say.
 fn serve(job: Job, counters: &Counters) {
     let Job {
         mut rq,
         knobs,
         latency,
+        wake_at,
         seq,
         path_len,
     } = job;
@@ -424,7 +442,7 @@ fn serve(job: Job, counters: &Counters) {
         answer(rq, Reply::new(413, "text/plain", line.as_bytes()), true);
         return;
     }
-    thread::sleep(latency);
+    thread::sleep(wake_at.saturating_duration_since(Instant::now()));
     counters.served.fetch_add(1, Relaxed);
     if knobs.drop {
         let connection = rq.connection();

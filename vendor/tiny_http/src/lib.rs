@@ -107,6 +107,7 @@ use std::thread;
 use std::time::Duration;
 
 use client::ClientConnection;
+pub use client::{ConnectionWatch, NextRequest}; // PATCH (leakprobe, PATCHES.md #8)
 use connection::Connection;
 use util::MessagesQueue;
 
@@ -172,8 +173,9 @@ impl ConnectionCounts {
 /// PATCH (leakprobe, PATCHES.md #8): called on a connection's own thread with each request
 /// read from it, instead of queueing the request for [`Server::recv`]. The connection reads
 /// its next request when this returns (and, for a request with a body, once the body's
-/// reader is dropped).
-pub type RequestHandler = Arc<dyn Fn(Request) + Send + Sync + 'static>;
+/// reader is dropped). The [`ConnectionWatch`] tells whether the client has sent more.
+pub type RequestHandler =
+    Arc<dyn Fn(Request, &mut ConnectionWatch<'_>) + Send + Sync + 'static>;
 
 /// Counts one open connection from creation to drop.
 struct ConnectionGuard(Arc<ConnectionCounters>);
@@ -412,23 +414,26 @@ impl Server {
                         let open_guard = ConnectionGuard::new(inside_counters.clone());
                         tasks_pool.spawn(Box::new(move || {
                             let _open_guard = &open_guard;
-                            if let Some(client) = client.take() {
+                            if let Some(mut client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
+                                    // PATCH (leakprobe, PATCHES.md #8): `while let` (was
+                                    // `for`), so the handler can watch the connection
+                                    while let Some(rq) = client.next() {
                                         let rq = rq.with_notify_sender(sender.clone());
-                                        // PATCH (leakprobe, PATCHES.md #8)
                                         match &handler {
-                                            Some(handler) => handler(rq),
+                                            Some(handler) => {
+                                                handler(rq, &mut ConnectionWatch::new(&mut client))
+                                            }
                                             None => messages.push(rq.into()),
                                         }
                                         receiver.recv().unwrap();
                                     }
                                 } else if let Some(handler) = &handler {
                                     // PATCH (leakprobe, PATCHES.md #8): no queue, no hand-off
-                                    for rq in client {
-                                        handler(rq);
+                                    while let Some(rq) = client.next() {
+                                        handler(rq, &mut ConnectionWatch::new(&mut client));
                                     }
                                 } else {
                                     for rq in client {

@@ -131,6 +131,23 @@ impl<R: Read + Send> Read for SequentialReader<R> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// PATCH (leakprobe, PATCHES.md #8): the reader, if it is this one's turn already
+    /// (the previous request has released it); never waits.
+    pub fn try_turn(&mut self) -> Option<&mut R> {
+        if let SequentialReaderInner::Waiting(ref recv) = self.inner {
+            match recv.try_recv() {
+                Ok(reader) => self.inner = SequentialReaderInner::MyTurn(reader),
+                Err(_) => return None,
+            }
+        }
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => Some(reader),
+            _ => None,
+        }
+    }
+}
+
 /// PATCH (leakprobe, PATCHES.md #7): lets the request head be read a buffer at a time
 /// (`fill_buf`/`consume`) instead of one `read` call per byte through `Read::bytes`.
 impl<R: BufRead + Send> BufRead for SequentialReader<R> {
