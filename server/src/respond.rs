@@ -1,8 +1,9 @@
 //! Writes whole HTTP/1.1 responses as bytes to any `Write`: status line, headers, and a body
 //! that may be sized, chunked, dripped or cut short. Knows nothing of sockets or tiny_http.
 
+use std::cell::Cell;
 use std::io::{self, Write};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Into how many slices at most a dripped body is cut (each preceded by a pause).
 pub(crate) const DRIP_SLICES: u64 = 16;
@@ -168,11 +169,12 @@ fn write_whole<W: Write + ?Sized>(
 fn write_head<W: Write + ?Sized>(out: &mut W, reply: &Reply<'_>, chunked: bool) -> io::Result<()> {
     write!(
         out,
-        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
+        "HTTP/1.1 {} {}\r\nDate: ",
         reply.status,
-        reason(reply.status),
-        httpdate::HttpDate::from(SystemTime::now())
+        reason(reply.status)
     )?;
+    out.write_all(&http_date())?;
+    out.write_all(b"\r\n")?;
     if !reply.bodyless_status() {
         write!(out, "Content-Type: {}\r\n", reply.content_type)?;
         if chunked {
@@ -190,6 +192,30 @@ fn write_head<W: Write + ?Sized>(out: &mut W, reply: &Reply<'_>, chunked: bool) 
         write!(out, "Retry-After: {secs}\r\n")?;
     }
     out.write_all(b"\r\n")
+}
+
+/// Bytes of an HTTP date: `Sun, 06 Nov 1994 08:49:37 GMT`.
+const DATE_LEN: usize = 29;
+
+/// Now as an HTTP date, formatted at most once a second per thread.
+fn http_date() -> [u8; DATE_LEN] {
+    thread_local! {
+        static LAST: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (at, text) = LAST.get();
+    if at == secs {
+        return text;
+    }
+    let mut text = [b' '; DATE_LEN];
+    let _ = write!(
+        io::Cursor::new(&mut text[..]),
+        "{}",
+        httpdate::HttpDate::from(now)
+    );
+    LAST.set((secs, text));
+    text
 }
 
 /// The reason phrase for a status line (clients ignore it; humans read it).

@@ -1,8 +1,9 @@
 use std::io::Result as IoResult;
 use std::io::{BufRead, Read, Write};
 
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
+// PATCH (leakprobe, PATCHES.md #9): a one-value channel instead of `std::sync::mpsc`
+use super::oneshot::channel;
+use super::oneshot::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use std::mem;
