@@ -422,6 +422,43 @@ mod tests {
     }
 
     #[test]
+    fn claims_count_as_busy_and_share_the_bound_with_jobs() {
+        let (release_tx, release_rx) = crossbeam_channel::unbounded::<()>();
+        let pool = Pool::new("t", 2, Duration::from_secs(5), move |_: u32| {
+            let _ = release_rx.recv();
+        });
+        let claim = pool.claim().expect("one slot");
+        assert_eq!((pool.busy(), pool.claimed(), pool.threads()), (1, 1, 0));
+        pool.try_run(1).expect("the second slot");
+        assert_eq!(pool.try_run(2).err().map(|e| e.1), Some(Refused::Full));
+        assert_eq!(pool.claim().err(), Some(Refused::Full));
+        drop(claim);
+        assert_eq!((pool.busy(), pool.claimed()), (1, 0));
+        release_tx.send(()).expect("release");
+        wait_until("idle", || pool.busy() == 0);
+        assert_eq!(pool.peak_busy(), 2);
+        pool.close();
+    }
+
+    #[test]
+    fn a_claimed_slot_moves_with_its_job_to_a_worker() {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<u32>();
+        let pool = Pool::new("t", 1, Duration::from_secs(5), move |j: u32| {
+            let _ = done_tx.send(j);
+        });
+        let claim = pool.claim().expect("slot");
+        assert!(pool.run_claimed(claim, 7).is_ok());
+        assert_eq!(
+            done_rx.recv_timeout(Duration::from_secs(10)).expect("ran"),
+            7
+        );
+        wait_until("slot freed once", || pool.busy() == 0);
+        assert_eq!((pool.claimed(), pool.peak_busy()), (0, 1));
+        pool.claim().expect("the slot is free again");
+        pool.close();
+    }
+
+    #[test]
     fn a_panicking_job_frees_its_slot() {
         let pool = Pool::new("t", 1, Duration::from_secs(5), |j: u32| {
             assert!(j != 0, "job 0 panics on purpose");
