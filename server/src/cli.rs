@@ -29,7 +29,8 @@ HOW THIS DIFFERS FROM A HAND-WRITTEN SERVER (tiny_http underneath):
   headers over 64 KiB 431; each closes the connection. Bodies over 1 MiB get 413 + close.
   A connection silent for --idle-timeout (idle keep-alive, or a half-sent request) is closed
   without a response; a request whose latency exceeds it is still answered, then closed.
-  Every open connection holds one thread; every request in flight holds one more.
+  Every open connection holds one thread, which also sleeps for its request; a request
+  pipelined behind another on the same connection (or dripping its body) gets one more.
 
   RUST_LOG=debug (or trace) shows more; logs go to stderr.";
 

@@ -13,13 +13,30 @@ enum State<T> {
 }
 
 struct Shared<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<Slot<T>>,
     ready: Condvar,
 }
 
+/// The state, and whether the receiver waits on the condvar (only then is it notified:
+/// a notification is a `futex` system call even when nobody waits).
+struct Slot<T> {
+    state: State<T>,
+    waiting: bool,
+}
+
 impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves `state` in and wakes the receiver if it waits.
+    fn set(&self, mut slot: MutexGuard<'_, Slot<T>>, state: State<T>) {
+        slot.state = state;
+        let waiting = slot.waiting;
+        drop(slot);
+        if waiting {
+            self.ready.notify_one();
+        }
     }
 }
 
@@ -33,7 +50,10 @@ pub struct RecvError;
 
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::Empty),
+        state: Mutex::new(Slot {
+            state: State::Empty,
+            waiting: false,
+        }),
         ready: Condvar::new(),
     });
     (Sender(shared.clone()), Receiver(shared))
@@ -42,11 +62,9 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 impl<T> Sender<T> {
     /// Sends the value; it is dropped if the receiver is gone.
     pub fn send(&self, value: T) -> Result<(), T> {
-        let mut state = self.0.lock();
-        if let State::Empty = *state {
-            *state = State::Full(value);
-            drop(state);
-            self.0.ready.notify_one();
+        let slot = self.0.lock();
+        if let State::Empty = slot.state {
+            self.0.set(slot, State::Full(value));
             Ok(())
         } else {
             Err(value)
@@ -56,11 +74,9 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let mut state = self.0.lock();
-        if let State::Empty = *state {
-            *state = State::Done;
-            drop(state);
-            self.0.ready.notify_one();
+        let slot = self.0.lock();
+        if let State::Empty = slot.state {
+            self.0.set(slot, State::Done);
         }
     }
 }
@@ -68,14 +84,16 @@ impl<T> Drop for Sender<T> {
 impl<T> Receiver<T> {
     /// Waits for the value.
     pub fn recv(&self) -> Result<T, RecvError> {
-        let mut state = self.0.lock();
+        let mut slot = self.0.lock();
         loop {
-            match std::mem::replace(&mut *state, State::Done) {
+            match std::mem::replace(&mut slot.state, State::Done) {
                 State::Full(value) => return Ok(value),
                 State::Done => return Err(RecvError),
                 State::Empty => {
-                    *state = State::Empty;
-                    state = self.0.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+                    slot.state = State::Empty;
+                    slot.waiting = true;
+                    slot = self.0.ready.wait(slot).unwrap_or_else(|e| e.into_inner());
+                    slot.waiting = false;
                 }
             }
         }
@@ -83,11 +101,11 @@ impl<T> Receiver<T> {
 
     /// The value if it was sent already; never waits.
     pub fn try_recv(&self) -> Result<T, RecvError> {
-        let mut state = self.0.lock();
-        match std::mem::replace(&mut *state, State::Done) {
+        let mut slot = self.0.lock();
+        match std::mem::replace(&mut slot.state, State::Done) {
             State::Full(value) => Ok(value),
             other => {
-                *state = other;
+                slot.state = other;
                 Err(RecvError)
             }
         }
