@@ -6,7 +6,8 @@
 //! per request, counted in this process, and (with `--callgrind`) instructions per request.
 //! Rows whose tool (nginx, wrk, valgrind) is missing are skipped with a note.
 //!
-//! `cargo bench -p latency-server --bench peers [-- --secs 5 --repeats 3 --callgrind]`
+//! `cargo bench -p latency-server --bench peers [-- --secs 5 --repeats 3 --callgrind]`; add
+//! `--exe PATH` to measure another latency-server build (e.g. the one before a change).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -36,6 +37,7 @@ struct Opts {
     secs: u64,
     repeats: usize,
     callgrind: bool,
+    exe: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn parse_args() -> Result<Opts, String> {
         secs: 5,
         repeats: 3,
         callgrind: false,
+        exe: PathBuf::from(env!("CARGO_BIN_EXE_latency-server")),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -66,11 +69,18 @@ fn parse_args() -> Result<Opts, String> {
             "--secs" => opts.secs = number("--secs")?,
             "--repeats" => opts.repeats = number("--repeats")? as usize,
             "--callgrind" => opts.callgrind = true,
+            "--exe" => {
+                opts.exe = args
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--exe takes the path of a latency-server binary")?;
+            }
             // `cargo bench` passes `--bench`.
             "--bench" => {}
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (expected --secs N, --repeats N, --callgrind)"
+                    "unknown argument {other:?} (expected --secs N, --repeats N, --callgrind, \
+                     --exe PATH)"
                 ));
             }
         }
@@ -83,7 +93,7 @@ fn run() -> Result<(), String> {
     // wrk needs a descriptor per connection; the servers inherit the raised limit too.
     let needed = latency_server::server_descriptors_needed(u64::from(SLOW_CONNS));
     let _ = latency_server::raise_open_files_limit(needed, "1000 connections");
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_latency-server"));
+    let exe = opts.exe.clone();
 
     println!(
         "latency-server beside nginx under wrk: {PATH_LEN}-char paths, {} s per cell, {} runs \
@@ -95,14 +105,15 @@ fn run() -> Result<(), String> {
     );
     println!(
         "(one machine for servers and load generator alike: compare the ratios of one run, not \
-         absolute numbers)"
+         absolute numbers)\nlatency-server: {}",
+        exe.display()
     );
     println!();
 
     let fast = allocations_per_request(Duration::ZERO)?;
     let slow = allocations_per_request(Duration::from_millis(1))?;
     println!(
-        "allocations per request, in-process, 4 keep-alive connections: latency 0: {fast:.1}, \
+        "allocations per request (this build, in-process, 4 keep-alive connections): latency 0: {fast:.1}, \
          latency 1 ms: {slow:.1}"
     );
 
