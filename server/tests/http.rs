@@ -609,6 +609,35 @@ fn a_silent_connection_is_closed_after_the_idle_timeout() {
 }
 
 #[test]
+fn a_silent_keep_alive_connection_waits_one_idle_timeout_not_more() {
+    let _turn = heavy();
+    let server = start(Config {
+        latency: Duration::ZERO,
+        idle_timeout: Duration::from_secs(1),
+        ..Config::default()
+    });
+    let tcp = connect(server.addr());
+    let mut writer = tcp.try_clone().expect("clone");
+    let mut reader = BufReader::new(tcp);
+    writer.write_all(get("/once").as_bytes()).expect("send");
+    assert_eq!(
+        read_response(&mut reader, false).expect("response").status,
+        200
+    );
+    let t = Instant::now();
+    assert!(
+        read_response(&mut reader, false).is_none(),
+        "closed, no bytes"
+    );
+    // Two timeouts in a row (one per read attempt) would take 2 s.
+    let waited = t.elapsed();
+    assert!(
+        waited >= 900 * MS && waited < 1900 * MS,
+        "closed after {waited:?}"
+    );
+}
+
+#[test]
 fn stats_endpoint_counts_right() {
     let server = start(Config {
         latency: Duration::ZERO,

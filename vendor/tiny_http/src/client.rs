@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read}; // PATCH (leakprobe, PATCHES.md #7): BufRead
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -161,10 +161,14 @@ impl ClientConnection {
         // PATCH (leakprobe, PATCHES.md #9): the empty line that ends the head, without
         // allocating
         if max >= 2 {
-            let blank = self.next_header_source.fill_buf();
-            if blank.is_ok_and(|b| b.starts_with(b"\r\n")) {
-                self.next_header_source.consume(2);
-                return Ok(AsciiString::new());
+            match self.next_header_source.fill_buf() {
+                Ok(buffered) if buffered.starts_with(b"\r\n") => {
+                    self.next_header_source.consume(2);
+                    return Ok(AsciiString::new());
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(LineError::Io(e)),
             }
         }
         let mut buf = Vec::new();

@@ -418,8 +418,9 @@ impl Server {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
-                                    // PATCH (leakprobe, PATCHES.md #8): `while let` (was
-                                    // `for`), so the handler can watch the connection
+                                    // PATCH (leakprobe, PATCHES.md #8): `mut client` and
+                                    // `while let` (was `for`), so the handler can watch the
+                                    // connection
                                     while let Some(rq) = client.next() {
                                         let rq = rq.with_notify_sender(sender.clone());
                                         match &handler {
