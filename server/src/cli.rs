@@ -28,7 +28,8 @@ HOW THIS DIFFERS FROM A HAND-WRITTEN SERVER (tiny_http underneath):
   Malformed request lines or headers get 400 from tiny_http, a request line over 64 KiB 414,
   headers over 64 KiB 431; each closes the connection. Bodies over 1 MiB get 413 + close.
   A connection silent for --idle-timeout (idle keep-alive, or a half-sent request) is closed
-  without a response; a request whose latency exceeds it is still answered, then closed.
+  without a response; a request whose latency exceeds it is still answered (and, if the
+  client pipelined more requests behind it meanwhile, the connection is closed afterwards).
   Every open connection holds one thread, which also sleeps for its request; a request
   pipelined behind another on the same connection (or dripping its body) gets one more.
 

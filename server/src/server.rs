@@ -1,6 +1,7 @@
 //! Starts and stops the server: the request handler that tiny_http's connection threads
-//! call (instant answers inline, everything that sleeps handed to a pool worker), the
-//! worker's half (sleep and answer), the reporter, and graceful shutdown.
+//! call (answers, and sleeps for, each request on the connection's own thread; hands a
+//! request pipelined behind another, or one that drips its body, to a pool worker), the
+//! answering itself, the reporter, and graceful shutdown.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
