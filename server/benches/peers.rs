@@ -132,7 +132,10 @@ fn run() -> Result<(), String> {
     if !nginx_ok {
         println!("nginx not found (Debian: apt-get install nginx): skipping the nginx row");
     }
-    let mut rows = Rows::default();
+    let mut rows = Rows {
+        secs: opts.secs,
+        ..Rows::default()
+    };
     for run in 0..opts.repeats {
         eprint!("run {}/{}: ", run + 1, opts.repeats);
         let nginx = if nginx_ok {
@@ -163,12 +166,15 @@ fn run() -> Result<(), String> {
 struct Cell {
     rps: f64,
     cpu_us_per_request: f64,
+    /// wrk's mean latency, in milliseconds.
+    mean_ms: f64,
     /// Non-2xx answers and socket errors wrk reported.
     errors: u64,
 }
 
 #[derive(Default)]
 struct Rows {
+    secs: u64,
     nginx: Vec<Cell>,
     zero: Vec<Cell>,
     slow: Vec<Cell>,
@@ -179,8 +185,8 @@ struct Rows {
 impl Rows {
     fn print(&self) {
         println!(
-            "{:<34} {:>5}  {:<26} {:<30} {:<22} {:>6}",
-            "server", "conns", "req/s", "ratio", "CPU µs/request", "errors"
+            "{:<30} {:>5}  {:<24} {:<30} {:<20} {:<20} {:>6}",
+            "server", "conns", "req/s", "ratio", "CPU µs/request", "wrk mean ms", "errors"
         );
         let line = |name: &str, conns: u32, cells: &[Cell], ratio: String| {
             if cells.is_empty() {
@@ -188,19 +194,16 @@ impl Rows {
             }
             let rps: Vec<f64> = cells.iter().map(|c| c.rps).collect();
             let cpu: Vec<f64> = cells.iter().map(|c| c.cpu_us_per_request).collect();
+            let mean: Vec<f64> = cells.iter().map(|c| c.mean_ms).collect();
             let errors: u64 = cells.iter().map(|c| c.errors).sum();
             println!(
-                "{name:<34} {conns:>5}  {:<26} {ratio:<30} {:<22} {errors:>6}",
+                "{name:<30} {conns:>5}  {:<24} {ratio:<30} {:<20} {:<20} {errors:>6}",
                 spread(&rps, 0),
-                spread(&cpu, 1)
+                spread(&cpu, 1),
+                spread(&mean, 2)
             );
         };
-        line(
-            "nginx (return 200, 2 workers)",
-            FAST_CONNS,
-            &self.nginx,
-            "1.00".into(),
-        );
+        line("nginx (return 200)", FAST_CONNS, &self.nginx, "1.00".into());
         let vs_nginx = if self.vs_nginx.is_empty() {
             "(no nginx)".to_owned()
         } else {
@@ -216,12 +219,17 @@ impl Rows {
             "latency-server, latency 50ms",
             SLOW_CONNS,
             &self.slow,
-            format!("{}× Little's 20,000/s", spread(&self.vs_little, 2)),
+            format!("{}× Little 20000/s", spread(&self.vs_little, 2)),
         );
         println!();
         println!(
             "targets: latency 0 ≥ 0.60× nginx req/s; at 50 ms / 1000 connections ≥ 0.95× \
              Little's bound and ≤ 40 µs CPU/request"
+        );
+        println!(
+            "(Little's bound is connections / 50 ms; wrk's mean latency above 50 ms, and the \
+             first round trip of each {}-s cell, are what keeps a run below it)",
+            self.secs
         );
     }
 }
@@ -317,6 +325,7 @@ fn wrk_cell(port: u16, conns: u32, secs: u64, pids: &[u32]) -> Result<Cell, Stri
     Ok(Cell {
         rps,
         cpu_us_per_request: (after - before) * 1e6 / requests.max(1.0),
+        mean_ms: wrk_mean_latency_ms(&text).unwrap_or(f64::NAN),
         errors: errors as u64,
     })
 }
@@ -331,6 +340,24 @@ fn wrk_number(text: &str, label: &str) -> Option<f64> {
         before.split_whitespace().last()?
     };
     word.trim_end_matches(',').parse().ok()
+}
+
+/// The average of wrk's `Latency` line (`Latency 50.89ms 2.40ms ...`), in milliseconds.
+fn wrk_mean_latency_ms(text: &str) -> Option<f64> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Latency "))?;
+    let value = line.split_whitespace().nth(1)?;
+    let (number, scale) = if let Some(v) = value.strip_suffix("us") {
+        (v, 1e-3)
+    } else if let Some(v) = value.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = value.strip_suffix('s') {
+        (v, 1e3)
+    } else {
+        (value, 1.0)
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
 }
 
 /// `Socket errors: connect 0, read 0, write 0, timeout 0` summed.
