@@ -29,6 +29,11 @@ calibrate *args:
 bench *args:
     cargo bench -p leak-client --bench throughput -- "$@"
 
+# The latency server beside nginx under wrk, repeated: req/s, CPU µs/request, ratios (e.g. `just bench-server --secs 5 --repeats 3 --callgrind`). Installs nginx and wrk from Debian when missing and root; otherwise those rows are skipped.
+bench-server *args:
+    -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
+    cargo bench -p latency-server --bench peers -- "$@"
+
 # The test suite (what CI runs).
 test:
     cargo test --workspace --locked

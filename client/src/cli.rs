@@ -368,9 +368,7 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
 
 /// Parses a byte size: `4096`, `64KiB`, `1GiB`, `1GB` (KiB = 1024, kB = 1000).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    parse_size::Config::new()
-        .with_binary()
-        .parse_size(s.trim())
+    heapmeter::parse_size(s)
         .map_err(|e| format!("`{s}` is not a size like 4096, 64KiB or 1GiB: {e}"))
 }
 

@@ -16,6 +16,9 @@
 //! are process-global statics, so library code reads them without a handle to the allocator.
 //! In a process where no [`Counting`] allocator is installed, [`Snapshot::installed`] is false.
 
+pub mod size;
+pub use size::{SIZE_RULE, SizeError, parse_size};
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 

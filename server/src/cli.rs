@@ -28,8 +28,10 @@ HOW THIS DIFFERS FROM A HAND-WRITTEN SERVER (tiny_http underneath):
   Malformed request lines or headers get 400 from tiny_http, a request line over 64 KiB 414,
   headers over 64 KiB 431; each closes the connection. Bodies over 1 MiB get 413 + close.
   A connection silent for --idle-timeout (idle keep-alive, or a half-sent request) is closed
-  without a response; a request whose latency exceeds it is still answered, then closed.
-  Every open connection holds one thread; every request in flight holds one more.
+  without a response; a request whose latency exceeds it is still answered (and, if the
+  client pipelined more requests behind it meanwhile, the connection is closed afterwards).
+  Every open connection holds one thread, which also sleeps for its request; a request
+  pipelined behind another on the same connection (or dripping its body) gets one more.
 
   RUST_LOG=debug (or trace) shows more; logs go to stderr.";
 
@@ -87,7 +89,8 @@ pub struct Cli {
     pub idle_timeout: Duration,
 
     /// Hard cap on the server's heap, e.g. `512MiB`, `2GB`; an allocation past it aborts
-    /// the process. Default: no cap.
+    /// the process. kB, MB, GB are powers of 1000 and KiB, MiB, GiB powers of 1024 (`1GB`
+    /// is 10^9 bytes, `1GiB` 2^30); a bare number is bytes. Default: no cap.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub mem_limit: Option<u64>,
 }
@@ -138,7 +141,7 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    let bytes = parse_size::parse_size(s).map_err(|e| e.to_string())?;
+    let bytes = heapmeter::parse_size(s).map_err(|e| e.to_string())?;
     if bytes < 1 << 20 {
         return Err(format!(
             "{bytes} bytes is too small to run the server (at least 1 MiB)"
@@ -202,6 +205,20 @@ mod tests {
         assert_eq!(config.idle_timeout, 2000 * MS);
         assert_eq!(config.seed, 7);
         assert_eq!(cli.mem_limit, Some(512 << 20));
+    }
+
+    #[test]
+    fn mem_limit_units_follow_the_one_size_rule() {
+        for (text, want) in [
+            ("1GB", 1_000_000_000),
+            ("1GiB", 1 << 30),
+            ("2MB", 2_000_000),
+            ("2MiB", 2 << 20),
+            ("1048576", 1 << 20),
+        ] {
+            let cli = parse(&["--mem-limit", text]).expect(text);
+            assert_eq!(cli.mem_limit, Some(want), "{text}");
+        }
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub struct Config {
     /// Seed of the jitter generator: the same seed gives the same sequence of latencies.
     pub seed: u64,
     /// Requests sleeping or being answered at once, at most; past it the server answers
-    /// `503` with `Retry-After` at once. Each one holds a worker thread.
+    /// `503` with `Retry-After` at once. Each one holds a thread: its connection's own, or
+    /// a pool worker when it was pipelined behind another or drips its body.
     pub max_in_flight: usize,
     /// How often to log a one-line report at info level; `None` logs none.
     pub report_every: Option<Duration>,

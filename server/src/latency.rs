@@ -2,17 +2,19 @@
 //! generator, or the request's own `latency_ms`. Never sleeps itself.
 
 use std::ops::RangeInclusive;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Draws request latencies; owned by the dispatcher thread, so it needs no lock.
+/// Draws request latencies; shared by the connection threads. Only a jittered draw takes
+/// the generator's lock: a fixed latency or a request's own override is read without one.
 #[derive(Debug)]
 pub(crate) struct LatencyModel {
     base: Duration,
     jitter: Duration,
-    rng: StdRng,
+    rng: Mutex<StdRng>,
 }
 
 impl LatencyModel {
@@ -20,21 +22,42 @@ impl LatencyModel {
         LatencyModel {
             base,
             jitter,
-            rng: StdRng::seed_from_u64(seed),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
         }
     }
 
     /// The latency of the next request: its own override if it has one, else a draw.
+    #[cfg(test)]
     pub(crate) fn next(&mut self, override_: Option<Duration>) -> Duration {
+        let rng = self.rng.get_mut().unwrap_or_else(|e| e.into_inner());
+        Self::pick(self.base, self.jitter, override_, rng)
+    }
+
+    /// [`LatencyModel::next`] from any thread: draws in the order the callers take the
+    /// generator's lock, so one seed gives one sequence of draws.
+    pub(crate) fn next_shared(&self, override_: Option<Duration>) -> Duration {
+        if override_.is_some() || self.jitter.is_zero() {
+            return override_.unwrap_or(self.base);
+        }
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        Self::pick(self.base, self.jitter, override_, &mut rng)
+    }
+
+    fn pick(
+        base: Duration,
+        jitter: Duration,
+        override_: Option<Duration>,
+        rng: &mut StdRng,
+    ) -> Duration {
         if let Some(latency) = override_ {
             return latency;
         }
-        if self.jitter.is_zero() {
-            return self.base;
+        if jitter.is_zero() {
+            return base;
         }
-        let jitter = self.jitter.as_nanos().min(u64::MAX as u128) as u64;
-        let offset = self.rng.gen_range(0..=2 * jitter.min(u64::MAX / 2));
-        let base = self.base.as_nanos().min(u64::MAX as u128) as u64;
+        let jitter = jitter.as_nanos().min(u64::MAX as u128) as u64;
+        let offset = rng.gen_range(0..=2 * jitter.min(u64::MAX / 2));
+        let base = base.as_nanos().min(u64::MAX as u128) as u64;
         Duration::from_nanos((base + offset).saturating_sub(jitter))
     }
 }
@@ -89,6 +112,16 @@ mod tests {
     fn override_wins_over_base_and_jitter() {
         let mut model = LatencyModel::new(100 * MS, 50 * MS, 42);
         assert_eq!(model.next(Some(3 * MS)), 3 * MS);
+    }
+
+    #[test]
+    fn shared_draws_repeat_the_sequential_ones() {
+        let mut a = LatencyModel::new(100 * MS, 50 * MS, 42);
+        let b = LatencyModel::new(100 * MS, 50 * MS, 42);
+        assert!((0..100).all(|_| a.next(None) == b.next_shared(None)));
+        assert_eq!(b.next_shared(Some(3 * MS)), 3 * MS);
+        let fixed = LatencyModel::new(100 * MS, Duration::ZERO, 42);
+        assert_eq!(fixed.next_shared(None), 100 * MS);
     }
 
     #[test]

@@ -67,14 +67,17 @@ pub mod cli;
 mod config;
 mod knobs;
 mod latency;
+pub mod limits;
 mod listener;
 mod pool;
 mod respond;
 mod server;
 mod stats;
+mod wait;
 
 pub use config::Config;
 pub use knobs::{KnobError, Knobs};
 pub use latency::draw_once;
+pub use limits::{OpenFilesLimit, raise_open_files_limit, server_descriptors_needed};
 pub use server::{MAX_BODY, RunningServer, STATS_PATH, Server};
 pub use stats::StatsSnapshot;

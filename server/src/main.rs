@@ -27,6 +27,14 @@ fn main() -> ExitCode {
     }
     let seed = cli.seed.unwrap_or_else(fresh_seed);
     let config = cli.config(seed);
+    let needed = latency_server::server_descriptors_needed(config.max_in_flight as u64);
+    let what = format!(
+        "--max-in-flight {} (two per connection)",
+        config.max_in_flight
+    );
+    if let Err(e) = latency_server::raise_open_files_limit(needed, &what) {
+        log::warn!("cannot read or raise the open files limit: {e}");
+    }
     if cli.latency_random.is_some() || !config.jitter.is_zero() {
         log::info!("seed {seed} (pass --seed {seed} to repeat these latencies)");
     }

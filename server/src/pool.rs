@@ -1,28 +1,74 @@
 //! The elastic worker pool: one thread per job in progress, reused when idle, spawned only
-//! when no idle one exists, retired after lingering idle; never more than `max` busy.
-//! Knows nothing of HTTP.
+//! when no idle one exists, retired after lingering idle; never more than `max` busy (jobs
+//! run here and slots held by [`Pool::claim`] together). Knows nothing of HTTP.
 //!
-//! Claiming is exact: an idle worker is taken out of the idle list under its mutex by the
-//! dispatcher before it is handed a job, and a worker whose idle wait timed out retires only
-//! if it can still remove itself from that list under the same mutex; otherwise a job is
-//! already on its way to it. (tiny_http 0.12's own pool guessed from a counter instead, and
-//! queued work behind threads that were not idle: see vendor/tiny_http/PATCHES.md.)
+//! Claiming is exact: an idle worker is taken out of the idle list under its mutex before
+//! it is handed a job, and a worker whose idle wait timed out retires only if it can still
+//! remove itself from that list under the same mutex; otherwise a job is already on its way
+//! to it. (tiny_http 0.12's own pool guessed from a counter instead, and queued work behind
+//! threads that were not idle: see vendor/tiny_http/PATCHES.md.) Any number of threads may
+//! hand out jobs at once: the busy bound is raised with a compare-and-swap.
+//!
+//! A job reaches its worker through the worker's own one-job slot (a mutex and a condvar):
+//! handing it over costs one futex wake, and an idle worker sleeps without spinning.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
-
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
 
 enum Message<J> {
     Run(J),
     Exit,
 }
 
+/// One worker's mailbox: at most one message, put by whoever claimed the worker.
+struct Slot<J> {
+    message: Mutex<Option<Message<J>>>,
+    ready: Condvar,
+}
+
+impl<J> Slot<J> {
+    fn new() -> Self {
+        Slot {
+            message: Mutex::new(None),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn put(&self, message: Message<J>) {
+        *lock(&self.message) = Some(message);
+        self.ready.notify_one();
+    }
+
+    /// The next message, waiting at most `timeout` (`None`: as long as it takes).
+    fn take(&self, timeout: Option<Duration>) -> Option<Message<J>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut message = lock(&self.message);
+        loop {
+            if let Some(m) = message.take() {
+                return Some(m);
+            }
+            message = match deadline {
+                None => self.ready.wait(message).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    match self.ready.wait_timeout(message, left) {
+                        Ok((m, _)) => m,
+                        Err(e) => e.into_inner().0,
+                    }
+                }
+            };
+        }
+    }
+}
+
 struct Idle<J> {
     id: u64,
-    tx: Sender<Message<J>>,
+    slot: Arc<Slot<J>>,
 }
 
 struct Shared<J> {
@@ -32,6 +78,8 @@ struct Shared<J> {
     busy: AtomicUsize,
     peak_busy: AtomicUsize,
     threads: AtomicUsize,
+    /// Busy slots held through [`Pool::claim`] (threads outside the pool, serving).
+    claimed: AtomicUsize,
     next_id: AtomicU64,
     closed: AtomicBool,
     max: usize,
@@ -48,8 +96,7 @@ pub(crate) enum Refused {
     Unavailable,
 }
 
-/// A handle on the pool; clones share it. Dispatch from one thread at a time: the busy
-/// bound is checked and raised by the dispatching thread alone.
+/// A handle on the pool; clones share it.
 pub(crate) struct Pool<J: Send + 'static> {
     shared: Arc<Shared<J>>,
 }
@@ -59,6 +106,20 @@ impl<J: Send + 'static> Clone for Pool<J> {
         Pool {
             shared: self.shared.clone(),
         }
+    }
+}
+
+/// One busy slot held by a thread outside the pool (see [`Pool::claim`]); dropping it
+/// frees the slot.
+pub(crate) struct Claim<'a, J: Send + 'static> {
+    pool: &'a Pool<J>,
+}
+
+impl<J: Send + 'static> Drop for Claim<'_, J> {
+    fn drop(&mut self) {
+        let s = &self.pool.shared;
+        s.claimed.fetch_sub(1, Relaxed);
+        s.busy.fetch_sub(1, Relaxed);
     }
 }
 
@@ -78,6 +139,7 @@ impl<J: Send + 'static> Pool<J> {
                 busy: AtomicUsize::new(0),
                 peak_busy: AtomicUsize::new(0),
                 threads: AtomicUsize::new(0),
+                claimed: AtomicUsize::new(0),
                 next_id: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
                 max,
@@ -87,62 +149,97 @@ impl<J: Send + 'static> Pool<J> {
         }
     }
 
-    /// Runs `job` on an idle worker or a new one, or hands it back with the reason.
-    pub(crate) fn try_run(&self, job: J) -> Result<(), (J, Refused)> {
+    /// Raises `busy` by one unless the pool is closed or `max` are busy.
+    fn reserve(&self) -> Result<(), Refused> {
         let s = &self.shared;
         if s.closed.load(Relaxed) {
-            return Err((job, Refused::Unavailable));
+            return Err(Refused::Unavailable);
         }
-        if s.busy.load(Relaxed) >= s.max {
-            return Err((job, Refused::Full));
-        }
-        let busy = s.busy.fetch_add(1, Relaxed) + 1;
-        s.peak_busy.fetch_max(busy, Relaxed);
-
-        let claimed = lock(&s.idle).pop();
-        if let Some(worker) = claimed {
-            // The worker left the idle list under the lock, so it is blocked in (or about to
-            // enter) recv and cannot retire: this send is received.
-            match worker.tx.send(Message::Run(job)) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    // Unreachable while the worker lives; treat as "spawn instead".
-                    let Message::Run(job) = e.into_inner() else {
-                        unreachable!("sent Run")
-                    };
-                    return self.spawn(job);
-                }
-            }
-        }
-        self.spawn(job)
+        let before = s
+            .busy
+            .fetch_update(Relaxed, Relaxed, |b| (b < s.max).then_some(b + 1))
+            .map_err(|_| Refused::Full)?;
+        s.peak_busy.fetch_max(before + 1, Relaxed);
+        Ok(())
     }
 
-    fn spawn(&self, job: J) -> Result<(), (J, Refused)> {
+    /// Takes one busy slot for work the caller does on its own thread (counted in
+    /// [`Pool::busy`] and bounded by `max` like a job), or says why not.
+    pub(crate) fn claim(&self) -> Result<Claim<'_, J>, Refused> {
+        self.reserve()?;
+        self.shared.claimed.fetch_add(1, Relaxed);
+        Ok(Claim { pool: self })
+    }
+
+    /// Runs `job` on an idle worker or a new one, or hands it back with the reason.
+    pub(crate) fn try_run(&self, job: J) -> Result<(), (J, Refused)> {
+        if let Err(why) = self.reserve() {
+            return Err((job, why));
+        }
+        self.hand_over(job).map_err(|job| {
+            self.shared.busy.fetch_sub(1, Relaxed);
+            (job, Refused::Unavailable)
+        })
+    }
+
+    /// Runs `job` on a worker in the busy slot `claim` holds (the slot moves with it), or
+    /// hands both back when no thread could be spawned.
+    pub(crate) fn run_claimed<'a>(
+        &'a self,
+        claim: Claim<'a, J>,
+        job: J,
+    ) -> Result<(), (J, Claim<'a, J>)> {
+        match self.hand_over(job) {
+            Ok(()) => {
+                self.shared.claimed.fetch_sub(1, Relaxed);
+                std::mem::forget(claim);
+                Ok(())
+            }
+            Err(job) => Err((job, claim)),
+        }
+    }
+
+    /// Gives `job`, already counted in `busy`, to an idle worker or a new one.
+    fn hand_over(&self, job: J) -> Result<(), J> {
+        let claimed = lock(&self.shared.idle).pop();
+        match claimed {
+            // The worker left the idle list under the lock, so it cannot retire: it takes
+            // this message from its slot.
+            Some(worker) => {
+                worker.slot.put(Message::Run(job));
+                Ok(())
+            }
+            None => self.spawn(job),
+        }
+    }
+
+    fn spawn(&self, job: J) -> Result<(), J> {
         let s = &self.shared;
-        let (tx, rx) = crossbeam_channel::bounded(1);
         let id = s.next_id.fetch_add(1, Relaxed);
         let shared = self.shared.clone();
-        let worker_tx = tx.clone();
+        // The job waits in the new worker's slot, so a refused spawn can hand it back.
+        let slot = Arc::new(Slot::new());
+        slot.put(Message::Run(job));
+        let worker_slot = slot.clone();
         s.threads.fetch_add(1, Relaxed);
         let spawned = thread::Builder::new()
             .name(format!("{}-{id}", s.name))
-            .spawn(move || worker(shared, id, worker_tx, rx));
+            .spawn(move || worker(shared, id, worker_slot));
         match spawned {
-            Ok(_) => {
-                // A fresh bounded(1) channel with its receiver alive: cannot fail or block.
-                let _ = tx.send(Message::Run(job));
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => {
                 s.threads.fetch_sub(1, Relaxed);
-                s.busy.fetch_sub(1, Relaxed);
                 log::warn!("cannot spawn a worker thread: {e}");
-                Err((job, Refused::Unavailable))
+                match slot.take(Some(Duration::ZERO)) {
+                    Some(Message::Run(job)) => Err(job),
+                    // The closure (and its slot clone) is gone: the job is still here.
+                    _ => unreachable!("the job was put before the spawn"),
+                }
             }
         }
     }
 
-    /// Jobs running now.
+    /// Jobs running now, plus slots held through [`Pool::claim`].
     pub(crate) fn busy(&self) -> usize {
         self.shared.busy.load(Relaxed)
     }
@@ -157,22 +254,22 @@ impl<J: Send + 'static> Pool<J> {
         self.shared.threads.load(Relaxed)
     }
 
+    /// Busy slots held through [`Pool::claim`] right now.
+    pub(crate) fn claimed(&self) -> usize {
+        self.shared.claimed.load(Relaxed)
+    }
+
     /// Refuses new jobs and lets idle workers exit; busy ones exit after their job.
     pub(crate) fn close(&self) {
         self.shared.closed.store(true, Relaxed);
         let idle = std::mem::take(&mut *lock(&self.shared.idle));
         for worker in idle {
-            let _ = worker.tx.send(Message::Exit);
+            worker.slot.put(Message::Exit);
         }
     }
 }
 
-fn worker<J: Send + 'static>(
-    shared: Arc<Shared<J>>,
-    id: u64,
-    tx: Sender<Message<J>>,
-    rx: Receiver<Message<J>>,
-) {
+fn worker<J: Send + 'static>(shared: Arc<Shared<J>>, id: u64, slot: Arc<Slot<J>>) {
     // Decrements `threads` however this thread ends, panics included.
     struct Alive<'a>(&'a AtomicUsize);
     impl Drop for Alive<'_> {
@@ -182,8 +279,8 @@ fn worker<J: Send + 'static>(
     }
     let _alive = Alive(&shared.threads);
 
-    // The first job was sent right after spawning; it is never claimed through `idle`.
-    let mut next = rx.recv().ok();
+    // The first job was put in the slot before this thread started.
+    let mut next = slot.take(None);
     loop {
         let job = match next.take() {
             Some(Message::Run(job)) => job,
@@ -201,12 +298,14 @@ fn worker<J: Send + 'static>(
             if shared.closed.load(Relaxed) {
                 return;
             }
-            idle.push(Idle { id, tx: tx.clone() });
+            idle.push(Idle {
+                id,
+                slot: slot.clone(),
+            });
         }
-        next = match rx.recv_timeout(shared.linger) {
-            Ok(message) => Some(message),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => {
+        next = match slot.take(Some(shared.linger)) {
+            Some(message) => Some(message),
+            None => {
                 let mut idle = lock(&shared.idle);
                 if let Some(i) = idle.iter().position(|w| w.id == id) {
                     idle.swap_remove(i);
@@ -214,14 +313,14 @@ fn worker<J: Send + 'static>(
                 }
                 drop(idle);
                 // Claimed between the timeout and the lock: the job is on its way.
-                rx.recv().ok()
+                slot.take(None)
             }
         };
     }
 }
 
 /// Locks, ignoring poisoning: the idle list stays consistent (every holder only pushes,
-/// pops or removes whole entries).
+/// pops or removes whole entries), and so does a slot (one `Option`).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -319,6 +418,43 @@ mod tests {
             got += 1;
         }
         wait_until("idle", || pool.busy() == 0);
+        pool.close();
+    }
+
+    #[test]
+    fn claims_count_as_busy_and_share_the_bound_with_jobs() {
+        let (release_tx, release_rx) = crossbeam_channel::unbounded::<()>();
+        let pool = Pool::new("t", 2, Duration::from_secs(5), move |_: u32| {
+            let _ = release_rx.recv();
+        });
+        let claim = pool.claim().expect("one slot");
+        assert_eq!((pool.busy(), pool.claimed(), pool.threads()), (1, 1, 0));
+        pool.try_run(1).expect("the second slot");
+        assert_eq!(pool.try_run(2).err().map(|e| e.1), Some(Refused::Full));
+        assert_eq!(pool.claim().err(), Some(Refused::Full));
+        drop(claim);
+        assert_eq!((pool.busy(), pool.claimed()), (1, 0));
+        release_tx.send(()).expect("release");
+        wait_until("idle", || pool.busy() == 0);
+        assert_eq!(pool.peak_busy(), 2);
+        pool.close();
+    }
+
+    #[test]
+    fn a_claimed_slot_moves_with_its_job_to_a_worker() {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<u32>();
+        let pool = Pool::new("t", 1, Duration::from_secs(5), move |j: u32| {
+            let _ = done_tx.send(j);
+        });
+        let claim = pool.claim().expect("slot");
+        assert!(pool.run_claimed(claim, 7).is_ok());
+        assert_eq!(
+            done_rx.recv_timeout(Duration::from_secs(10)).expect("ran"),
+            7
+        );
+        wait_until("slot freed once", || pool.busy() == 0);
+        assert_eq!((pool.claimed(), pool.peak_busy()), (0, 1));
+        pool.claim().expect("the slot is free again");
         pool.close();
     }
 

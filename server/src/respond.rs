@@ -1,8 +1,9 @@
 //! Writes whole HTTP/1.1 responses as bytes to any `Write`: status line, headers, and a body
 //! that may be sized, chunked, dripped or cut short. Knows nothing of sockets or tiny_http.
 
+use std::cell::Cell;
 use std::io::{self, Write};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Into how many slices at most a dripped body is cut (each preceded by a pause).
 pub(crate) const DRIP_SLICES: u64 = 16;
@@ -70,6 +71,10 @@ impl<'a> Reply<'a> {
 
 /// Writes `reply` to `w` and flushes; `pause` is called before each dripped slice (tests
 /// pass a no-op, the server sleeps).
+///
+/// A response without a streamed body (not dripped, at most 16 KiB) goes out in one write:
+/// one segment, no Nagle/delayed-ACK stall. Up to [`STACK`] bytes it is assembled on the
+/// stack, so the common small answer allocates nothing.
 pub(crate) fn write_reply<W: Write + ?Sized>(
     w: &mut W,
     reply: &Reply<'_>,
@@ -77,61 +82,24 @@ pub(crate) fn write_reply<W: Write + ?Sized>(
 ) -> io::Result<()> {
     let bodyless = reply.bodyless_status();
     let chunked = reply.chunked && !bodyless;
-    let mut head = Vec::with_capacity(256);
-    write!(
-        head,
-        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
-        reply.status,
-        reason(reply.status),
-        httpdate::fmt_http_date(SystemTime::now())
-    )?;
-    if !bodyless {
-        write!(head, "Content-Type: {}\r\n", reply.content_type)?;
-        if chunked {
-            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        } else {
-            write!(head, "Content-Length: {}\r\n", reply.body_len())?;
-        }
-    }
-    if reply.close {
-        head.extend_from_slice(b"Connection: close\r\n");
-    } else if reply.keep_alive_header {
-        head.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    if let Some(secs) = reply.retry_after {
-        write!(head, "Retry-After: {secs}\r\n")?;
-    }
-    head.extend_from_slice(b"\r\n");
-
     let send_body = !bodyless && !reply.head;
     let total = reply.body_len();
-    // Small responses go out in one write: one segment, no Nagle/delayed-ACK stall.
-    if send_body && reply.drip.is_none() && total <= PIECE as u64 {
-        let mut offset = 0;
-        let mut body = Vec::with_capacity(total as usize + 16);
-        while offset < total {
-            let s = reply.slice(offset, PIECE);
-            body.extend_from_slice(s);
-            offset += s.len() as u64;
-        }
-        if chunked {
-            if !body.is_empty() {
-                write!(head, "{:x}\r\n", body.len())?;
-                head.extend_from_slice(&body);
-                head.extend_from_slice(b"\r\n");
-            }
-            head.extend_from_slice(b"0\r\n\r\n");
+
+    if !send_body || (reply.drip.is_none() && total <= PIECE as u64) {
+        let mut stack = [0u8; STACK];
+        let mut on_stack = io::Cursor::new(&mut stack[..]);
+        if write_whole(&mut on_stack, reply, send_body, chunked).is_ok() {
+            let n = on_stack.position() as usize;
+            w.write_all(&stack[..n])?;
         } else {
-            head.extend_from_slice(&body);
+            let mut heap = Vec::with_capacity(total as usize + 512);
+            write_whole(&mut heap, reply, send_body, chunked)?;
+            w.write_all(&heap)?;
         }
-        w.write_all(&head)?;
-        return w.flush();
-    }
-    w.write_all(&head)?;
-    if !send_body {
         return w.flush();
     }
 
+    write_head(w, reply, chunked)?;
     let slice_len = match reply.drip {
         Some(_) => total.div_ceil(DRIP_SLICES).max(1).min(PIECE as u64) as usize,
         None => PIECE,
@@ -162,6 +130,92 @@ pub(crate) fn write_reply<W: Write + ?Sized>(
         w.write_all(b"0\r\n\r\n")?;
     }
     w.flush()
+}
+
+/// Bytes of a response assembled on the stack before falling back to a heap buffer.
+const STACK: usize = 1024;
+
+/// The whole response (head, and the body unless `!send_body`) into `out`, for one write.
+fn write_whole<W: Write + ?Sized>(
+    out: &mut W,
+    reply: &Reply<'_>,
+    send_body: bool,
+    chunked: bool,
+) -> io::Result<()> {
+    write_head(out, reply, chunked)?;
+    if !send_body {
+        return Ok(());
+    }
+    let total = reply.body_len();
+    if chunked && total > 0 {
+        write!(out, "{total:x}\r\n")?;
+    }
+    let mut offset = 0;
+    while offset < total {
+        let s = reply.slice(offset, PIECE);
+        out.write_all(s)?;
+        offset += s.len() as u64;
+    }
+    if chunked {
+        if total > 0 {
+            out.write_all(b"\r\n")?;
+        }
+        out.write_all(b"0\r\n\r\n")?;
+    }
+    Ok(())
+}
+
+/// Status line and headers, up to and including the empty line.
+fn write_head<W: Write + ?Sized>(out: &mut W, reply: &Reply<'_>, chunked: bool) -> io::Result<()> {
+    write!(
+        out,
+        "HTTP/1.1 {} {}\r\nDate: ",
+        reply.status,
+        reason(reply.status)
+    )?;
+    out.write_all(&http_date())?;
+    out.write_all(b"\r\n")?;
+    if !reply.bodyless_status() {
+        write!(out, "Content-Type: {}\r\n", reply.content_type)?;
+        if chunked {
+            out.write_all(b"Transfer-Encoding: chunked\r\n")?;
+        } else {
+            write!(out, "Content-Length: {}\r\n", reply.body_len())?;
+        }
+    }
+    if reply.close {
+        out.write_all(b"Connection: close\r\n")?;
+    } else if reply.keep_alive_header {
+        out.write_all(b"Connection: keep-alive\r\n")?;
+    }
+    if let Some(secs) = reply.retry_after {
+        write!(out, "Retry-After: {secs}\r\n")?;
+    }
+    out.write_all(b"\r\n")
+}
+
+/// Bytes of an HTTP date: `Sun, 06 Nov 1994 08:49:37 GMT`.
+const DATE_LEN: usize = 29;
+
+/// Now as an HTTP date, formatted at most once a second per thread.
+fn http_date() -> [u8; DATE_LEN] {
+    thread_local! {
+        static LAST: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (at, text) = LAST.get();
+    if at == secs {
+        return text;
+    }
+    let mut text = [b' '; DATE_LEN];
+    let _ = write!(
+        io::Cursor::new(&mut text[..]),
+        "{}",
+        httpdate::HttpDate::from(now)
+    );
+    LAST.set((secs, text));
+    text
 }
 
 /// The reason phrase for a status line (clients ignore it; humans read it).

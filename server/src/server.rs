@@ -1,16 +1,17 @@
-//! Starts and stops the server: the dispatcher thread (tiny_http's queue → pool or side
-//! thread), the request handler that sleeps and answers, the side thread for instant
-//! answers (`503`, `400`, `/__stats`), the reporter, and graceful shutdown.
+//! Starts and stops the server: the request handler that tiny_http's connection threads
+//! call (answers, and sleeps for, each request on the connection's own thread; hands a
+//! request pipelined behind another, or one that drips its body, to a pool worker), the
+//! answering itself, the reporter, and graceful shutdown.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use tiny_http::{HTTPVersion, Request};
+use tiny_http::{ConnectionCounts, ConnectionWatch, HTTPVersion, Request};
 
 use crate::config::Config;
 use crate::knobs::Knobs;
@@ -19,6 +20,7 @@ use crate::listener;
 use crate::pool::{Pool, Refused};
 use crate::respond::{Reply, write_reply};
 use crate::stats::{Counters, StatsSnapshot, report_line};
+use crate::wait::{Slept, sleep_watching};
 
 /// Largest request body read (and thrown away); a longer one is answered `413` and closed.
 pub const MAX_BODY: u64 = 1 << 20;
@@ -26,7 +28,7 @@ pub const MAX_BODY: u64 = 1 << 20;
 pub const STATS_PATH: &str = "/__stats";
 /// `Retry-After` seconds sent with every `503`.
 const RETRY_AFTER_SECS: u32 = 1;
-/// How often the dispatcher wakes without requests, to notice shutdown.
+/// How often the housekeeping thread wakes, to notice shutdown.
 const TICK: Duration = Duration::from_millis(50);
 
 /// Starts servers; see the crate docs.
@@ -40,8 +42,6 @@ impl Server {
         let listener = listener::bind(config.addr, config.idle_timeout)?;
         let addr = listener.local_addr()?;
         let control = listener.try_clone()?;
-        let http = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| io::Error::other(e.to_string()))?;
         if !addr.ip().is_loopback() {
             log::warn!(
                 "listening on non-loopback {addr}: anyone who can reach it can load this machine"
@@ -58,52 +58,55 @@ impl Server {
                 move |job: Job| serve(job, &counters),
             )
         };
-        let latency = LatencyModel::new(config.latency, config.jitter, config.seed);
+        let connections = ConnectionCounts::default();
         let report_every = config.report_every;
-        let inner = Arc::new(Inner {
+        let shared = Arc::new(Shared {
+            latency: LatencyModel::new(config.latency, config.jitter, config.seed),
             config,
             counters,
             pool,
-            http,
+            connections: connections.clone(),
+            seq: AtomicU64::new(0),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
         });
+        let handler: tiny_http::RequestHandler = {
+            let shared = shared.clone();
+            Arc::new(move |rq, watch: &mut ConnectionWatch<'_>| handle(&shared, rq, watch))
+        };
+        let http =
+            tiny_http::Server::from_listener_with_handler(listener, None, connections, handler)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        let inner = Arc::new(Inner { shared, http });
 
-        // Bounded: if the side thread falls behind, the dispatcher waits for it.
-        let (side_tx, side_rx) = crossbeam_channel::bounded(1024);
         {
             let inner = inner.clone();
             thread::Builder::new()
-                .name("latency-side".into())
-                .spawn(move || side_loop(&inner, &side_rx))?;
-        }
-        {
-            let inner = inner.clone();
-            thread::Builder::new()
-                .name("latency-dispatch".into())
-                .spawn(move || dispatch_loop(&inner, &side_tx, latency))?;
+                .name("latency-house".into())
+                .spawn(move || housekeeping(&inner))?;
         }
         let reporter = match report_every.filter(|d| !d.is_zero()) {
             Some(every) => {
                 let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-                let inner = inner.clone();
+                let shared = inner.shared.clone();
                 thread::Builder::new()
                     .name("latency-report".into())
-                    .spawn(move || report_loop(&inner, every, &stop_rx))?;
+                    .spawn(move || report_loop(&shared, every, &stop_rx))?;
                 Some(stop_tx)
             }
             None => None,
         };
+        let config = &inner.shared.config;
         log::info!(
             "listening on http://{addr} (latency {}{}, max in flight {}, idle timeout {})",
-            humantime::format_duration(inner.config.latency),
-            if inner.config.jitter.is_zero() {
+            humantime::format_duration(config.latency),
+            if config.jitter.is_zero() {
                 String::new()
             } else {
-                format!(" ± {}", humantime::format_duration(inner.config.jitter))
+                format!(" ± {}", humantime::format_duration(config.jitter))
             },
-            inner.config.max_in_flight,
-            humantime::format_duration(inner.config.idle_timeout),
+            config.max_in_flight,
+            humantime::format_duration(config.idle_timeout),
         );
         Ok(RunningServer {
             addr,
@@ -139,38 +142,38 @@ impl RunningServer {
 
     /// Counters and memory now (the same JSON `GET /__stats` serves).
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.snapshot()
+        self.inner.shared.snapshot()
     }
 
     /// Stops accepting connections, answers any further request on open connections with
     /// `503` + `Connection: close`, waits up to `grace` for requests in flight, and returns
     /// the final counters. Connections still open afterwards are closed by the idle timeout
-    /// or when their next request arrives; a background thread keeps answering them until
-    /// then.
+    /// or when their next request arrives (their own threads answer it).
     pub fn shutdown(mut self, grace: Duration) -> StatsSnapshot {
         self.stop(grace)
     }
 
     fn stop(&mut self, grace: Duration) -> StatsSnapshot {
+        let shared = &self.inner.shared;
         if let Some(control) = self.control.take() {
-            self.inner.stopping.store(true, Relaxed);
+            shared.stopping.store(true, Relaxed);
             if let Err(e) = listener::stop_accepting(&control) {
                 log::warn!("could not stop accepting on {}: {e}", self.addr);
             }
         }
         self.reporter = None;
         let deadline = Instant::now() + grace;
-        while self.inner.pool.busy() > 0 && Instant::now() < deadline {
+        while shared.pool.busy() > 0 && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
-        let busy = self.inner.pool.busy();
+        let busy = shared.pool.busy();
         if busy > 0 && !grace.is_zero() {
             log::warn!(
                 "{busy} requests still in flight after {}; not waiting longer",
                 humantime::format_duration(grace)
             );
         }
-        self.inner.snapshot()
+        shared.snapshot()
     }
 }
 
@@ -182,25 +185,21 @@ impl Drop for RunningServer {
     }
 }
 
-/// State shared by the server's threads (never by the pool's handler: no cycle).
-struct Inner {
+/// What the request handler needs, shared by every connection thread. It holds no
+/// tiny_http server, so the handler tiny_http holds makes no cycle.
+struct Shared {
     config: Config,
     counters: Arc<Counters>,
     pool: Pool<Job>,
-    http: tiny_http::Server,
+    connections: ConnectionCounts,
+    latency: LatencyModel,
+    /// The last sequence number given to a request of the catch-all route.
+    seq: AtomicU64,
     started: Instant,
     stopping: AtomicBool,
 }
 
-impl std::fmt::Debug for Inner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Inner {
+impl Shared {
     fn snapshot(&self) -> StatsSnapshot {
         let heap = heapmeter::snapshot();
         let c = &self.counters;
@@ -210,9 +209,9 @@ impl Inner {
             peak_in_flight: self.pool.peak_busy() as u64,
             rejected_503: c.rejected_503.load(Relaxed),
             bad_requests: c.bad_requests.load(Relaxed),
-            connections: self.http.num_accepted_connections() as u64,
-            open_connections: self.http.num_connections() as u64,
-            workers: self.pool.threads() as u64,
+            connections: self.connections.accepted() as u64,
+            open_connections: self.connections.open() as u64,
+            workers: (self.pool.threads() + self.pool.claimed()) as u64,
             heap_live: heap.installed.then_some(heap.live as u64),
             rss: heapmeter::rss_bytes(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
@@ -220,96 +219,155 @@ impl Inner {
     }
 }
 
-/// One request on its way to a worker.
+/// The running server: the handler's state and tiny_http's server (accept thread, queue).
+struct Inner {
+    shared: Arc<Shared>,
+    http: tiny_http::Server,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request of the catch-all route, answered by whichever thread sleeps for it.
 struct Job {
     rq: Request,
     knobs: Knobs,
     latency: Duration,
+    /// When the latency is over (the request was read at `wake_at - latency`).
+    wake_at: Instant,
     seq: u64,
     path_len: usize,
 }
 
-/// Answers that need no worker: written by the side thread so the dispatcher never blocks
-/// on a socket (a pipelined connection's writer waits for its earlier responses).
-enum SideJob {
-    Stats(Request),
-    BadKnob(Request, String),
-    Busy(Request, Refused),
-    Stopping(Request),
-}
-
-fn dispatch_loop(inner: &Inner, side: &Sender<SideJob>, mut latency: LatencyModel) {
-    let mut seq = 0u64;
-    let mut drain_until: Option<Instant> = None;
-    loop {
-        match inner.http.recv_timeout(TICK) {
-            Ok(Some(rq)) => dispatch(inner, side, &mut latency, &mut seq, rq),
-            Ok(None) => {}
-            Err(e) => {
-                if !inner.stopping.load(Relaxed) {
-                    log::error!("the accept loop ended: {e}; serving open connections only");
-                }
-            }
-        }
-        if inner.stopping.load(Relaxed) {
-            // Keep answering open connections (503 + close) until they are all gone or the
-            // idle timeout has closed every silent one.
-            let until = *drain_until.get_or_insert_with(|| {
-                Instant::now() + inner.config.idle_timeout + Duration::from_secs(1)
-            });
-            let quiet = inner.pool.busy() == 0 && inner.http.num_connections() == 0;
-            if quiet || Instant::now() >= until {
-                while let Ok(Some(rq)) = inner.http.try_recv() {
-                    dispatch(inner, side, &mut latency, &mut seq, rq);
-                }
-                break;
-            }
-        }
+/// Every request, on the thread of the connection it came on.
+///
+/// Answers at once what needs no sleep (`/__stats`, `400`, `503`, a latency-0 request).
+/// A request that sleeps has one thread sleeping for it: first the connection's own,
+/// which watches the connection meanwhile; if the client sends more (it pipelines) before
+/// the latency is over, a pool worker sleeps the rest and answers, and the connection's
+/// thread reads on, so pipelined requests overlap as before. A dripped body is always
+/// handed to a worker, so the connection can read on while it drips.
+fn handle(s: &Shared, rq: Request, watch: &mut ConnectionWatch<'_>) {
+    // A panic must not end the connection's thread; tiny_http answers a request dropped
+    // unanswered with `500`.
+    let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| route(s, rq, watch)));
+    if routed.is_err() {
+        log::error!("a request handler panicked; the connection goes on");
     }
-    inner.pool.close();
-    log::debug!("dispatcher done");
 }
 
-fn dispatch(
-    inner: &Inner,
-    side: &Sender<SideJob>,
-    latency: &mut LatencyModel,
-    seq: &mut u64,
-    rq: Request,
-) {
-    let c = &inner.counters;
-    if inner.stopping.load(Relaxed) {
+fn route(s: &Shared, rq: Request, watch: &mut ConnectionWatch<'_>) {
+    let c = &s.counters;
+    if s.stopping.load(Relaxed) {
         c.rejected_503.fetch_add(1, Relaxed);
-        let _ = side.send(SideJob::Stopping(rq));
+        let reply = Reply {
+            retry_after: Some(RETRY_AFTER_SECS),
+            ..Reply::new(503, "text/plain", b"shutting down\n")
+        };
+        answer(rq, reply, true);
         return;
     }
     let url = rq.url();
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     if path == STATS_PATH {
-        let _ = side.send(SideJob::Stats(rq));
+        let body = serde_json::to_string(&s.snapshot()).unwrap_or_default();
+        answer(
+            rq,
+            Reply::new(200, "application/json", body.as_bytes()),
+            false,
+        );
         return;
     }
     let knobs = match Knobs::parse(query) {
         Ok(knobs) => knobs,
         Err(e) => {
             c.bad_requests.fetch_add(1, Relaxed);
-            let _ = side.send(SideJob::BadKnob(rq, e.to_string()));
+            let line = format!("{e}\n");
+            answer(rq, Reply::new(400, "text/plain", line.as_bytes()), false);
             return;
         }
     };
-    *seq += 1;
+    let latency = s.latency.next_shared(knobs.latency);
     let job = Job {
         path_len: path.len(),
-        latency: latency.next(knobs.latency),
+        latency,
+        wake_at: Instant::now() + latency,
         knobs,
-        seq: *seq,
+        seq: s.seq.fetch_add(1, Relaxed) + 1,
         rq,
     };
     log::trace!("#{} {} latency {:?}", job.seq, job.rq.method(), job.latency);
-    if let Err((job, why)) = inner.pool.try_run(job) {
-        c.rejected_503.fetch_add(1, Relaxed);
-        let _ = side.send(SideJob::Busy(job.rq, why));
+    if job.knobs.drip.is_some() {
+        if let Err((job, why)) = s.pool.try_run(job) {
+            busy(s, job.rq, why);
+        }
+        return;
     }
+    let in_flight = match s.pool.claim() {
+        Ok(claim) => claim,
+        Err(why) => return busy(s, job.rq, why),
+    };
+    if sleep_watching(watch, job.wake_at) == Slept::Interrupted {
+        match s.pool.run_claimed(in_flight, job) {
+            Ok(()) => {}
+            // No thread to be had: this one sleeps the rest after all.
+            Err((job, _in_flight)) => serve(job, c),
+        }
+        return;
+    }
+    serve(job, c);
+}
+
+/// `503` + `Retry-After` for a request refused a slot.
+fn busy(s: &Shared, rq: Request, why: Refused) {
+    s.counters.rejected_503.fetch_add(1, Relaxed);
+    let line = match why {
+        Refused::Full => format!(
+            "busy: {} requests in flight (--max-in-flight)\n",
+            s.config.max_in_flight
+        ),
+        Refused::Unavailable => "busy: no worker thread available\n".to_owned(),
+    };
+    let reply = Reply {
+        retry_after: Some(RETRY_AFTER_SECS),
+        ..Reply::new(503, "text/plain", line.as_bytes())
+    };
+    answer(rq, reply, false);
+}
+
+/// Watches the accept loop and, once the server is stopping, waits until every connection
+/// is gone or the idle timeout has closed every silent one, then retires the pool.
+/// Requests arriving meanwhile are answered `503` + close by their connection threads.
+fn housekeeping(inner: &Inner) {
+    let shared = &inner.shared;
+    let mut drain_until: Option<Instant> = None;
+    loop {
+        // With a request handler, tiny_http's queue only ever carries the accept loop's end.
+        match inner.http.recv_timeout(TICK) {
+            Ok(Some(_)) | Ok(None) => {}
+            Err(e) => {
+                if !shared.stopping.load(Relaxed) {
+                    log::error!("the accept loop ended: {e}; serving open connections only");
+                }
+            }
+        }
+        if shared.stopping.load(Relaxed) {
+            let until = *drain_until.get_or_insert_with(|| {
+                Instant::now() + shared.config.idle_timeout + Duration::from_secs(1)
+            });
+            let quiet = shared.pool.busy() == 0 && shared.connections.open() == 0;
+            if quiet || Instant::now() >= until {
+                break;
+            }
+        }
+    }
+    shared.pool.close();
+    log::debug!("housekeeping done");
 }
 
 /// How the client wants the connection treated after this response.
@@ -327,11 +385,15 @@ fn persistence(rq: &Request) -> Persistence {
         .headers()
         .iter()
         .find(|h| h.field.equiv("Connection"))
-        .map(|h| h.value.as_str().to_ascii_lowercase());
+        .map(|h| h.value.as_str().as_bytes());
+    let has = |v: &[u8], word: &str| {
+        v.windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    };
     let http10 = *rq.http_version() == HTTPVersion(1, 0);
-    let client_closes = match &header {
-        Some(v) if v.contains("close") || v.contains("upgrade") => true,
-        Some(v) => http10 && !v.contains("keep-alive"),
+    let client_closes = match header {
+        Some(v) if has(v, "close") || has(v, "upgrade") => true,
+        Some(v) => http10 && !has(v, "keep-alive"),
         None => http10,
     };
     Persistence {
@@ -360,12 +422,14 @@ fn answer(rq: Request, mut reply: Reply<'_>, close: bool) {
     }
 }
 
-/// The catch-all route, on a worker thread: read the body, sleep, answer as the knobs say.
+/// The catch-all route, on whichever thread sleeps for the request: read the body, sleep
+/// until its latency is over (maybe already), answer as the knobs say.
 fn serve(job: Job, counters: &Counters) {
     let Job {
         mut rq,
         knobs,
         latency,
+        wake_at,
         seq,
         path_len,
     } = job;
@@ -379,7 +443,7 @@ fn serve(job: Job, counters: &Counters) {
         answer(rq, Reply::new(413, "text/plain", line.as_bytes()), true);
         return;
     }
-    thread::sleep(latency);
+    thread::sleep(wake_at.saturating_duration_since(Instant::now()));
     counters.served.fetch_add(1, Relaxed);
     if knobs.drop {
         let connection = rq.connection();
@@ -391,15 +455,20 @@ fn serve(job: Job, counters: &Counters) {
         }
         return;
     }
-    let json = format!(
+    // At most 20 + 20 + 39 digits and 37 other bytes: fits, so never cut.
+    let mut json = [0u8; 128];
+    let mut cursor = io::Cursor::new(&mut json[..]);
+    let _ = write!(
+        cursor,
         r#"{{"seq":{seq},"path_len":{path_len},"latency_ms":{}}}"#,
         latency.as_millis()
     );
+    let json_len = cursor.position() as usize;
     let reply = Reply {
         len: knobs.bytes,
         chunked: knobs.chunked,
         drip: knobs.drip,
-        ..Reply::new(knobs.status, "application/json", json.as_bytes())
+        ..Reply::new(knobs.status, "application/json", &json[..json_len])
     };
     answer(rq, reply, knobs.close);
 }
@@ -417,51 +486,11 @@ fn drain_body(rq: &mut Request) -> bool {
     }
 }
 
-fn side_loop(inner: &Inner, jobs: &Receiver<SideJob>) {
-    for job in jobs {
-        match job {
-            SideJob::Stats(rq) => {
-                let body = serde_json::to_string(&inner.snapshot()).unwrap_or_default();
-                answer(
-                    rq,
-                    Reply::new(200, "application/json", body.as_bytes()),
-                    false,
-                );
-            }
-            SideJob::BadKnob(rq, reason) => {
-                let line = format!("{reason}\n");
-                answer(rq, Reply::new(400, "text/plain", line.as_bytes()), false);
-            }
-            SideJob::Busy(rq, why) => {
-                let line = match why {
-                    Refused::Full => format!(
-                        "busy: {} requests in flight (--max-in-flight)\n",
-                        inner.config.max_in_flight
-                    ),
-                    Refused::Unavailable => "busy: no worker thread available\n".to_owned(),
-                };
-                let reply = Reply {
-                    retry_after: Some(RETRY_AFTER_SECS),
-                    ..Reply::new(503, "text/plain", line.as_bytes())
-                };
-                answer(rq, reply, false);
-            }
-            SideJob::Stopping(rq) => {
-                let reply = Reply {
-                    retry_after: Some(RETRY_AFTER_SECS),
-                    ..Reply::new(503, "text/plain", b"shutting down\n")
-                };
-                answer(rq, reply, true);
-            }
-        }
-    }
-}
-
-fn report_loop(inner: &Inner, every: Duration, stop: &Receiver<()>) {
-    let mut before = inner.snapshot();
+fn report_loop(shared: &Shared, every: Duration, stop: &Receiver<()>) {
+    let mut before = shared.snapshot();
     let mut at = Instant::now();
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
-        let now = inner.snapshot();
+        let now = shared.snapshot();
         log::info!("{}", report_line(&now, &before, at.elapsed()));
         before = now;
         at = Instant::now();

@@ -36,7 +36,8 @@ pub struct StatsSnapshot {
     pub connections: u64,
     /// TCP connections open right now (each holds one connection thread).
     pub open_connections: u64,
-    /// Worker threads alive, busy or idle.
+    /// Threads serving requests right now (a connection's own thread while it sleeps for
+    /// or answers its request, or a pool worker), plus pool workers idle for reuse.
     pub workers: u64,
     /// Live heap bytes, if a `heapmeter` allocator is installed in this process.
     pub heap_live: Option<u64>,

@@ -240,6 +240,69 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn pipelined_requests_sleep_at_the_same_time_not_one_after_another() {
+    let _turn = heavy();
+    let server = start_with_latency(Duration::from_secs(1));
+    let tcp = connect(server.addr());
+    let mut writer = tcp.try_clone().expect("clone");
+    let three = format!("{}{}{}", get("/a"), get("/bb"), get("/ccc"));
+    let t = Instant::now();
+    writer.write_all(three.as_bytes()).expect("send");
+    let mut reader = BufReader::new(tcp);
+    for path_len in [2, 3, 4] {
+        let r = read_response(&mut reader, false).expect("response");
+        assert_eq!(r.json()["path_len"], path_len, "in order");
+    }
+    // One after another this takes 3 s; at the same time about 1 s.
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(server.stats().served, 3);
+}
+
+#[test]
+fn a_request_sent_while_another_sleeps_on_its_connection_starts_sleeping_at_once() {
+    let _turn = heavy();
+    let server = start_with_latency(Duration::from_millis(1500));
+    let tcp = connect(server.addr());
+    let mut writer = tcp.try_clone().expect("clone");
+    let t = Instant::now();
+    writer.write_all(get("/first").as_bytes()).expect("send");
+    thread::sleep(300 * MS);
+    writer.write_all(get("/second").as_bytes()).expect("send");
+    let mut reader = BufReader::new(tcp);
+    let first = read_response(&mut reader, false).expect("first");
+    let second = read_response(&mut reader, false).expect("second");
+    assert_eq!(first.json()["path_len"], 6);
+    assert_eq!(second.json()["path_len"], 7);
+    assert!(
+        t.elapsed() >= 1800 * MS,
+        "second answered after {:?}",
+        t.elapsed()
+    );
+    // Waiting for the first to finish first, the second would end after 3 s.
+    assert!(
+        t.elapsed() < Duration::from_millis(2700),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_client_that_closes_its_side_after_the_request_still_gets_the_response() {
+    let server = start_with_latency(200 * MS);
+    let mut tcp = connect(server.addr());
+    tcp.write_all(get("/half").as_bytes()).expect("send");
+    tcp.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let t = Instant::now();
+    let r = read_response(&mut BufReader::new(tcp), false).expect("response");
+    assert_eq!(r.status, 200);
+    assert!(t.elapsed() >= 150 * MS, "answered after {:?}", t.elapsed());
+}
+
+#[test]
 fn http10_without_keep_alive_is_closed_and_with_it_is_kept() {
     let server = start_with_latency(Duration::ZERO);
     let mut tcp = connect(server.addr());
@@ -543,6 +606,35 @@ fn a_silent_connection_is_closed_after_the_idle_timeout() {
         assert!(Instant::now() < deadline, "connection threads never ended");
         thread::sleep(5 * MS);
     }
+}
+
+#[test]
+fn a_silent_keep_alive_connection_waits_one_idle_timeout_not_more() {
+    let _turn = heavy();
+    let server = start(Config {
+        latency: Duration::ZERO,
+        idle_timeout: Duration::from_secs(1),
+        ..Config::default()
+    });
+    let tcp = connect(server.addr());
+    let mut writer = tcp.try_clone().expect("clone");
+    let mut reader = BufReader::new(tcp);
+    writer.write_all(get("/once").as_bytes()).expect("send");
+    assert_eq!(
+        read_response(&mut reader, false).expect("response").status,
+        200
+    );
+    let t = Instant::now();
+    assert!(
+        read_response(&mut reader, false).is_none(),
+        "closed, no bytes"
+    );
+    // Two timeouts in a row (one per read attempt) would take 2 s.
+    let waited = t.elapsed();
+    assert!(
+        waited >= 900 * MS && waited < 1900 * MS,
+        "closed after {waited:?}"
+    );
 }
 
 #[test]

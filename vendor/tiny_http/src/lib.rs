@@ -107,6 +107,7 @@ use std::thread;
 use std::time::Duration;
 
 use client::ClientConnection;
+pub use client::{ConnectionWatch, NextRequest}; // PATCH (leakprobe, PATCHES.md #8)
 use connection::Connection;
 use util::MessagesQueue;
 
@@ -151,6 +152,30 @@ struct ConnectionCounters {
     accepted: AtomicUsize,
     open: AtomicUsize,
 }
+
+/// PATCH (leakprobe, PATCHES.md #8): a shared, read-only view of a server's connection
+/// counts, made before the server so that a [`RequestHandler`] can hold it.
+#[derive(Clone, Default)]
+pub struct ConnectionCounts(Arc<ConnectionCounters>);
+
+impl ConnectionCounts {
+    /// Connections open right now.
+    pub fn open(&self) -> usize {
+        self.0.open.load(Relaxed)
+    }
+
+    /// Connections accepted since the server started.
+    pub fn accepted(&self) -> usize {
+        self.0.accepted.load(Relaxed)
+    }
+}
+
+/// PATCH (leakprobe, PATCHES.md #8): called on a connection's own thread with each request
+/// read from it, instead of queueing the request for [`Server::recv`]. The connection reads
+/// its next request when this returns (and, for a request with a body, once the body's
+/// reader is dropped). The [`ConnectionWatch`] tells whether the client has sent more.
+pub type RequestHandler =
+    Arc<dyn Fn(Request, &mut ConnectionWatch<'_>) + Send + Sync + 'static>;
 
 /// Counts one open connection from creation to drop.
 struct ConnectionGuard(Arc<ConnectionCounters>);
@@ -270,7 +295,31 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        // PATCH (leakprobe, PATCHES.md #8): the body moved to `start`
+        Self::start(listener.into(), ssl_config, ConnectionCounts::default(), None)
+    }
+
+    /// PATCH (leakprobe, PATCHES.md #8): like [`Server::from_listener`], but every request
+    /// goes to `handler` on its connection's thread instead of to [`Server::recv`] (which
+    /// then only returns the accept loop's final error), and the connections are counted
+    /// in `counts`.
+    pub fn from_listener_with_handler<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        counts: ConnectionCounts,
+        handler: RequestHandler,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::start(listener.into(), ssl_config, counts, Some(handler))
+    }
+
+    // PATCH (leakprobe, PATCHES.md #8): upstream's `from_listener`, with the counts and the
+    // optional handler passed in
+    fn start(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        counts: ConnectionCounts,
+        handler: Option<RequestHandler>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -312,7 +361,7 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        let counters = Arc::new(ConnectionCounters::default());
+        let counters = counts.0; // PATCH (leakprobe, PATCHES.md #8): made by the caller
         let inside_counters = counters.clone();
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
@@ -357,6 +406,7 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
+                        let handler = handler.clone(); // PATCH (leakprobe, PATCHES.md #8)
                         let mut client = Some(client);
                         // PATCH (leakprobe, PATCHES.md #3): count connections; the guard moves
                         // into the task and decrements `open` when the connection is done.
@@ -364,13 +414,27 @@ impl Server {
                         let open_guard = ConnectionGuard::new(inside_counters.clone());
                         tasks_pool.spawn(Box::new(move || {
                             let _open_guard = &open_guard;
-                            if let Some(client) = client.take() {
+                            if let Some(mut client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    // PATCH (leakprobe, PATCHES.md #8): `mut client` and
+                                    // `while let` (was `for`), so the handler can watch the
+                                    // connection
+                                    while let Some(rq) = client.next() {
+                                        let rq = rq.with_notify_sender(sender.clone());
+                                        match &handler {
+                                            Some(handler) => {
+                                                handler(rq, &mut ConnectionWatch::new(&mut client))
+                                            }
+                                            None => messages.push(rq.into()),
+                                        }
                                         receiver.recv().unwrap();
+                                    }
+                                } else if let Some(handler) = &handler {
+                                    // PATCH (leakprobe, PATCHES.md #8): no queue, no hand-off
+                                    while let Some(rq) = client.next() {
+                                        handler(rq, &mut ConnectionWatch::new(&mut client));
                                     }
                                 } else {
                                     for rq in client {

@@ -14,6 +14,7 @@ mod custom_stream;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
+mod oneshot; // PATCH (leakprobe, PATCHES.md #9)
 pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;

@@ -147,6 +147,19 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// PATCH (leakprobe, PATCHES.md #8): the socket, to wait on without reading from it
+    /// (`None` for TLS, whose buffered plaintext a poll cannot see).
+    #[cfg(unix)]
+    pub(crate) fn socket_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match &self.stream {
+            Stream::Http(Connection::Tcp(s)) => Some(s.as_fd()),
+            Stream::Http(Connection::Unix(s)) => Some(s.as_fd()),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
+    }
 }
 
 impl Drop for RefinedTcpStream {
