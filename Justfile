@@ -29,6 +29,10 @@ calibrate *args:
 bench *args:
     cargo bench -p leak-client --bench throughput -- "$@"
 
+# The allocator's cost: ns per alloc+free for System, the counting wrapper without and with the sampling code (off, on), e.g. `just bench-alloc 9`.
+bench-alloc *args:
+    cargo bench -p heapmeter --bench alloc -- "$@"
+
 # The test suite (what CI runs).
 test:
     cargo test --workspace --locked

@@ -1,1 +1,136 @@
-fn main() {}
+//! `just bench-alloc [REPS]`: nanoseconds per alloc+free pair for `System`, the counting wrapper
+//! with the sampling hooks compiled out (`Counting<System, false>`: no sampling code at all), the
+//! counting wrapper as installed with sampling off, and with sampling on at the default rate;
+//! several sizes, one and two threads. Each allocator is called directly (statically
+//! dispatched, as a global allocator is), in batches of 16 allocations then 16 frees. Cells are
+//! interleaved, their order rotated each repetition, and the best of REPS (default 7) is kept,
+//! since the machine is shared.
+//!
+//! Targets (issue 10): "off" ≥ 0.97× the throughput of "no sampling code".
+
+// The bench calls allocators' methods directly.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::time::Instant;
+
+use heapmeter::sites;
+
+const BATCH: usize = 16;
+const PAIRS_PER_THREAD: usize = 320_000;
+const SIZES: [usize; 6] = [16, 64, 256, 1024, 4096, 65536];
+
+#[inline(never)]
+fn cycle<A: GlobalAlloc>(a: &A, layout: Layout, iters: usize) {
+    let mut ptrs = [std::ptr::null_mut::<u8>(); BATCH];
+    for _ in 0..iters {
+        for p in &mut ptrs {
+            // SAFETY: non-zero size; the block is written within bounds and freed below.
+            let q = unsafe { a.alloc(layout) };
+            assert!(!q.is_null(), "out of memory");
+            // SAFETY: `q` points to at least one writable byte.
+            unsafe { q.write(1) };
+            *p = black_box(q);
+        }
+        for &p in &ptrs {
+            // SAFETY: allocated above by `a` with `layout`.
+            unsafe { a.dealloc(p, layout) };
+        }
+    }
+}
+
+/// ns per alloc+free pair on each of `threads` threads.
+fn time<A: GlobalAlloc + Sync>(a: &A, size: usize, threads: usize) -> f64 {
+    let layout = Layout::from_size_align(size, 8).expect("layout");
+    let iters = PAIRS_PER_THREAD / BATCH;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| cycle(a, layout, iters));
+        }
+    });
+    start.elapsed().as_nanos() as f64 / (iters * BATCH) as f64
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    System,
+    NoSamplingCode,
+    Off,
+    On,
+}
+
+const KINDS: [Kind; 4] = [Kind::System, Kind::NoSamplingCode, Kind::Off, Kind::On];
+
+fn run(kind: Kind, size: usize, threads: usize) -> f64 {
+    static NO_SAMPLING: heapmeter::Counting<System, false> = heapmeter::counting_without_sites();
+    static COUNTING: heapmeter::Counting<System> = heapmeter::counting();
+    match kind {
+        Kind::System => time(&System, size, threads),
+        Kind::NoSamplingCode => time(&NO_SAMPLING, size, threads),
+        Kind::Off => {
+            sites::disable();
+            time(&COUNTING, size, threads)
+        }
+        Kind::On => {
+            if let Err(e) = sites::enable() {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+            let t = time(&COUNTING, size, threads);
+            sites::disable();
+            t
+        }
+    }
+}
+
+fn main() {
+    let reps: usize = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .map_or(Ok(7), |a| a.parse())
+        .unwrap_or_else(|_| {
+            eprintln!("usage: alloc [REPS]");
+            std::process::exit(2);
+        });
+    println!(
+        "ns per alloc+free pair (best of {reps}; batches of {BATCH}; {PAIRS_PER_THREAD} pairs per thread); \
+         sampling on = one sample per {} KiB on average",
+        sites::sample_rate() / 1024
+    );
+    println!(
+        "{:>7} {:>7} | {:>8} {:>10} {:>8} {:>8} | {:>13} {:>12}",
+        "size",
+        "threads",
+        "System",
+        "no-sampling",
+        "off",
+        "on",
+        "off/no-samp.",
+        "on/no-samp."
+    );
+    for threads in [1, 2] {
+        for size in SIZES {
+            let mut best = [f64::INFINITY; 4];
+            for rep in 0..reps {
+                for j in 0..KINDS.len() {
+                    let i = (j + rep) % KINDS.len();
+                    best[i] = best[i].min(run(KINDS[i], size, threads));
+                }
+            }
+            let [sys, base, off, on] = best;
+            // Throughput ratios: higher is better, 1.0 = same speed as no sampling code.
+            println!(
+                "{size:>7} {threads:>7} | {sys:>8.1} {base:>10.1} {off:>8.1} {on:>8.1} | {:>12.3}x {:>11.3}x",
+                base / off,
+                base / on
+            );
+        }
+    }
+    let st = sites::stats();
+    println!(
+        "samples taken while on: {}; distinct stacks: {}; live samples now: {}",
+        st.samples, st.sites, st.live_samples
+    );
+}

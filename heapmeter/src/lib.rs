@@ -19,7 +19,7 @@
 //! In a process where no [`Counting`] allocator is installed, [`Snapshot::installed`] is false.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 pub mod sites;
 
@@ -33,36 +33,64 @@ pub const fn counting() -> Counting<System> {
     Counting { inner: System }
 }
 
-/// Live heap bytes right now.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-/// High-water mark of [`LIVE`] since start.
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// Allocations (alloc, alloc_zeroed, and reallocs that move or grow) since start.
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-/// Deallocations since start.
-static FREES: AtomicU64 = AtomicU64::new(0);
-/// Bytes requested from the allocator since start (growth of reallocs included).
-static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+/// The counting wrapper with the sampling hooks compiled out: what the allocator costs without
+/// any sampling code, for `benches/alloc.rs` to compare against. Not for installing.
+#[doc(hidden)]
+pub const fn counting_without_sites() -> Counting<System, false> {
+    Counting { inner: System }
+}
 
-/// A `GlobalAlloc` that forwards to `inner` and keeps process-global counters.
+/// The allocator's process-global state, in one cache-line-aligned static so that the hot path
+/// reaches every field from one address (the sampler's two flags included).
+#[repr(C, align(64))]
+pub(crate) struct Hot {
+    /// Live heap bytes right now.
+    live: AtomicUsize,
+    /// High-water mark of `live` since start.
+    peak: AtomicUsize,
+    /// Allocations (alloc, alloc_zeroed, and reallocs that move or grow) since start.
+    allocs: AtomicU64,
+    /// Deallocations since start.
+    frees: AtomicU64,
+    /// Bytes requested from the allocator since start (growth of reallocs included).
+    allocated_bytes: AtomicU64,
+    /// The sampler's switch: 0 off, otherwise its epoch (see `sites::sampler`).
+    pub(crate) sampling: AtomicU32,
+    /// Start of the sampler's region (see `sites::sampler`).
+    pub(crate) region_base: AtomicUsize,
+}
+
+pub(crate) static HOT: Hot = Hot {
+    live: AtomicUsize::new(0),
+    peak: AtomicUsize::new(0),
+    allocs: AtomicU64::new(0),
+    frees: AtomicU64::new(0),
+    allocated_bytes: AtomicU64::new(0),
+    sampling: AtomicU32::new(0),
+    region_base: AtomicUsize::new(sampler::UNMAPPED),
+};
+
+/// A `GlobalAlloc` that forwards to `inner` and keeps process-global counters. With `SITES`
+/// (always, except in the allocator bench's baseline) it also carries the [`sites`] sampler's
+/// hooks.
 #[derive(Debug)]
-pub struct Counting<A> {
+pub struct Counting<A, const SITES: bool = true> {
     inner: A,
 }
 
 #[inline]
 fn grew(bytes: usize) {
-    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    let live = HOT.live.fetch_add(bytes, Relaxed) + bytes;
     // A plain load first: the read-modify-write happens only when a new high is set.
-    if live > PEAK.load(Relaxed) {
-        PEAK.fetch_max(live, Relaxed);
+    if live > HOT.peak.load(Relaxed) {
+        HOT.peak.fetch_max(live, Relaxed);
     }
-    ALLOCATED_BYTES.fetch_add(bytes as u64, Relaxed);
+    HOT.allocated_bytes.fetch_add(bytes as u64, Relaxed);
 }
 
 #[inline]
 fn counted_alloc(bytes: usize) {
-    ALLOCS.fetch_add(1, Relaxed);
+    HOT.allocs.fetch_add(1, Relaxed);
     grew(bytes);
 }
 
@@ -73,10 +101,11 @@ fn counted_alloc(bytes: usize) {
 // `size` bytes, zeroed, and never handed to `inner`. Pointers from `inner` are never given to
 // the sampler and vice versa, so each side's contract holds for the blocks it sees. The counters
 // are atomics, which neither allocate nor panic.
-unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+unsafe impl<A: GlobalAlloc, const SITES: bool> GlobalAlloc for Counting<A, SITES> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = match sampler::alloc(layout) {
+        let sampled = if SITES { sampler::alloc(layout) } else { None };
+        let p = match sampled {
             Some(p) => p.as_ptr(),
             // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
             None => unsafe { self.inner.alloc(layout) },
@@ -89,7 +118,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = match sampler::alloc(layout) {
+        let sampled = if SITES { sampler::alloc(layout) } else { None };
+        let p = match sampled {
             // Region blocks are always zero (fresh or discarded pages).
             Some(p) => p.as_ptr(),
             // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
@@ -103,20 +133,20 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if sampler::owns(ptr) {
+        if SITES && sampler::owns(ptr) {
             // SAFETY: `ptr` is a live sampled block of `layout.size()` bytes, freed by its owner.
             unsafe { sampler::free(ptr, layout.size()) };
         } else {
             // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
             unsafe { self.inner.dealloc(ptr, layout) };
         }
-        FREES.fetch_add(1, Relaxed);
-        LIVE.fetch_sub(layout.size(), Relaxed);
+        HOT.frees.fetch_add(1, Relaxed);
+        HOT.live.fetch_sub(layout.size(), Relaxed);
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = if sampler::is_on() || sampler::owns(ptr) {
+        let p = if SITES && (sampler::is_on() || sampler::owns(ptr)) {
             // SAFETY: the caller upholds `realloc`'s contract.
             unsafe { self.realloc_sampling(ptr, layout, new_size) }
         } else {
@@ -128,7 +158,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
             if new_size > old {
                 counted_alloc(new_size - old);
             } else {
-                LIVE.fetch_sub(old - new_size, Relaxed);
+                HOT.live.fetch_sub(old - new_size, Relaxed);
             }
         }
         p
@@ -136,7 +166,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 }
 
 #[allow(unsafe_code)]
-impl<A: GlobalAlloc> Counting<A> {
+impl<A: GlobalAlloc, const SITES: bool> Counting<A, SITES> {
     /// `realloc` while sampling is on or for a sampled block: the new block is sampled or not by
     /// the usual rule (as an allocation of `new_size`), and the contents move between the
     /// region and `inner` as needed. Returns null, leaving `ptr` intact, if `inner` fails.
@@ -194,20 +224,20 @@ pub struct Snapshot {
 
 /// Reads the allocator's counters (each atomically; the set is not one atomic snapshot).
 pub fn snapshot() -> Snapshot {
-    let allocs = ALLOCS.load(Relaxed);
+    let allocs = HOT.allocs.load(Relaxed);
     Snapshot {
-        live: LIVE.load(Relaxed),
-        peak: PEAK.load(Relaxed),
+        live: HOT.live.load(Relaxed),
+        peak: HOT.peak.load(Relaxed),
         allocs,
-        frees: FREES.load(Relaxed),
-        allocated_bytes: ALLOCATED_BYTES.load(Relaxed),
+        frees: HOT.frees.load(Relaxed),
+        allocated_bytes: HOT.allocated_bytes.load(Relaxed),
         installed: allocs > 0,
     }
 }
 
 /// Live heap bytes right now: one atomic load, for hot paths that need nothing else.
 pub fn live_bytes() -> usize {
-    LIVE.load(Relaxed)
+    HOT.live.load(Relaxed)
 }
 
 /// Resident set size of this process in bytes, from `/proc/self/statm`; `None` where that file

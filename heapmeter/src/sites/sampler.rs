@@ -13,19 +13,21 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+
 use super::DEFAULT_RATE;
 use super::arena::{MAX_DEPTH, REGION_LEN, discard};
 use super::profile;
 
-/// 0 when sampling is off; otherwise the current epoch (bumped by every enable, rate or seed
-/// change, so that each thread redraws its countdown under the new settings).
-static SAMPLING: AtomicU32 = AtomicU32::new(0);
+// `SAMPLING`: 0 when sampling is off; otherwise the current epoch (bumped by every enable, rate
+// or seed change, so that each thread redraws its countdown under the new settings).
+// `REGION_BASE`: start of the sample region once mapped. Set once, before sampling is first
+// switched on, and never changed: a pointer to a sampled block can only be seen after it.
+// Both live in `crate::HOT`, beside the counters the allocator updates anyway.
+use crate::HOT;
+
 /// A base that no user-space pointer falls within `REGION_LEN` of (`ptr - base` wraps to at
 /// least `REGION_LEN` for every address below `2^64 − REGION_LEN`).
-const UNMAPPED: usize = 0usize.wrapping_sub(REGION_LEN);
-/// Start of the sample region once mapped. Set once, before sampling is first switched on, and
-/// never changed: a pointer to a sampled block can only be seen after it.
-static REGION_BASE: AtomicUsize = AtomicUsize::new(UNMAPPED);
+pub(crate) const UNMAPPED: usize = 0usize.wrapping_sub(REGION_LEN);
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
 /// Mean bytes between samples (`R`).
 static RATE: AtomicU64 = AtomicU64::new(DEFAULT_RATE);
@@ -119,23 +121,28 @@ impl ThreadSampler {
 /// Whether `ptr` is a sampled block (lies in the region).
 #[inline(always)]
 pub(crate) fn owns(ptr: *mut u8) -> bool {
-    (ptr as usize).wrapping_sub(REGION_BASE.load(Relaxed)) < REGION_LEN
+    (ptr as usize).wrapping_sub(HOT.region_base.load(Relaxed)) < REGION_LEN
 }
 
 /// Whether sampling is on.
 #[inline(always)]
 pub(crate) fn is_on() -> bool {
-    SAMPLING.load(Relaxed) != 0
+    HOT.sampling.load(Relaxed) != 0
 }
 
 /// The allocation hook: `Some(block)` if this allocation is sampled (the block comes from the
-/// region, zeroed), `None` to allocate normally.
+/// region, zeroed), `None` to allocate normally. Off, it is one load and a not-taken branch.
 #[inline(always)]
 pub(crate) fn alloc(layout: Layout) -> Option<NonNull<u8>> {
-    let epoch = SAMPLING.load(Relaxed);
-    if epoch == 0 {
-        return None;
-    }
+    let epoch = HOT.sampling.load(Relaxed);
+    if epoch != 0 { alloc_on(layout, epoch) } else { None }
+}
+
+/// The allocation hook while sampling is on: the countdown, and rarely the slow path. Marked
+/// cold so that the off path is laid out straight through.
+#[cold]
+#[inline(never)]
+fn alloc_on(layout: Layout, epoch: u32) -> Option<NonNull<u8>> {
     if THREAD.with(|t| t.tick(layout.size(), epoch)) {
         sample_slow(layout)
     } else {
@@ -176,6 +183,8 @@ fn sample_slow(layout: Layout) -> Option<NonNull<u8>> {
 ///
 /// # Safety
 /// `ptr` is a live sampled block of `size` bytes, being freed by its owner.
+#[cold]
+#[inline(never)]
 #[allow(unsafe_code)]
 pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
     let page = PAGE_SIZE.load(Relaxed);
@@ -192,16 +201,16 @@ pub(crate) fn enable() -> io::Result<()> {
     if let Some(page) = p.page_size() {
         PAGE_SIZE.store(page, Relaxed);
     }
-    REGION_BASE.store(base, Relaxed);
+    HOT.region_base.store(base, Relaxed);
     // Stored under the lock after the base: a thread that sees sampling on takes this lock
     // before placing a block, and so sees the base too.
-    SAMPLING.store(next_epoch(), Relaxed);
+    HOT.sampling.store(next_epoch(), Relaxed);
     Ok(())
 }
 
 pub(crate) fn disable() {
     let _p = profile::lock();
-    SAMPLING.store(0, Relaxed);
+    HOT.sampling.store(0, Relaxed);
 }
 
 fn next_epoch() -> u32 {
@@ -216,8 +225,8 @@ fn next_epoch() -> u32 {
 /// Applies a settings change: threads redraw their countdowns at their next allocation.
 fn new_epoch_if_on() {
     let _p = profile::lock();
-    if SAMPLING.load(Relaxed) != 0 {
-        SAMPLING.store(next_epoch(), Relaxed);
+    if HOT.sampling.load(Relaxed) != 0 {
+        HOT.sampling.store(next_epoch(), Relaxed);
     }
 }
 
