@@ -101,14 +101,7 @@ fn main() {
     );
     println!(
         "{:>7} {:>7} | {:>8} {:>10} {:>8} {:>8} | {:>13} {:>12}",
-        "size",
-        "threads",
-        "System",
-        "no-sampling",
-        "off",
-        "on",
-        "off/no-samp.",
-        "on/no-samp."
+        "size", "threads", "System", "no-sampling", "off", "on", "off/no-samp.", "on/no-samp."
     );
     for threads in [1, 2] {
         for size in SIZES {

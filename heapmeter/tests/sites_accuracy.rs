@@ -58,7 +58,10 @@ fn estimates_are_within_a_quarter_of_planted_and_name_the_planting_lines() {
         let lo_hi = g.interval_per_request(2.0).expect("requests");
         assert!(lo_hi.0 < want / 1000.0 * 1.5 && lo_hi.1 > want / 1000.0 * 0.5);
         let top = headline(r);
-        assert!(top.function.ends_with(&format!("sites_common::{name}")), "{top}");
+        assert!(
+            top.function.ends_with(&format!("sites_common::{name}")),
+            "{top}"
+        );
         let file = top.file.as_deref().unwrap_or("");
         assert!(file.ends_with("tests/sites_common/mod.rs"), "{top}");
         assert_eq!(top.line, Some(line), "{top}");
@@ -76,11 +79,15 @@ fn estimates_are_within_a_quarter_of_planted_and_name_the_planting_lines() {
         .filter_map(|t| {
             let frames = sites::symbolize(t.site, &TEST_HARNESS);
             let top = sites::headline(&frames)?;
-            top.function.ends_with("churn_site").then_some((t, top.line))
+            top.function
+                .ends_with("churn_site")
+                .then_some((t, top.line))
         })
         .collect();
     assert!(
-        churn.iter().any(|(_, line)| *line == Some(planted.churn_line)),
+        churn
+            .iter()
+            .any(|(_, line)| *line == Some(planted.churn_line)),
         "the churn site's allocation line is named"
     );
     let samples: u64 = churn.iter().map(|(t, _)| t.samples).sum();
@@ -102,7 +109,10 @@ fn estimates_are_within_a_quarter_of_planted_and_name_the_planting_lines() {
     // The whole estimate agrees with what the counting allocator saw retained.
     let est = last.estimated_bytes() - first.estimated_bytes();
     let rel = (est - retained as f64) / retained as f64;
-    assert!(rel.abs() < 0.25, "total {est:.0} vs counted {retained}: {rel:+.3}");
+    assert!(
+        rel.abs() < 0.25,
+        "total {est:.0} vs counted {retained}: {rel:+.3}"
+    );
 
     // The DHAT file: valid JSON naming the planting function.
     let path = std::env::temp_dir().join(format!("heapmeter-dhat-{}.json", std::process::id()));
@@ -121,8 +131,9 @@ fn estimates_are_within_a_quarter_of_planted_and_name_the_planting_lines() {
     let ftbl = v["ftbl"].as_array().expect("ftbl");
     let needle = format!("sites_common/mod.rs:{}:", planted.a_line);
     assert!(
-        ftbl.iter()
-            .any(|f| f.as_str().is_some_and(|f| f.contains("plant_a") && f.contains(&needle))),
+        ftbl.iter().any(|f| f
+            .as_str()
+            .is_some_and(|f| f.contains("plant_a") && f.contains(&needle))),
         "plant_a in the frame table"
     );
 

@@ -63,7 +63,10 @@ fn blocks_freed_on_another_thread_leave_no_live_samples() {
     let after = sites::snapshot();
     // Before symbolising (which loads debug info into the heap).
     let residue = heapmeter::snapshot().live as i64 - live_before as i64;
-    assert!(residue.abs() < 4096, "counted heap back to baseline: {residue}");
+    assert!(
+        residue.abs() < 4096,
+        "counted heap back to baseline: {residue}"
+    );
     assert_eq!(
         sites::stats().live_samples,
         samples_before,

@@ -81,7 +81,9 @@ fn frame_name(f: &Frame) -> String {
         "{:#x}: {} ({}:{}:{})",
         f.ip,
         f.function,
-        f.file.as_deref().map_or_else(|| "???".to_owned(), short_path),
+        f.file
+            .as_deref()
+            .map_or_else(|| "???".to_owned(), short_path),
         f.line.unwrap_or(0),
         f.column.unwrap_or(0)
     )
@@ -150,9 +152,11 @@ fn write_json<W: Write>(out: W, doc: &DhatJson<'_>) -> io::Result<()> {
 /// Writes the current profile (every site sampled since [`enable`](super::enable)) to `out`.
 /// Symbolises every site: call it after the measurements that matter.
 pub fn write_dhat<W: Write>(out: W, opts: &DhatOptions<'_>) -> io::Result<()> {
-    let profile = super::profile();
-    let doc = document(&profile, |t| symbolize(t.site, &opts.trim), opts.cmd);
-    write_json(out, &doc)
+    super::sampler::quietly(|| {
+        let profile = super::profile();
+        let doc = document(&profile, |t| symbolize(t.site, &opts.trim), opts.cmd);
+        write_json(out, &doc)
+    })
 }
 
 /// [`write_dhat`] to a file (conventionally `dhat-heap.json`).
@@ -219,7 +223,10 @@ mod tests {
         assert_eq!(v["Mtu"], "s");
         assert_eq!(v["tuth"], 10);
         assert_eq!(v["cmd"], "app --flag");
-        assert_eq!((v["tg"].as_u64(), v["te"].as_u64()), (Some(1200), Some(5000)));
+        assert_eq!(
+            (v["tg"].as_u64(), v["te"].as_u64()),
+            (Some(1200), Some(5000))
+        );
         let ftbl = v["ftbl"].as_array().expect("ftbl");
         assert_eq!(ftbl[0], "[root]");
         assert_eq!(ftbl[1], "0x100a: app::a (app/src/main.rs:10:5)");
@@ -231,7 +238,9 @@ mod tests {
         assert_eq!(pps[0]["tl"], 20);
         assert_eq!(pps[0]["fs"], serde_json::json!([1, 2]));
         assert_eq!(pps[1]["fs"], serde_json::json!([3, 2]));
-        for key in ["tb", "tbk", "tl", "mb", "mbk", "gb", "gbk", "eb", "ebk", "fs"] {
+        for key in [
+            "tb", "tbk", "tl", "mb", "mbk", "gb", "gbk", "eb", "ebk", "fs",
+        ] {
             assert!(pps[1].get(key).is_some(), "{key}");
         }
     }

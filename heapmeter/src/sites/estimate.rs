@@ -181,7 +181,8 @@ pub(crate) fn growth_of(
 ) -> Vec<SiteGrowth> {
     let mut map: HashMap<StackId, SiteGrowth> = HashMap::new();
     fn entry(map: &mut HashMap<StackId, SiteGrowth>, site: StackId, n: u64) -> &mut SiteGrowth {
-        map.entry(site).or_insert_with(|| SiteGrowth::empty(site, n))
+        map.entry(site)
+            .or_insert_with(|| SiteGrowth::empty(site, n))
     }
     // Both slices are sorted by `seq` (snapshots are): merge them.
     let (mut i, mut j) = (0, 0);
@@ -274,7 +275,10 @@ mod tests {
         assert_eq!(g.len(), 3);
         let by = |id| g.iter().find(|x| x.site == StackId(id)).expect("site");
         let s1 = by(1);
-        assert_eq!((s1.new_samples, s1.gone_samples, s1.last_samples), (2, 0, 3));
+        assert_eq!(
+            (s1.new_samples, s1.gone_samples, s1.last_samples),
+            (2, 0, 3)
+        );
         let expect = weight(64, R) + weight(128, R);
         assert!((s1.growth - expect).abs() < 1e-6);
         assert!((s1.last_bytes - s1.first_bytes - s1.growth).abs() < 1e-6);

@@ -65,8 +65,8 @@ use serde::Serialize;
 pub use dhat::{DhatOptions, write_dhat, write_dhat_file};
 pub use estimate::{SiteGrowth, SiteLive, growth, sample_probability, weight};
 pub use symbols::{
-    ALLOCATOR_FRAMES, Frame, RUNTIME_FRAMES, Trim, headline, path_matches, stack, symbolize,
-    symbolize_all, trim_frames,
+    ALLOCATOR_FILES, ALLOCATOR_FRAMES, Frame, RUNTIME_FRAMES, Trim, headline, path_matches, stack,
+    symbolize, symbolize_all, trim_frames,
 };
 use sysvec::SysVec;
 
@@ -318,8 +318,17 @@ pub struct SiteReport {
 
 /// [`growth`] between two snapshots, symbolised and trimmed, with stacks that trim to the same
 /// frames (function, file, line) merged; largest growth first. Symbolises: call it at report
-/// time.
+/// time (what it allocates on this thread is not sampled).
 pub fn grouped_growth(
+    first: &SiteSnapshot,
+    last: &SiteSnapshot,
+    requests: u64,
+    trim: &Trim<'_>,
+) -> Vec<SiteReport> {
+    sampler::quietly(|| grouped_growth_unsampled(first, last, requests, trim))
+}
+
+fn grouped_growth_unsampled(
     first: &SiteSnapshot,
     last: &SiteSnapshot,
     requests: u64,

@@ -79,8 +79,9 @@ impl Profiler {
     }
 
     pub(crate) fn now_us(&self) -> u64 {
-        self.start
-            .map_or(0, |s| u64::try_from(s.elapsed().as_micros()).unwrap_or(u64::MAX))
+        self.start.map_or(0, |s| {
+            u64::try_from(s.elapsed().as_micros()).unwrap_or(u64::MAX)
+        })
     }
 
     /// Places a sampled allocation of `size` bytes made at `frames` in the region and records it;

@@ -13,7 +13,6 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-
 use super::DEFAULT_RATE;
 use super::arena::{MAX_DEPTH, REGION_LEN, discard};
 use super::profile;
@@ -135,7 +134,11 @@ pub(crate) fn is_on() -> bool {
 #[inline(always)]
 pub(crate) fn alloc(layout: Layout) -> Option<NonNull<u8>> {
     let epoch = HOT.sampling.load(Relaxed);
-    if epoch != 0 { alloc_on(layout, epoch) } else { None }
+    if epoch != 0 {
+        alloc_on(layout, epoch)
+    } else {
+        None
+    }
 }
 
 /// The allocation hook while sampling is on: the countdown, and rarely the slow path. Marked
@@ -192,6 +195,19 @@ pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
     // lies in the region and is the caller's until this call returns.
     unsafe { discard(ptr, size.div_ceil(page) * page) };
     profile::lock().record_free(ptr);
+}
+
+/// Runs `f` with sampling paused on this thread: for the profiler's own work outside the
+/// allocator (symbolising, writing reports), whose allocations are real but not the program's.
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREAD.with(|t| t.busy.set(self.0));
+        }
+    }
+    let _restore = Restore(THREAD.with(|t| t.busy.replace(true)));
+    f()
 }
 
 /// Maps the region if needed and switches sampling on (a new epoch).
@@ -283,7 +299,10 @@ mod tests {
         let p = 1.0 - (-0.25f64).exp();
         assert!((hits - p).abs() < 0.015, "{hits} vs {p}");
         t.busy.set(true);
-        assert!(!(0..1000).any(|_| t.tick(size * 100, 3)), "never while busy");
+        assert!(
+            !(0..1000).any(|_| t.tick(size * 100, 3)),
+            "never while busy"
+        );
     }
 
     #[test]

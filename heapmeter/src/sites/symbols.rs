@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::StackId;
 use super::arena::MAX_DEPTH;
-use super::profile;
+use super::{profile, sampler};
 
 /// One symbolised frame (an inlined call is a frame of its own, innermost first).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -39,17 +39,26 @@ impl Frame {
         )
     }
 
-    /// Whether the frame is in Rust's standard library (`std`, `core`, `alloc`), judged by the
-    /// source path (`/rustc/<hash>/library/...`) or, lacking one, by the function path.
+    /// Whether the frame is in Rust's standard library (`std`, `core`, `alloc` and the crates
+    /// they vendor), judged by the source path (`/rustc/<hash>/library/...`, `/rust/deps/...`,
+    /// or a `rust-src` checkout) or, lacking one, by the function path.
     pub fn is_std(&self) -> bool {
         match &self.file {
-            Some(f) => f.starts_with("/rustc/") || f.contains("/library/std/"),
+            Some(f) => STD_FILES.iter().any(|p| f.starts_with(p) || f.contains(p)),
             None => ["std", "core", "alloc"]
                 .iter()
                 .any(|p| path_matches(&self.function, p)),
         }
     }
 }
+
+const STD_FILES: &[&str] = &[
+    "/rustc/",
+    "/rust/deps/",
+    "/library/std/",
+    "/library/core/",
+    "/library/alloc/",
+];
 
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,11 +69,17 @@ impl fmt::Display for Frame {
 /// Which frames to drop around the interesting part of a stack.
 ///
 /// From the top, everything up to and including the last frame of the allocator's own machinery
-/// ([`ALLOCATOR_FRAMES`]) is always dropped. From the bottom, frames are dropped while they are
-/// runtime frames ([`RUNTIME_FRAMES`]) or match one of `harness`, keeping at least one frame.
+/// is always dropped (functions matching [`ALLOCATOR_FRAMES`], or in files matching
+/// [`ALLOCATOR_FILES`]). From the bottom, frames are dropped while they are runtime frames
+/// (the standard library, frames without source information, [`RUNTIME_FRAMES`]) or match one of
+/// `harness`, keeping at least one frame: so name the harness's own loop functions, not a module
+/// that also holds code of interest.
+///
 /// A pattern matches a function path that starts with it at a path boundary, ignoring a leading
 /// `<` (so `leak_client::run` matches `leak_client::run::worker::{{closure}}` and
-/// `<leak_client::run::Worker as Trait>::f`, not `leak_client::runner`).
+/// `<leak_client::run::Worker as Trait>::f`, not `leak_client::runner`). Builds whose debug info
+/// carries only line tables (`debug = "line-tables-only"`) name functions without their path
+/// (`worker`, not `leak_client::run::worker`): such a bare name matches a pattern's last segment.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Trim<'a> {
     /// Function-path patterns of the caller's harness (e.g. a worker loop) below the code of
@@ -72,7 +87,7 @@ pub struct Trim<'a> {
     pub harness: &'a [&'a str],
 }
 
-/// The allocator's frames at the top of every captured stack.
+/// The allocator's functions at the top of every captured stack.
 pub const ALLOCATOR_FRAMES: &[&str] = &[
     "backtrace",
     "heapmeter",
@@ -90,25 +105,28 @@ pub const ALLOCATOR_FRAMES: &[&str] = &[
     "_Unwind_Backtrace",
 ];
 
-/// Frames below `main` or a thread's entry point.
+/// Source files of the allocator's machinery (for builds whose frames carry bare names).
+pub const ALLOCATOR_FILES: &[&str] = &[
+    "/heapmeter/src/",
+    "/backtrace-0.",
+    "/cap-0.",
+    "/library/alloc/src/alloc.rs",
+    "/library/std/src/alloc.rs",
+    "/library/core/src/alloc/",
+];
+
+/// C runtime frames below `main` or a thread's entry point (std's own are recognised by file).
 pub const RUNTIME_FRAMES: &[&str] = &[
     "???",
     "_start",
     "__libc_start_main",
+    "__libc_start_main_impl",
     "__libc_start_call_main",
     "main",
     "start_thread",
     "clone",
     "clone3",
     "__clone",
-    "std::rt",
-    "std::sys",
-    "std::sys_common",
-    "std::thread",
-    "std::panicking",
-    "std::panic",
-    "core::ops::function",
-    "alloc::boxed",
 ];
 
 fn is_ident(c: char) -> bool {
@@ -122,22 +140,38 @@ pub fn path_matches(function: &str, pattern: &str) -> bool {
         .is_some_and(|rest| !rest.starts_with(is_ident))
 }
 
+/// A bare function name (no module path, as line-tables-only debug info gives) equal to the
+/// pattern's last segment.
+fn bare_name_matches(function: &str, pattern: &str) -> bool {
+    let base = function.split(['<', '{', ' ', '(']).next().unwrap_or("");
+    !base.is_empty() && !base.contains("::") && pattern.rsplit("::").next() == Some(base)
+}
+
+fn is_allocator(f: &Frame) -> bool {
+    ALLOCATOR_FRAMES
+        .iter()
+        .any(|p| path_matches(&f.function, p))
+        || f.file
+            .as_deref()
+            .is_some_and(|file| ALLOCATOR_FILES.iter().any(|p| file.contains(p)))
+}
+
+fn is_bottom_noise(f: &Frame, trim: &Trim<'_>) -> bool {
+    f.file.is_none()
+        || f.is_std()
+        || RUNTIME_FRAMES.iter().any(|p| path_matches(&f.function, p))
+        || trim
+            .harness
+            .iter()
+            .any(|p| path_matches(&f.function, p) || bare_name_matches(&f.function, p))
+}
+
 /// Applies `trim` to a full stack (innermost frame first).
 pub fn trim_frames(mut frames: Vec<Frame>, trim: &Trim<'_>) -> Vec<Frame> {
-    let is_alloc = |f: &Frame| ALLOCATOR_FRAMES.iter().any(|p| path_matches(&f.function, p));
-    if let Some(last) = frames.iter().rposition(is_alloc) {
+    if let Some(last) = frames.iter().rposition(is_allocator) {
         frames.drain(..=last);
     }
-    while frames.len() > 1 {
-        let Some(bottom) = frames.last() else { break };
-        let f = bottom.function.as_str();
-        let drop = RUNTIME_FRAMES
-            .iter()
-            .chain(trim.harness)
-            .any(|p| path_matches(f, p));
-        if !drop {
-            break;
-        }
+    while frames.len() > 1 && frames.last().is_some_and(|f| is_bottom_noise(f, trim)) {
         frames.pop();
     }
     frames
@@ -182,8 +216,13 @@ fn resolve_ip(ip: usize) -> Vec<Frame> {
     out
 }
 
-/// All frames of a site, symbolised (cached per instruction pointer), untrimmed.
+/// All frames of a site, symbolised (cached per instruction pointer), untrimmed. The debug info
+/// and the cache it loads stay in the heap (counted, but never sampled).
 pub fn symbolize_all(id: StackId) -> Vec<Frame> {
+    sampler::quietly(|| symbolize_unsampled(id))
+}
+
+fn symbolize_unsampled(id: StackId) -> Vec<Frame> {
     let ips = stack(id);
     let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
     let cache = cache.get_or_insert_with(HashMap::new);
@@ -216,21 +255,39 @@ pub fn short_path(path: &str) -> String {
 mod tests {
     use super::*;
 
-    fn f(function: &str) -> Frame {
+    fn at(function: &str, file: Option<&str>) -> Frame {
         Frame {
             ip: 0,
             function: function.to_owned(),
-            file: None,
-            line: None,
+            file: file.map(str::to_owned),
+            line: Some(1),
             column: None,
         }
+    }
+
+    /// A frame of the program.
+    fn f(function: &str) -> Frame {
+        at(function, Some("/src/app/src/lib.rs"))
+    }
+
+    /// A frame of the standard library.
+    fn std(function: &str) -> Frame {
+        at(function, Some("/rustc/abc/library/std/src/rt.rs"))
     }
 
     #[test]
     fn patterns_match_at_path_boundaries() {
         let cases = [
-            ("leak_client::run::worker::{{closure}}", "leak_client::run", true),
-            ("<leak_client::run::W as x::V>::get", "leak_client::run", true),
+            (
+                "leak_client::run::worker::{{closure}}",
+                "leak_client::run",
+                true,
+            ),
+            (
+                "<leak_client::run::W as x::V>::get",
+                "leak_client::run",
+                true,
+            ),
             ("leak_client::runner::go", "leak_client::run", false),
             ("main", "main", true),
             ("main_loop", "main", false),
@@ -243,24 +300,54 @@ mod tests {
             ),
         ];
         for (function, pattern, want) in cases {
-            assert_eq!(path_matches(function, pattern), want, "{function} ~ {pattern}");
+            assert_eq!(
+                path_matches(function, pattern),
+                want,
+                "{function} ~ {pattern}"
+            );
+        }
+        let bare = [
+            ("worker", "leak_client::run::worker", true),
+            ("worker<u8>", "leak_client::run::worker", true),
+            ("worker", "leak_client::run::work", false),
+            ("{closure#0}", "leak_client::run::worker", false),
+            ("sum<core::iter::Map<I, F>>", "x::sum", true),
+            ("other::worker", "leak_client::run::worker", false),
+        ];
+        for (function, pattern, want) in bare {
+            assert_eq!(
+                bare_name_matches(function, pattern),
+                want,
+                "{function} ~ {pattern}"
+            );
         }
     }
 
     #[test]
     fn trimming_drops_allocator_tops_and_harness_bottoms() {
         let stack = vec![
-            f("backtrace::backtrace::trace_unsynchronized"),
-            f("heapmeter::sites::sampler::sample_slow"),
-            f("<cap::Cap<H> as core::alloc::global::GlobalAlloc>::alloc"),
-            f("__rustc::__rust_alloc"),
-            f("alloc::alloc::alloc"),
-            f("alloc::raw_vec::RawVec<T>::grow_one"),
+            at(
+                "backtrace::backtrace::trace_unsynchronized",
+                Some("/r/backtrace-0.3.76/src/x.rs"),
+            ),
+            at("sample_slow", Some("/w/heapmeter/src/sites/sampler.rs")),
+            at(
+                "<cap::Cap<H> as core::alloc::global::GlobalAlloc>::alloc",
+                None,
+            ),
+            at("__rustc::__rust_alloc", None),
+            at("alloc", Some("/rustc/abc/library/alloc/src/alloc.rs")),
+            at(
+                "alloc::raw_vec::RawVec<T>::grow_one",
+                Some("/rustc/abc/library/alloc/src/raw_vec.rs"),
+            ),
             f("app::plant"),
             f("leak_client::run::worker"),
-            f("std::sys::backtrace::__rust_begin_short_backtrace"),
-            f("start_thread"),
-            f("clone3"),
+            f("worker_loop"),
+            std("std::sys::backtrace::__rust_begin_short_backtrace"),
+            std("<alloc::boxed::Box<F,A> as core::ops::function::FnOnce<Args>>::call_once"),
+            at("start_thread", None),
+            at("clone3", None),
         ];
         let names = |v: Vec<Frame>| v.into_iter().map(|f| f.function).collect::<Vec<_>>();
         let no_harness = trim_frames(stack.clone(), &Trim::default());
@@ -269,23 +356,24 @@ mod tests {
             [
                 "alloc::raw_vec::RawVec<T>::grow_one",
                 "app::plant",
-                "leak_client::run::worker"
+                "leak_client::run::worker",
+                "worker_loop"
             ]
         );
         let trimmed = trim_frames(
             stack.clone(),
             &Trim {
-                harness: &["leak_client::run"],
+                harness: &["leak_client::run::worker", "leak_client::run::worker_loop"],
             },
         );
         assert_eq!(
-            names(trimmed.clone()),
+            names(trimmed),
             ["alloc::raw_vec::RawVec<T>::grow_one", "app::plant"]
         );
         let all_harness = trim_frames(
             stack,
             &Trim {
-                harness: &["leak_client::run", "app", "alloc"],
+                harness: &["leak_client::run", "worker_loop", "app"],
             },
         );
         assert_eq!(all_harness.len(), 1, "at least one frame stays");
@@ -303,7 +391,16 @@ mod tests {
         assert_eq!(user.location(), "/src/app/src/lib.rs:12");
         assert_eq!(short_path("/aa/bb/cc/dd.rs"), "bb/cc/dd.rs");
         assert_eq!(short_path("cc/dd.rs"), "cc/dd.rs");
-        assert!(f("core::ptr::drop_in_place").is_std());
-        assert!(!f("ureq::pool::Pool::get").is_std());
+        assert!(at("core::ptr::drop_in_place", None).is_std());
+        assert!(!at("ureq::pool::Pool::get", None).is_std());
+        assert!(
+            at(
+                "do_alloc",
+                Some("/rust/deps/hashbrown-0.16.1/src/raw/alloc.rs")
+            )
+            .is_std()
+        );
+        assert!(std("lang_start").is_std());
+        assert!(!f("app::plant").is_std());
     }
 }
