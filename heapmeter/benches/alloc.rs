@@ -3,8 +3,9 @@
 //! counting wrapper as installed with sampling off, and with sampling on at the default rate;
 //! several sizes, one and two threads. Each allocator is called directly (statically
 //! dispatched, as a global allocator is), in batches of 16 allocations then 16 frees. Cells are
-//! interleaved, their order rotated each repetition, and the best of REPS (default 7) is kept,
-//! since the machine is shared.
+//! interleaved, their order rotated each repetition; times are the best of REPS (default 7), and
+//! ratios the median over repetitions of the ratio within one repetition, since the machine is
+//! shared and its load drifts.
 //!
 //! Targets (issue 10): "off" ≥ 0.97× the throughput of "no sampling code".
 
@@ -90,12 +91,15 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with("--"))
         .map_or(Ok(7), |a| a.parse())
-        .unwrap_or_else(|_| {
-            eprintln!("usage: alloc [REPS]");
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            eprintln!("usage: alloc [REPS]   (REPS: a positive number of repetitions)");
             std::process::exit(2);
         });
     println!(
         "ns per alloc+free pair (best of {reps}; batches of {BATCH}; {PAIRS_PER_THREAD} pairs per thread); \
+         ratios: throughput vs no-sampling, median of paired repetitions; \
          sampling on = one sample per {} KiB on average",
         sites::sample_rate() / 1024
     );
@@ -105,19 +109,29 @@ fn main() {
     );
     for threads in [1, 2] {
         for size in SIZES {
-            let mut best = [f64::INFINITY; 4];
+            let mut times: [Vec<f64>; 4] = Default::default();
             for rep in 0..reps {
                 for j in 0..KINDS.len() {
                     let i = (j + rep) % KINDS.len();
-                    best[i] = best[i].min(run(KINDS[i], size, threads));
+                    times[i].push(run(KINDS[i], size, threads));
                 }
             }
-            let [sys, base, off, on] = best;
-            // Throughput ratios: higher is better, 1.0 = same speed as no sampling code.
+            let best = |i: usize| times[i].iter().copied().fold(f64::INFINITY, f64::min);
+            // Throughput ratios from the same repetition (paired, so drifting load cancels),
+            // median over repetitions: higher is better, 1.0 = as fast as no sampling code.
+            let ratio = |i: usize| {
+                let mut r: Vec<f64> = (0..reps).map(|k| times[1][k] / times[i][k]).collect();
+                r.sort_by(f64::total_cmp);
+                r[r.len() / 2]
+            };
             println!(
-                "{size:>7} {threads:>7} | {sys:>8.1} {base:>10.1} {off:>8.1} {on:>8.1} | {:>12.3}x {:>11.3}x",
-                base / off,
-                base / on
+                "{size:>7} {threads:>7} | {:>8.1} {:>10.1} {:>8.1} {:>8.1} | {:>12.3}x {:>11.3}x",
+                best(0),
+                best(1),
+                best(2),
+                best(3),
+                ratio(2),
+                ratio(3)
             );
         }
     }

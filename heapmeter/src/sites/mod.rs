@@ -30,7 +30,8 @@
 //!   carved, page-granular, from one large address range reserved at the first [`enable`]
 //!   (`mmap` with `MAP_NORESERVE`; address space, not memory). `dealloc` recognises a sampled
 //!   block by a subtraction and one compare against the region's base, so the unsampled frees
-//!   (nearly all) cost one extra load. Freed blocks are `madvise(MADV_DONTNEED)`-ed and reused.
+//!   (nearly all) cost one extra load. Freed blocks are zeroed (up to 64 KiB) or
+//!   `madvise(MADV_DONTNEED)`-ed (larger), so free region memory always reads zero, and reused.
 //!   The counted heap is unchanged by sampling: a sampled block counts its requested size in
 //!   live bytes, allocations and the cap exactly like any other (page rounding is not counted).
 //! - **Stacks.** The sampled path captures up to 48 instruction pointers with

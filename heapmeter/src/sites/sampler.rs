@@ -190,10 +190,9 @@ fn sample_slow(layout: Layout) -> Option<NonNull<u8>> {
 #[inline(never)]
 #[allow(unsafe_code)]
 pub(crate) unsafe fn free(ptr: *mut u8, size: usize) {
-    let page = PAGE_SIZE.load(Relaxed);
     // SAFETY: the block starts at `ptr`, spans at least `size` bytes rounded up to whole pages,
     // lies in the region and is the caller's until this call returns.
-    unsafe { discard(ptr, size.div_ceil(page) * page) };
+    unsafe { discard(ptr, size, PAGE_SIZE.load(Relaxed)) };
     profile::lock().record_free(ptr);
 }
 

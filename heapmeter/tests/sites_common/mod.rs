@@ -1,4 +1,6 @@
 //! Planted allocation sites shared by the sampled-sites tests: two that retain, one that churns.
+// Shared by two test binaries, each of which uses a part.
+#![allow(dead_code)]
 
 use heapmeter::sites::{self, Frame, SiteReport, Trim};
 
