@@ -2,7 +2,10 @@
 //! enabled and then disabled, no new samples are taken and the sampled blocks still free
 //! correctly. (One heap test per file: its own allocator.)
 
+mod sites_common;
+
 use heapmeter::sites;
+use sites_common::live_samples_from;
 
 #[global_allocator]
 static ALLOC: heapmeter::MeteredAlloc =
@@ -38,7 +41,7 @@ fn off_takes_no_samples_and_maps_nothing_until_enabled() {
     drop(kept);
     drop(more);
     assert_eq!(
-        sites::stats().live_samples,
+        live_samples_from("tests/sites_off.rs"),
         0,
         "sampled blocks freed after disabling"
     );

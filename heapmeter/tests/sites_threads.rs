@@ -2,9 +2,12 @@
 //! another, they are matched by address, keep their contents, and the site's live estimate
 //! returns to zero. (One heap test per file: its own allocator.)
 
+mod sites_common;
+
 use std::sync::mpsc;
 
 use heapmeter::sites;
+use sites_common::live_samples_from;
 
 #[global_allocator]
 static ALLOC: heapmeter::MeteredAlloc =
@@ -33,6 +36,7 @@ fn blocks_freed_on_another_thread_leave_no_live_samples() {
         tx.send(blocks).expect("send");
     });
     let mut blocks = rx.recv().expect("blocks from the producer");
+    drop(rx);
     producer.join().expect("producer");
 
     let mid = sites::snapshot();
@@ -68,8 +72,8 @@ fn blocks_freed_on_another_thread_leave_no_live_samples() {
         "counted heap back to baseline: {residue}"
     );
     assert_eq!(
-        sites::stats().live_samples,
-        samples_before,
+        live_samples_from("tests/sites_threads.rs"),
+        0,
         "every sampled block was matched at its free"
     );
     for s in after.by_site() {
@@ -100,4 +104,46 @@ fn blocks_freed_on_another_thread_leave_no_live_samples() {
         (producer_growth + producer_mid).abs() < 1.0,
         "all of it went: {producer_growth} of {producer_mid}"
     );
+
+    // Two threads at once, each allocating, growing and freeing, and passing half of its blocks
+    // to the other to free: the shared tables stay consistent and every block keeps its bytes.
+    let live_before = heapmeter::snapshot().live;
+    let (to_b, from_a) = mpsc::channel::<Vec<u8>>();
+    let (to_a, from_b) = mpsc::channel::<Vec<u8>>();
+    let worker = |tag: u8, tx: mpsc::Sender<Vec<u8>>, rx: mpsc::Receiver<Vec<u8>>| {
+        move || {
+            for i in 0..20_000usize {
+                let mut v = vec![tag; 64 + (i * 37) % 3000];
+                if i % 3 == 0 {
+                    v.resize(v.len() + 500, tag);
+                }
+                if i % 2 == 0 {
+                    tx.send(v).expect("send");
+                } else {
+                    assert!(v.iter().all(|&x| x == tag));
+                }
+                for theirs in rx.try_iter() {
+                    assert!(
+                        theirs.iter().all(|&x| x == (tag ^ 1)),
+                        "foreign block intact"
+                    );
+                }
+            }
+            drop(tx);
+            for theirs in rx {
+                assert!(theirs.iter().all(|&x| x == (tag ^ 1)));
+            }
+        }
+    };
+    let a = std::thread::spawn(worker(2, to_b, from_b));
+    let b = std::thread::spawn(worker(3, to_a, from_a));
+    a.join().expect("thread a");
+    b.join().expect("thread b");
+    let residue = heapmeter::snapshot().live as i64 - live_before as i64;
+    assert!(
+        residue.abs() < 4096,
+        "counted heap back to baseline: {residue}"
+    );
+    assert!(sites::stats().samples > 5000, "the threads were sampled");
+    assert_eq!(live_samples_from("tests/sites_threads.rs"), 0);
 }

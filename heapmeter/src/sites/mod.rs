@@ -25,7 +25,7 @@
 //!   sampled with probability `1 − e^(−s/R)` and stands for `s / (1 − e^(−s/R))` bytes (see
 //!   [`estimate`] for the estimator and its variance). A realloc counts as an
 //!   allocation of its new size. The countdown is two thread-local cells and a tiny PRNG
-//!   (splitmix64, seeded by [`set_seed`] and the thread's number): no allocation.
+//!   (splitmix64, one stream per thread of the seed set by [`set_seed`]): no allocation.
 //! - **A region of their own.** A sampled allocation is not given to the inner allocator: it is
 //!   carved, page-granular, from one large address range reserved at the first [`enable`]
 //!   (`mmap` with `MAP_NORESERVE`; address space, not memory). `dealloc` recognises a sampled
@@ -283,7 +283,9 @@ pub fn sample_rate() -> u64 {
     sampler::rate()
 }
 
-/// Seeds the sampling PRNG (runs repeat with the same seed and the same allocations per thread).
+/// Seeds the sampling PRNG. The calling thread's samples then repeat exactly for the same seed
+/// and the same allocations on it; other threads take further streams in the order they next
+/// allocate.
 pub fn set_seed(seed: u64) {
     sampler::set_seed(seed);
 }

@@ -149,11 +149,20 @@ impl Profiler {
         let blocks = r.weight / r.size as f64;
         let st = &mut arena.site(r.site).stats;
         st.live_samples -= 1;
-        st.live_bytes -= r.weight;
-        st.live_blocks -= blocks;
         st.lifetimes_us += blocks * now.saturating_sub(r.t_alloc_us) as f64;
-        self.global.live_bytes -= r.weight;
-        self.global.live_blocks -= blocks;
+        // Running float sums drift; with no sample left the true figure is exactly zero.
+        if st.live_samples == 0 {
+            (st.live_bytes, st.live_blocks) = (0.0, 0.0);
+        } else {
+            st.live_bytes -= r.weight;
+            st.live_blocks -= blocks;
+        }
+        if arena.live_count() == 0 {
+            (self.global.live_bytes, self.global.live_blocks) = (0.0, 0.0);
+        } else {
+            self.global.live_bytes -= r.weight;
+            self.global.live_blocks -= blocks;
+        }
     }
 
     /// If the live estimate is at its maximum, records every site's share of it (DHAT's

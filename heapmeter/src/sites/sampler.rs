@@ -31,18 +31,23 @@ static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
 /// Mean bytes between samples (`R`).
 static RATE: AtomicU64 = AtomicU64::new(DEFAULT_RATE);
 static SEED: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
+/// Bumped by every `set_seed`: threads seeded under an older one reseed.
+static SEED_GEN: AtomicU32 = AtomicU32::new(0);
+/// The next thread's PRNG stream number (stream 0 is the thread that called `set_seed`).
+static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
 static NEXT_EPOCH: AtomicU32 = AtomicU32::new(1);
-static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
+/// A `seeded` value no generation takes: "never seeded".
+const NEVER: u32 = u32::MAX;
 /// Sampled allocations not taken: alignment above a page.
 static DROPPED_ALIGN: AtomicU64 = AtomicU64::new(0);
 
 struct ThreadSampler {
     /// Bytes left before the next sample point (≥ 1 while valid).
     countdown: Cell<i64>,
-    /// The epoch `countdown` and `rng` were drawn under (0: never).
+    /// The epoch `countdown` was drawn under (0: never).
     epoch: Cell<u32>,
-    /// This thread's number, for its PRNG stream (0: not yet assigned).
-    ordinal: Cell<u32>,
+    /// The seed generation `rng` was seeded under ([`NEVER`]: not yet).
+    seeded: Cell<u32>,
     rng: Cell<u64>,
     /// Inside the profiler: allocations made now are never sampled.
     busy: Cell<bool>,
@@ -54,7 +59,7 @@ thread_local! {
         ThreadSampler {
             countdown: Cell::new(0),
             epoch: Cell::new(0),
-            ordinal: Cell::new(0),
+            seeded: Cell::new(NEVER),
             rng: Cell::new(0),
             busy: Cell::new(false),
         }
@@ -80,6 +85,13 @@ fn draw(rng: &Cell<u64>, rate: u64) -> i64 {
 }
 
 impl ThreadSampler {
+    /// Starts this thread's PRNG on stream `stream` of the current seed.
+    fn reseed(&self, stream: u64, generation: u32) {
+        self.rng
+            .set(SEED.load(Relaxed) ^ stream.wrapping_mul(0xd6e8_feb8_6659_fd93));
+        self.seeded.set(generation);
+    }
+
     /// Counts `size` bytes against the countdown; true if a sample point falls inside them.
     #[inline(always)]
     fn tick(&self, size: usize, epoch: u32) -> bool {
@@ -96,13 +108,10 @@ impl ThreadSampler {
     fn tick_slow(&self, size: usize, epoch: u32) -> bool {
         let rate = RATE.load(Relaxed);
         if self.epoch.get() != epoch {
-            if self.ordinal.get() == 0 {
-                self.ordinal.set(NEXT_THREAD.fetch_add(1, Relaxed));
+            let generation = SEED_GEN.load(Relaxed);
+            if self.seeded.get() != generation {
+                self.reseed(NEXT_STREAM.fetch_add(1, Relaxed), generation);
             }
-            let seed = SEED.load(Relaxed)
-                ^ u64::from(epoch).rotate_left(32)
-                ^ u64::from(self.ordinal.get()).wrapping_mul(0xd6e8_feb8_6659_fd93);
-            self.rng.set(seed);
             self.epoch.set(epoch);
             let left = draw(&self.rng, rate) - size as i64;
             if left > 0 {
@@ -254,8 +263,21 @@ pub(crate) fn rate() -> u64 {
     RATE.load(Relaxed)
 }
 
+/// Seeds every thread's PRNG anew: the calling thread takes stream 0 (so a single-threaded run
+/// repeats exactly, whatever other threads do), the others streams 1, 2, … in the order they
+/// next allocate.
 pub(crate) fn set_seed(seed: u64) {
     SEED.store(seed, Relaxed);
+    let mut generation = SEED_GEN.fetch_add(1, Relaxed).wrapping_add(1);
+    if generation == NEVER {
+        generation = SEED_GEN.fetch_add(1, Relaxed).wrapping_add(1);
+    }
+    NEXT_STREAM.store(1, Relaxed);
+    THREAD.with(|t| {
+        t.reseed(0, generation);
+        // Redraw the countdown from the new stream at the next allocation.
+        t.epoch.set(0);
+    });
     new_epoch_if_on();
 }
 
@@ -287,7 +309,7 @@ mod tests {
         let t = ThreadSampler {
             countdown: Cell::new(0),
             epoch: Cell::new(0),
-            ordinal: Cell::new(7),
+            seeded: Cell::new(NEVER),
             rng: Cell::new(0),
             busy: Cell::new(false),
         };

@@ -94,3 +94,18 @@ pub fn headline(r: &SiteReport) -> &Frame {
 pub const TEST_HARNESS: Trim<'static> = Trim {
     harness: &["test", "core::ops::function"],
 };
+
+/// Live samples allocated from code in `file` (a path suffix). Counts only this test's own
+/// allocations, whatever the test harness's threads do meanwhile. Symbolises: call it after
+/// the counted heap's last check.
+pub fn live_samples_from(file: &str) -> usize {
+    sites::snapshot()
+        .samples()
+        .iter()
+        .filter(|s| {
+            sites::symbolize_all(s.site)
+                .iter()
+                .any(|f| f.file.as_deref().is_some_and(|p| p.ends_with(file)))
+        })
+        .count()
+}
