@@ -34,7 +34,8 @@ pub const fn counting() -> Counting<System> {
 }
 
 /// The counting wrapper with the sampling hooks compiled out: what the allocator costs without
-/// any sampling code, for `benches/alloc.rs` to compare against. Not for installing.
+/// any sampling code, for `benches/alloc.rs` to compare against (installed, it counts the same
+/// and [`sites`] never samples).
 #[doc(hidden)]
 pub const fn counting_without_sites() -> Counting<System, false> {
     Counting { inner: System }
