@@ -22,7 +22,7 @@ const BATCH: usize = 16;
 fn pairs_per_thread(size: usize) -> usize {
     match size {
         ..=1024 => 1_600_000,
-        ..=4096 => 800_000,
+        1025..=4096 => 800_000,
         _ => 32_000,
     }
 }
