@@ -34,6 +34,10 @@ bench-server *args:
     -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
     cargo bench -p latency-server --bench peers -- "$@"
 
+# The allocator's cost: ns per alloc+free for System, the counting wrapper without and with the sampling code (off, on), e.g. `just bench-alloc 9`.
+bench-alloc *args:
+    cargo bench -p heapmeter --bench alloc -- "$@"
+
 # The test suite (what CI runs).
 test:
     cargo test --workspace --locked

@@ -1,8 +1,10 @@
 //! Process memory readings for leakprobe's binaries: a counting, capped global allocator
-//! (`cap::Cap` around a counting wrapper of `System`) and RSS from `/proc/self/statm`.
+//! (`cap::Cap` around a counting wrapper of `System`), RSS from `/proc/self/statm`, and, off by
+//! default, sampled allocation sites ([`sites`]).
 //!
 //! This crate owns the workspace's only `unsafe` code. It never logs, never spawns threads and
-//! never allocates inside the allocator: it only counts.
+//! never allocates from the counted heap inside the allocator: it counts, and when sampling is on
+//! it places the sampled allocations in a region of its own.
 //!
 //! # Setup
 //! Each binary (and each heap-measuring test file) installs exactly one allocator:
@@ -20,7 +22,11 @@ pub mod size;
 pub use size::{SIZE_RULE, SizeError, parse_size};
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+pub mod sites;
+
+use sites::sampler;
 
 /// The allocator leakprobe's binaries install: a hard cap around the counting wrapper.
 pub type MeteredAlloc = cap::Cap<Counting<System>>;
@@ -30,78 +36,176 @@ pub const fn counting() -> Counting<System> {
     Counting { inner: System }
 }
 
-/// Live heap bytes right now.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-/// High-water mark of [`LIVE`] since start (or since [`reset_peak`]).
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// Allocations (alloc, alloc_zeroed, and reallocs that move or grow) since start.
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-/// Deallocations since start.
-static FREES: AtomicU64 = AtomicU64::new(0);
-/// Bytes requested from the allocator since start (growth of reallocs included).
-static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+/// The counting wrapper with the sampling hooks compiled out: what the allocator costs without
+/// any sampling code, for `benches/alloc.rs` to compare against (installed, it counts the same
+/// and [`sites`] never samples).
+#[doc(hidden)]
+pub const fn counting_without_sites() -> Counting<System, false> {
+    Counting { inner: System }
+}
 
-/// A `GlobalAlloc` that forwards to `inner` and keeps process-global counters.
+/// The allocator's process-global state, in one cache-line-aligned static so that the hot path
+/// reaches every field from one address (the sampler's two flags included).
+#[repr(C, align(64))]
+pub(crate) struct Hot {
+    /// Live heap bytes right now.
+    live: AtomicUsize,
+    /// High-water mark of `live` since start.
+    peak: AtomicUsize,
+    /// Allocations (alloc, alloc_zeroed, and reallocs that move or grow) since start.
+    allocs: AtomicU64,
+    /// Deallocations since start.
+    frees: AtomicU64,
+    /// Bytes requested from the allocator since start (growth of reallocs included).
+    allocated_bytes: AtomicU64,
+    /// The sampler's switch: 0 off, otherwise its epoch (see `sites::sampler`).
+    pub(crate) sampling: AtomicU32,
+    /// Start of the sampler's region (see `sites::sampler`).
+    pub(crate) region_base: AtomicUsize,
+}
+
+pub(crate) static HOT: Hot = Hot {
+    live: AtomicUsize::new(0),
+    peak: AtomicUsize::new(0),
+    allocs: AtomicU64::new(0),
+    frees: AtomicU64::new(0),
+    allocated_bytes: AtomicU64::new(0),
+    sampling: AtomicU32::new(0),
+    region_base: AtomicUsize::new(sampler::UNMAPPED),
+};
+
+/// A `GlobalAlloc` that forwards to `inner` and keeps process-global counters. With `SITES`
+/// (always, except in the allocator bench's baseline) it also carries the [`sites`] sampler's
+/// hooks.
 #[derive(Debug)]
-pub struct Counting<A> {
+pub struct Counting<A, const SITES: bool = true> {
     inner: A,
 }
 
 #[inline]
 fn grew(bytes: usize) {
-    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    let live = HOT.live.fetch_add(bytes, Relaxed) + bytes;
     // A plain load first: the read-modify-write happens only when a new high is set.
-    if live > PEAK.load(Relaxed) {
-        PEAK.fetch_max(live, Relaxed);
+    if live > HOT.peak.load(Relaxed) {
+        HOT.peak.fetch_max(live, Relaxed);
     }
-    ALLOCATED_BYTES.fetch_add(bytes as u64, Relaxed);
+    HOT.allocated_bytes.fetch_add(bytes as u64, Relaxed);
+}
+
+#[inline]
+fn counted_alloc(bytes: usize) {
+    HOT.allocs.fetch_add(1, Relaxed);
+    grew(bytes);
 }
 
 #[allow(unsafe_code)]
-// SAFETY: every method forwards to `inner` with the caller's arguments unchanged and returns
-// its result unchanged; the wrapper only updates atomic counters, which neither allocates nor
-// panics, so all of `GlobalAlloc`'s contracts are exactly those of `inner`.
-unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+// SAFETY: every method either forwards to `inner` with the caller's arguments unchanged, or —
+// for an allocation the sampler takes, or a pointer it owns (`sampler::owns`) — serves it from
+// the sampler's region: page-aligned (the sampler refuses alignments above a page), at least
+// `size` bytes, zeroed, and never handed to `inner`. Pointers from `inner` are never given to
+// the sampler and vice versa, so each side's contract holds for the blocks it sees. The counters
+// are atomics, which neither allocate nor panic.
+unsafe impl<A: GlobalAlloc, const SITES: bool> GlobalAlloc for Counting<A, SITES> {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        let p = unsafe { self.inner.alloc(layout) };
+        let sampled = if SITES { sampler::alloc(layout) } else { None };
+        let p = match sampled {
+            Some(p) => p.as_ptr(),
+            // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+            None => unsafe { self.inner.alloc(layout) },
+        };
         if !p.is_null() {
-            ALLOCS.fetch_add(1, Relaxed);
-            grew(layout.size());
+            counted_alloc(layout.size());
         }
         p
     }
 
+    #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
-        let p = unsafe { self.inner.alloc_zeroed(layout) };
+        let sampled = if SITES { sampler::alloc(layout) } else { None };
+        let p = match sampled {
+            // Region blocks are always zero (fresh or discarded pages).
+            Some(p) => p.as_ptr(),
+            // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
+            None => unsafe { self.inner.alloc_zeroed(layout) },
+        };
         if !p.is_null() {
-            ALLOCS.fetch_add(1, Relaxed);
-            grew(layout.size());
+            counted_alloc(layout.size());
         }
         p
     }
 
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
-        unsafe { self.inner.dealloc(ptr, layout) };
-        FREES.fetch_add(1, Relaxed);
-        LIVE.fetch_sub(layout.size(), Relaxed);
+        if SITES && sampler::owns(ptr) {
+            // SAFETY: `ptr` is a live sampled block of `layout.size()` bytes, freed by its owner.
+            unsafe { sampler::free(ptr, layout.size()) };
+        } else {
+            // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
+            unsafe { self.inner.dealloc(ptr, layout) };
+        }
+        HOT.frees.fetch_add(1, Relaxed);
+        HOT.live.fetch_sub(layout.size(), Relaxed);
     }
 
+    #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
-        let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        let p = if SITES && (sampler::is_on() || sampler::owns(ptr)) {
+            // SAFETY: the caller upholds `realloc`'s contract.
+            unsafe { self.realloc_sampling(ptr, layout, new_size) }
+        } else {
+            // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
+            unsafe { self.inner.realloc(ptr, layout, new_size) }
+        };
         if !p.is_null() {
             let old = layout.size();
             if new_size > old {
-                ALLOCS.fetch_add(1, Relaxed);
-                grew(new_size - old);
+                counted_alloc(new_size - old);
             } else {
-                LIVE.fetch_sub(old - new_size, Relaxed);
+                HOT.live.fetch_sub(old - new_size, Relaxed);
             }
         }
         p
+    }
+}
+
+#[allow(unsafe_code)]
+impl<A: GlobalAlloc, const SITES: bool> Counting<A, SITES> {
+    /// `realloc` while sampling is on or for a sampled block: the new block is sampled or not by
+    /// the usual rule (as an allocation of `new_size`), and the contents move between the
+    /// region and `inner` as needed. Returns null, leaving `ptr` intact, if `inner` fails.
+    ///
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract.
+    #[inline(never)]
+    unsafe fn realloc_sampling(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller guarantees `new_size`, rounded up to `layout.align()`, does not
+        // overflow `isize`, which is all `from_size_align_unchecked` needs beyond a valid align.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        let from_region = sampler::owns(ptr);
+        let to = match sampler::alloc(new_layout) {
+            Some(p) => p.as_ptr(),
+            // SAFETY: forwarded unchanged (`ptr` is `inner`'s since it is not in the region).
+            None if !from_region => return unsafe { self.inner.realloc(ptr, layout, new_size) },
+            None => {
+                // SAFETY: `new_layout` has a non-zero size (the caller's contract).
+                let p = unsafe { self.inner.alloc(new_layout) };
+                if p.is_null() {
+                    return p;
+                }
+                p
+            }
+        };
+        // SAFETY: both blocks are live, distinct, and at least `min(old, new)` bytes long.
+        unsafe { std::ptr::copy_nonoverlapping(ptr, to, layout.size().min(new_size)) };
+        if from_region {
+            // SAFETY: `ptr` is a live sampled block of `layout.size()` bytes, now moved.
+            unsafe { sampler::free(ptr, layout.size()) };
+        } else {
+            // SAFETY: `ptr` is `inner`'s block with this layout, now moved.
+            unsafe { self.inner.dealloc(ptr, layout) };
+        }
+        to
     }
 }
 
@@ -110,7 +214,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 pub struct Snapshot {
     /// Bytes currently allocated and not freed.
     pub live: usize,
-    /// Highest `live` seen since start or the last [`reset_peak`].
+    /// Highest `live` seen since start.
     pub peak: usize,
     /// Allocation calls since start (growing reallocs included).
     pub allocs: u64,
@@ -124,25 +228,20 @@ pub struct Snapshot {
 
 /// Reads the allocator's counters (each atomically; the set is not one atomic snapshot).
 pub fn snapshot() -> Snapshot {
-    let allocs = ALLOCS.load(Relaxed);
+    let allocs = HOT.allocs.load(Relaxed);
     Snapshot {
-        live: LIVE.load(Relaxed),
-        peak: PEAK.load(Relaxed),
+        live: HOT.live.load(Relaxed),
+        peak: HOT.peak.load(Relaxed),
         allocs,
-        frees: FREES.load(Relaxed),
-        allocated_bytes: ALLOCATED_BYTES.load(Relaxed),
+        frees: HOT.frees.load(Relaxed),
+        allocated_bytes: HOT.allocated_bytes.load(Relaxed),
         installed: allocs > 0,
     }
 }
 
 /// Live heap bytes right now: one atomic load, for hot paths that need nothing else.
 pub fn live_bytes() -> usize {
-    LIVE.load(Relaxed)
-}
-
-/// Restarts the high-water mark from the current live bytes.
-pub fn reset_peak() {
-    PEAK.store(LIVE.load(Relaxed), Relaxed);
+    HOT.live.load(Relaxed)
 }
 
 /// Resident set size of this process in bytes, from `/proc/self/statm`; `None` where that file
