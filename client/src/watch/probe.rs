@@ -59,11 +59,10 @@ const OUT_FILE: &str = "probe.jsonl";
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds: the clock every probe line's `t` is read from.
 pub fn monotonic_ns() -> u64 {
-    use nix::time::{ClockId, clock_gettime};
-    // CLOCK_MONOTONIC cannot fail on Linux; 0 would only make pairing fall back to the oldest entry.
-    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
-        (ts.tv_sec() as u64).saturating_mul(1_000_000_000) + ts.tv_nsec() as u64
-    })
+    use rustix::time::{ClockId, clock_gettime};
+    let ts = clock_gettime(ClockId::Monotonic);
+    // Never negative for CLOCK_MONOTONIC (time since boot).
+    (ts.tv_sec.max(0) as u64).saturating_mul(1_000_000_000) + ts.tv_nsec.max(0) as u64
 }
 
 /// Which runtime's probe.

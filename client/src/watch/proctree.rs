@@ -45,9 +45,9 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read};
 
-use nix::dir::Dir;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use std::mem::MaybeUninit;
+
+use rustix::fs::{Mode, OFlags, RawDir};
 
 use crate::watch::probe::monotonic_ns;
 
@@ -151,12 +151,18 @@ pub struct TreeSampler {
     queue: Vec<u32>,
     /// `(pid, ppid)` of every process, filled per sample only in [`Children::ProcScan`] mode.
     table: Vec<(u32, u32)>,
+    /// Thread ids of the process being visited.
+    tids: Vec<u32>,
+    /// `getdents` buffer for directory listings.
+    dirbuf: Vec<MaybeUninit<u8>>,
     members: Vec<Member>,
     samples: u64,
 }
 
 /// Initial capacity of the reused buffers: a `smaps_rollup` is about 1 KiB, `status` 1.5 KiB.
 const BUF_CAPACITY: usize = 8 * 1024;
+/// The `getdents` buffer: one call lists ~200 entries of `/proc`.
+const DIRBUF_SIZE: usize = 8 * 1024;
 /// Initial capacity for pids and members: trees of dozens of processes never reallocate.
 const PIDS_CAPACITY: usize = 64;
 
@@ -185,6 +191,8 @@ impl TreeSampler {
             buf: Vec::with_capacity(BUF_CAPACITY),
             queue: Vec::with_capacity(PIDS_CAPACITY),
             table: Vec::new(),
+            tids: Vec::with_capacity(PIDS_CAPACITY),
+            dirbuf: vec![MaybeUninit::uninit(); DIRBUF_SIZE],
             members: Vec::with_capacity(PIDS_CAPACITY),
             samples: 0,
         }
@@ -309,17 +317,8 @@ impl TreeSampler {
             Children::ChildrenFiles => {
                 self.path.clear();
                 let _ = write!(self.path, "/proc/{pid}/task");
-                let Ok(mut dir) = Dir::open(
-                    self.path.as_str(),
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                    Mode::empty(),
-                ) else {
-                    return;
-                };
-                for entry in dir.iter().flatten() {
-                    let Some(tid) = parse_u32(entry.file_name().to_bytes()) else {
-                        continue;
-                    };
+                list_numbers(&self.path, &mut self.dirbuf, &mut self.tids);
+                for &tid in &self.tids {
                     self.path.clear();
                     let _ = write!(self.path, "/proc/{pid}/task/{tid}/children");
                     if read_into(&self.path, &mut self.buf).is_err() {
@@ -335,14 +334,10 @@ impl TreeSampler {
     /// Fills `table` with `(pid, ppid)` of every process.
     fn scan_table(&mut self) {
         self.table.clear();
-        let Ok(mut dir) = Dir::open("/proc", OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
-        else {
-            return;
-        };
-        for entry in dir.iter().flatten() {
-            let Some(pid) = parse_u32(entry.file_name().to_bytes()) else {
-                continue;
-            };
+        // `tids` is free between visits: it holds the pids here.
+        list_numbers("/proc", &mut self.dirbuf, &mut self.tids);
+        for i in 0..self.tids.len() {
+            let pid = self.tids[i];
             if let Some(stat) = self.read_stat(pid) {
                 self.table.push((pid, stat.ppid));
             }
@@ -367,6 +362,22 @@ impl TreeSampler {
         let _ = write!(self.path, "/proc/{pid}/status");
         read_into(&self.path, &mut self.buf).ok()?;
         parse_status(&self.buf)
+    }
+}
+
+/// Fills `out` with the entries of directory `path` that are numbers (pids, tids), listing it
+/// with `getdents` into `dirbuf`; an unreadable directory gives none.
+fn list_numbers(path: &str, dirbuf: &mut [MaybeUninit<u8>], out: &mut Vec<u32>) {
+    out.clear();
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(path, flags, Mode::empty()) else {
+        return;
+    };
+    let mut dir = RawDir::new(fd, dirbuf);
+    while let Some(Ok(entry)) = dir.next() {
+        if let Some(n) = parse_u32(entry.file_name().to_bytes()) {
+            out.push(n);
+        }
     }
 }
 
