@@ -165,7 +165,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             next_sample += args.every;
             let c0 = Instant::now();
             let served = server.stats().served;
-            let s = sampler.sample();
+            // PSS walks page tables (see proctree's docs): every 8th sample only.
+            let s = if samples % 8 == 0 {
+                sampler.sample_with_pss()
+            } else {
+                sampler.sample()
+            };
             sample_cost += c0.elapsed();
             samples += 1;
             log.record(s.t_ns, served);

@@ -27,11 +27,16 @@ fn sampling_a_tree_allocates_nothing_once_warm() {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         for _ in 0..5 {
-            sampler.sample();
+            sampler.sample_with_pss();
         }
         let before = heapmeter::snapshot();
-        for _ in 0..200 {
-            assert_eq!(sampler.sample().procs, 2);
+        for i in 0..200 {
+            let s = if i % 2 == 0 {
+                sampler.sample()
+            } else {
+                sampler.sample_with_pss()
+            };
+            assert_eq!(s.procs, 2);
         }
         let after = heapmeter::snapshot();
         assert_eq!(

@@ -14,12 +14,12 @@ use leak_client::watch::proctree::{Root, TreeSample, TreeSampler};
 
 const MB: u64 = 1_000_000;
 
-/// A python3 program: waits for a line on stdin, then holds `mb` megabytes written (so
+/// A python3 program: says `up`, waits for a line on stdin, then holds `mb` megabytes written (so
 /// resident), says `ready`, waits for another line and exits at once (`os._exit`: without
 /// freeing first, so a sample cannot catch it half torn down).
 fn holder(mb: u64) -> String {
     format!(
-        "import os, sys; sys.stdin.readline(); b = b'\\x01' * ({mb} * 1000 * 1000); \
+        "import os, sys; print('up', flush=True); sys.stdin.readline(); b = b'\\x01' * ({mb} * 1000 * 1000); \
          print('ready', flush=True); sys.stdin.readline(); os._exit(0)"
     )
 }
@@ -96,10 +96,12 @@ fn sample_until(sampler: &mut TreeSampler, done: impl Fn(&TreeSample) -> bool) -
 fn memory_a_child_writes_shows_in_rss_pss_and_anon() {
     let mut p = Driven::spawn(Command::new("python3").args(["-c", &holder(50)]));
     let mut sampler = TreeSampler::new(Root::Process(p.pid()));
-    let before = sample_until(&mut sampler, |s| s.root_alive);
+    p.expect_line("up");
+    let before = sampler.sample_with_pss();
+    assert!(before.root_alive);
     p.send();
     p.expect_line("ready");
-    let after = sampler.sample();
+    let after = sampler.sample_with_pss();
     assert_eq!((after.procs, after.held), (1, 0));
     for (what, grew) in [
         ("rss", after.mem.rss - before.mem.rss),
@@ -155,6 +157,7 @@ fn an_exited_child_is_held_until_a_newcomer_joins() {
     );
     let mut tree = Driven::spawn(Command::new("sh").args(["-c", &script]));
     let mut sampler = TreeSampler::new(Root::Process(tree.pid()));
+    tree.expect_line("up");
     tree.send();
     tree.expect_line("ready");
     let holding = sample_until(&mut sampler, |s| s.procs == 2);
@@ -209,6 +212,7 @@ fn children_of_this_process_include_a_spawned_child_but_not_this_process() {
     assert!(pids.contains(&p.pid()), "{pids:?} lacks {}", p.pid());
     assert!(!pids.contains(&me));
     assert!(s.procs >= 1);
+    p.expect_line("up");
     p.send();
     p.expect_line("ready");
     p.finish();
