@@ -8,7 +8,7 @@
 //   BODY           read | skip: read each response body, or never touch it          read
 //                  (also accepted as the first argument: `node fetch.js skip`)
 //   URL_LEN        length of each URL's path                                        1000
-//   LEAK_BYTES     plant a leak: keep a string of this many bytes per request       0
+//   LEAK_BYTES     plant a leak: keep this many bytes of V8 heap per request       0
 //   LINGER_MS      stay idle this long after the loop (readings of what was kept)   0
 'use strict';
 
@@ -59,13 +59,15 @@ function urlFor(cfg, i) {
   return cfg.origin + head + 'a'.repeat(Math.max(0, cfg.urlLen - head.length));
 }
 
-// The planted leak: a flat one-byte string of exactly leakBytes characters, unique per request
-// (built from a Buffer, so V8 neither shares nor ropes it), kept forever. On V8's heap it costs
-// leakBytes plus a 12–16 byte header and its slot in the array.
+// The planted leak: LEAK_BYTES of V8 heap kept per request — a flat one-byte string of
+// LEAK_BYTES - 16 characters (built from a Buffer, so V8 neither shares nor ropes it), whose
+// 12-byte header (rounded to 8) and 4-byte slot in `kept` make up the rest (pointer-compressed
+// V8, as in Node's official builds).
 const kept = [];
+const OVERHEAD = 16;
 function plant(cfg, i) {
   if (cfg.leakBytes === 0) return;
-  const b = Buffer.alloc(cfg.leakBytes, 97);
+  const b = Buffer.alloc(Math.max(4, cfg.leakBytes - OVERHEAD), 97);
   b.writeUInt32LE(i >>> 0, 0);
   kept.push(b.toString('latin1'));
 }
