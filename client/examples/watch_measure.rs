@@ -190,6 +190,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for rd in &readings {
                     totals.update(rd);
                     let paired = log.served_at(rd.t_ns);
+                    let sum_external: u64 = totals
+                        .latest()
+                        .iter()
+                        .map(|l| match l.heap {
+                            Heap::Node(n) => n.external,
+                            Heap::Python(_) => 0,
+                        })
+                        .sum();
                     let sum_heap: u64 = totals
                         .latest()
                         .iter()
@@ -202,9 +210,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         Heap::Node(n) => json!({"t_ms": (rd.t_ns.saturating_sub(t0)) / 1_000_000,
                             "served": paired, "pid": rd.pid, "tid": rd.tid, "seq": rd.seq,
                             "ev": format!("{:?}", rd.event), "gc_us": rd.gc_us, "rss": n.rss,
-                            "heap_used": n.heap_used, "heap_total": n.heap_total,
+                            "heap_used": n.heap_used, "heap_used_before_gc": n.heap_used_before_gc, "heap_total": n.heap_total,
                             "external": n.external, "array_buffers": n.array_buffers,
-                            "sum_heap_used": sum_heap, "sum_live": totals.live_bytes()}),
+                            "sum_heap_used": sum_heap, "sum_external": sum_external}),
                         Heap::Python(p) => json!({"t_ms": (rd.t_ns.saturating_sub(t0)) / 1_000_000,
                             "served": paired, "pid": rd.pid, "seq": rd.seq,
                             "ev": format!("{:?}", rd.event), "gc_us": rd.gc_us,

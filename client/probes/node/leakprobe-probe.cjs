@@ -55,12 +55,15 @@
     if (stopped) return;
     try {
       const t = process.hrtime.bigint();
+      // Before the collection too: the sawtooth a program without the probe would show.
+      const before = process.memoryUsage().heapUsed;
       if (gc !== null) gc();
       const gcUs = (process.hrtime.bigint() - t) / 1000n;
       const m = process.memoryUsage();
       const line =
         '{"rt":"node","ev":"' + ev + '","pid":' + process.pid + ',"tid":' + threadId +
         ',"seq":' + seq++ + ',"t":' + t + ',"gc":' + (gc !== null) + ',"gc_us":' + gcUs +
+        ',"heap_used_before_gc":' + before +
         ',"rss":' + m.rss + ',"heap_used":' + m.heapUsed + ',"heap_total":' + m.heapTotal +
         ',"external":' + m.external + ',"array_buffers":' + m.arrayBuffers + '}\n';
       if (fd < 0) fd = fs.openSync(out, 'a');

@@ -12,7 +12,8 @@
 //!
 //! ```text
 //! {"rt":"node","ev":"tick","pid":4242,"tid":0,"seq":7,"t":5032946818203,"gc":true,"gc_us":6190,
-//!  "rss":44978176,"heap_used":3943336,"heap_total":6750208,"external":2427637,"array_buffers":10479}
+//!  "heap_used_before_gc":9943336,"rss":44978176,"heap_used":3943336,"heap_total":6750208,
+//!  "external":2427637,"array_buffers":10479}
 //! {"rt":"python","ev":"tick","pid":4243,"tid":0,"seq":3,"t":5032231345162,"gc":true,"gc_us":2729,
 //!  "blocks":36868,"traced":1048576}
 //! ```
@@ -225,8 +226,11 @@ pub enum Event {
 pub struct NodeHeap {
     /// Resident set size of the process.
     pub rss: u64,
-    /// Bytes of live JavaScript objects (V8 heap used).
+    /// Bytes of live JavaScript objects (V8 heap used), after the collection.
     pub heap_used: u64,
+    /// V8 heap used just before the collection: live objects plus garbage, what the program
+    /// would show without the probe (the GC sawtooth).
+    pub heap_used_before_gc: u64,
     /// Bytes V8 reserved for its heap (grows in steps, rarely shrinks).
     pub heap_total: u64,
     /// Bytes of C++ objects bound to JavaScript objects (Buffers, ArrayBuffers, external strings).
@@ -271,12 +275,14 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// The bytes the verdict follows for this process: Node's `heap_used + external` (JavaScript
-    /// objects and the Buffer/ArrayBuffer memory they hold), Python's traced bytes when
-    /// tracemalloc runs; `None` for Python without tracemalloc (blocks are a count).
+    /// The bytes the verdict follows for this process: Node's post-collection `heap_used`,
+    /// Python's traced bytes when tracemalloc runs; `None` for Python without tracemalloc
+    /// (blocks are a count). Node's `external` is left out: under `next dev` it swung by
+    /// hundreds of MB between readings (the compiler's buffers) while `heap_used` moved by
+    /// the bytes per request being measured.
     pub fn live_bytes(&self) -> Option<u64> {
         match self.heap {
-            Heap::Node(n) => Some(n.heap_used + n.external),
+            Heap::Node(n) => Some(n.heap_used),
             Heap::Python(p) => p.traced,
         }
     }
@@ -298,6 +304,7 @@ struct Line {
     gc_us: u64,
     rss: Option<u64>,
     heap_used: Option<u64>,
+    heap_used_before_gc: Option<u64>,
     heap_total: Option<u64>,
     external: Option<u64>,
     array_buffers: Option<u64>,
@@ -312,6 +319,7 @@ pub fn parse_line(line: &[u8]) -> Option<Reading> {
         "node" => Heap::Node(NodeHeap {
             rss: l.rss?,
             heap_used: l.heap_used?,
+            heap_used_before_gc: l.heap_used_before_gc?,
             heap_total: l.heap_total?,
             external: l.external?,
             array_buffers: l.array_buffers?,
@@ -453,14 +461,14 @@ impl ProbeTotals {
 mod tests {
     use super::*;
 
-    const NODE_LINE: &str = r#"{"rt":"node","ev":"tick","pid":26902,"tid":0,"seq":1,"t":5032946818203,"gc":true,"gc_us":16064,"rss":43929600,"heap_used":3191600,"heap_total":5742592,"external":1427637,"array_buffers":10479}"#;
+    const NODE_LINE: &str = r#"{"rt":"node","ev":"tick","pid":26902,"tid":0,"seq":1,"t":5032946818203,"gc":true,"gc_us":16064,"heap_used_before_gc":5191600,"rss":43929600,"heap_used":3191600,"heap_total":5742592,"external":1427637,"array_buffers":10479}"#;
     const PYTHON_LINE: &str = r#"{"rt":"python","ev":"exit","pid":26779,"tid":0,"seq":8,"t":5032696327676,"gc":true,"gc_us":3100,"blocks":36827,"traced":12345}"#;
 
     #[test]
     fn node_and_python_lines_parse_into_typed_readings() {
         let node = parse_line(NODE_LINE.as_bytes()).expect("node line");
         assert_eq!((node.pid, node.seq, node.event), (26902, 1, Event::Tick));
-        assert_eq!(node.live_bytes(), Some(3191600 + 1427637));
+        assert_eq!(node.live_bytes(), Some(3191600));
         let py = parse_line(PYTHON_LINE.as_bytes()).expect("python line");
         assert_eq!(
             py.heap,
@@ -578,6 +586,7 @@ mod tests {
             heap: Heap::Node(NodeHeap {
                 rss: 0,
                 heap_used,
+                heap_used_before_gc: heap_used,
                 heap_total: 0,
                 external: 0,
                 array_buffers: 0,

@@ -59,6 +59,22 @@ def tree_stats(rec):
     return out
 
 
+def plus_external(r):
+    """heap_used + external summed over processes (older recordings stored it as sum_live)."""
+    if "sum_external" in r:
+        return r["sum_heap_used"] + r["sum_external"]
+    return r["sum_live"]
+
+
+def main_pid(rows):
+    """The loop's process: the one whose post-GC heap moved the most."""
+    span = {}
+    for r in rows:
+        lo, hi = span.get(r["pid"], (r["heap_used"], r["heap_used"]))
+        span[r["pid"]] = (min(lo, r["heap_used"]), max(hi, r["heap_used"]))
+    return max(span, key=lambda p: span[p][1] - span[p][0])
+
+
 def heap_series(rec):
     """(served, value) per probe tick inside the loop: Node sum of heap_used and of heap_used +
     external over processes, Python traced bytes (or blocks)."""
@@ -67,12 +83,8 @@ def heap_series(rec):
     series = {}
     if rows and "heap_used" in rows[0]:
         series["heap_used"] = [(r["served"], r["sum_heap_used"]) for r in rows]
-        series["heap_live"] = [(r["served"], r["sum_live"]) for r in rows if r.get("sum_live") is not None]
-        # The loop process alone: the pid with the most readings.
-        pids = {}
-        for r in rows:
-            pids[r["pid"]] = pids.get(r["pid"], 0) + 1
-        main = max(pids, key=pids.get)
+        series["heap_plus_external"] = [(r["served"], plus_external(r)) for r in rows]
+        main = main_pid(rows)
         series["heap_used_main"] = [(r["served"], r["heap_used"]) for r in rows if r["pid"] == main]
     elif rows:
         series["blocks"] = [(r["served"], r["sum_blocks"]) for r in rows]
@@ -151,8 +163,11 @@ def fixture(rec_path, out_path):
         "tree": thin(tree),
     }
     if ticks and "heap_used" in ticks[0]:
-        out["heap_columns"] = ["requests", "heap_used", "heap_used_plus_external"]
-        out["heap"] = thin([[r["served"], r["sum_heap_used"], r["sum_live"]] for r in ticks])
+        # Sums over processes; the loop's process alone, before and after its collection.
+        main = main_pid(ticks)
+        out["heap_columns"] = ["requests", "heap_used", "heap_used_plus_external", "main_heap_used", "main_heap_used_before_gc"]
+        out["heap"] = thin([[r["served"], r["sum_heap_used"], plus_external(r), r["heap_used"], r.get("heap_used_before_gc")]
+                            for r in ticks if r["pid"] == main])
     elif ticks:
         out["heap_columns"] = ["requests", "blocks", "traced"]
         out["heap"] = thin([[r["served"], r["sum_blocks"], r.get("traced")] for r in ticks])
