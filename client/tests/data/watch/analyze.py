@@ -4,7 +4,8 @@ request, of the tree's RSS / PSS / anon and of the probe's post-GC heap, against
 served count, over the loop (served in (0, max]).
 
     analyze.py RECORDING.json...            one summary line per file
-    analyze.py --fixture OUT.json REC.json  also write a thinned (<= 500 points) fixture
+    analyze.py --fixture OUT.json REC.json [key=value...]
+                                            write a thinned (<= 500 points) fixture, labelled
 """
 import json
 import sys
@@ -67,9 +68,10 @@ def plus_external(r):
 
 
 def main_pid(rows):
-    """The loop's process: the one whose post-GC heap moved the most."""
+    """The loop's process: the one whose post-GC heap moved the most while requests were served
+    (a `next build` before `next start` moves more, but before the first request)."""
     span = {}
-    for r in rows:
+    for r in [r for r in rows if r.get("served")] or rows:
         lo, hi = span.get(r["pid"], (r["heap_used"], r["heap_used"]))
         span[r["pid"]] = (min(lo, r["heap_used"]), max(hi, r["heap_used"]))
     return max(span, key=lambda p: span[p][1] - span[p][0])
@@ -145,16 +147,24 @@ def thin(rows, limit=500):
     return [rows[round(i * step)] for i in range(limit)]
 
 
-def fixture(rec_path, out_path):
+def fixture(rec_path, out_path, extra):
     rec = json.load(open(rec_path))
+    rec["labels"].update(extra)
     cols = rec["tree_columns"]
     ix = {c: i for i, c in enumerate(cols)}
     tree = [[r[ix["served"]], r[ix["rss"]], r[ix["pss"]], r[ix["anon"]], r[ix["procs"]]] for r in rec["tree"]]
     series, _ = heap_series(rec)
     # All probe ticks (not only the loop's), summed over processes.
     ticks = [r for r in rec.get("probe_rows", []) if r.get("ev") == "Tick" and r.get("served") is not None]
+    loops, at = [], 0
+    for k in rec.get("kicks", []):
+        n = k.get("kick", "").partition("n=")[2].split("&")[0]
+        if n.isdigit() and int(n) > 0:
+            loops.append([at, at + int(n)])
+            at += int(n)
     out = {
         "labels": rec["labels"],
+        "loops": loops or [[0, rec["served"]]],
         "command": rec["command"],
         "latency_ms": rec["latency_ms"],
         "served": rec["served"],
@@ -177,7 +187,8 @@ def fixture(rec_path, out_path):
 if __name__ == "__main__":
     args = sys.argv[1:]
     if args[:1] == ["--fixture"]:
-        fixture(args[2], args[1])
-        args = args[2:]
+        extra = dict(a.split("=", 1) for a in args[3:])
+        fixture(args[2], args[1], extra)
+        args = args[2:3]
     for p in args:
         print(line(p))
