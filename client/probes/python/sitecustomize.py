@@ -5,7 +5,7 @@ Python process of the watched tree imports it at start-up. Every LEAKPROBE_PROBE
 (default 1000) a daemon thread runs gc.collect() and appends one JSON line to the file named by
 LEAKPROBE_PROBE_OUT: sys.getallocatedblocks() (objects alive in Python's allocator) and, with
 LEAKPROBE_PROBE_TRACEMALLOC=1, tracemalloc's traced bytes (exact, but it slows allocation-heavy
-code; see the report in leakprobe's watch module docs). leakprobe pairs each line's
+code: 45-70% in leakprobe's measurements, see client/src/watch/probe.rs). leakprobe pairs each line's
 CLOCK_MONOTONIC time "t" with the server's count of requests served.
 
 Promises: the thread is a daemon (it never keeps the process alive), a failure stops the probe
