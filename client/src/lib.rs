@@ -28,4 +28,5 @@ pub mod units;
 pub mod ureq_client;
 pub mod variant;
 pub mod verdict;
+pub mod watch;
 pub mod workload;

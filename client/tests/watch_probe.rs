@@ -1,0 +1,250 @@
+//! The runtime probes inside real `node` and `python3` processes: readings arrive, tagged with
+//! each process's pid, after a full collection, and show memory the program keeps; the probe
+//! never keeps a program alive, never breaks one when its output cannot be written, and keeps
+//! the program's own `NODE_OPTIONS` / `sitecustomize`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use leak_client::watch::probe::{
+    Event, Heap, OUT_ENV, Probe, ProbeReader, ProbeSettings, Reading, Runtime,
+};
+
+/// A fresh folder for one test's probe.
+fn folder(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("watch-probe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs `program args` with the probe loaded, waits for it (at most 60 s: a deadline against a
+/// hang), and returns its output and every probe reading.
+fn run_probed(
+    probe: &Probe,
+    settings: ProbeSettings,
+    inherited: Option<OsString>,
+    program: &str,
+    args: &[&str],
+) -> (Output, Vec<Reading>) {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    for (k, v) in probe.env(settings, inherited) {
+        cmd.env(k, v);
+    }
+    let out = output_within(&mut cmd, Duration::from_secs(60));
+    let mut readings = Vec::new();
+    let mut reader = ProbeReader::new(probe.out_path());
+    reader.poll(&mut readings).expect("read probe output");
+    assert_eq!(reader.bad_lines(), 0);
+    (out, readings)
+}
+
+fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn (node and python3 must be installed)");
+    let t0 = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the program did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn fast() -> ProbeSettings {
+    ProbeSettings {
+        interval: Duration::from_millis(50),
+        tracemalloc: false,
+    }
+}
+
+fn node_heap(r: &Reading) -> u64 {
+    match r.heap {
+        Heap::Node(n) => n.heap_used,
+        Heap::Python(_) => panic!("a python reading from node"),
+    }
+}
+
+#[test]
+fn node_readings_follow_what_the_program_keeps_after_a_full_collection() {
+    let probe = Probe::install(Runtime::Node, &folder("node-keeps")).expect("install");
+    // Keeps 1 MB more every 80 ms, ten times, and drops garbage of the same size each time
+    // (which the collection before each reading must not count).
+    let script = "const k = []; let i = 0; const t = setInterval(() => { \
+        k.push(Buffer.alloc(1e6, i).toString('latin1')); Buffer.alloc(1e6, 1).toString('latin1'); \
+        if (++i === 10) { clearInterval(t); setTimeout(() => console.log(typeof gc), 200); } }, 80);";
+    let (out, readings) = run_probed(&probe, fast(), None, "node", &["-e", script]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "function",
+        "--expose-gc"
+    );
+    let start = readings.first().expect("readings");
+    let last = readings.last().expect("readings");
+    assert_eq!((start.event, last.event), (Event::Start, Event::Exit));
+    assert!(readings.len() >= 5, "{} readings", readings.len());
+    assert!(
+        readings
+            .iter()
+            .all(|r| r.gc && r.pid == start.pid && r.tid == 0)
+    );
+    assert!(
+        readings
+            .windows(2)
+            .all(|w| w[1].seq == w[0].seq + 1 && w[1].t_ns >= w[0].t_ns)
+    );
+    let kept = node_heap(last) - node_heap(start);
+    assert!(
+        (10_000_000..14_000_000).contains(&kept),
+        "kept {kept} B, expected 10 MB + a little"
+    );
+}
+
+#[test]
+fn every_node_process_of_a_tree_reports_under_its_own_pid() {
+    let probe = Probe::install(Runtime::Node, &folder("node-tree")).expect("install");
+    let script = "const { execFileSync } = require('child_process'); \
+        console.log(process.pid, execFileSync('node', ['-e', 'console.log(process.pid)']).toString().trim());";
+    let (out, readings) = run_probed(&probe, fast(), None, "node", &["-e", script]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pids: Vec<u32> = stdout
+        .split_whitespace()
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    assert_eq!(pids.len(), 2);
+    for pid in pids {
+        let mine: Vec<_> = readings.iter().filter(|r| r.pid == pid).collect();
+        assert!(
+            mine.iter().any(|r| r.event == Event::Start)
+                && mine.iter().any(|r| r.event == Event::Exit),
+            "pid {pid}: {mine:?}"
+        );
+    }
+}
+
+#[test]
+fn the_probe_neither_keeps_node_alive_nor_loses_its_node_options() {
+    let probe = Probe::install(Runtime::Node, &folder("node-alive")).expect("install");
+    let hour = ProbeSettings {
+        interval: Duration::from_secs(3600),
+        tracemalloc: false,
+    };
+    // The inherited option must still apply: a 64 MiB old space.
+    let script = "console.log(Math.round(require('v8').getHeapStatistics().heap_size_limit / 1048576) < 200)";
+    let inherited = Some(OsString::from("--max-old-space-size=64"));
+    let (out, readings) = run_probed(&probe, hour, inherited, "node", &["-e", script]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
+    let events: Vec<Event> = readings.iter().map(|r| r.event).collect();
+    assert_eq!(
+        events,
+        [Event::Start, Event::Exit],
+        "an hour's timer did not hold it"
+    );
+}
+
+/// A program whose probe output cannot be written runs exactly as without the probe.
+#[test]
+fn an_unwritable_output_leaves_node_and_python_untouched() {
+    for (runtime, program, script) in [
+        (
+            Runtime::Node,
+            "node",
+            "console.log('ok'); process.exitCode = 3",
+        ),
+        (
+            Runtime::Python,
+            "python3",
+            "print('ok'); raise SystemExit(3)",
+        ),
+    ] {
+        let probe = Probe::install(runtime, &folder(runtime.name())).expect("install");
+        let mut cmd = Command::new(program);
+        cmd.arg(if runtime == Runtime::Node { "-e" } else { "-c" })
+            .arg(script);
+        for (k, v) in probe.env(fast(), None) {
+            cmd.env(k, v);
+        }
+        cmd.env(OUT_ENV, "/nonexistent/leakprobe/probe.jsonl");
+        let out = output_within(&mut cmd, Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(3), "{program}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "ok",
+            "{program}"
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!Path::new("/nonexistent/leakprobe").exists());
+    }
+}
+
+fn python_heap(r: &Reading) -> (u64, Option<u64>) {
+    match r.heap {
+        Heap::Python(p) => (p.blocks, p.traced),
+        Heap::Node(_) => panic!("a node reading from python"),
+    }
+}
+
+#[test]
+fn python_readings_count_kept_objects_and_tracemalloc_bytes() {
+    let probe = Probe::install(Runtime::Python, &folder("py-keeps")).expect("install");
+    let settings = ProbeSettings {
+        interval: Duration::from_millis(50),
+        tracemalloc: true,
+    };
+    // Keeps 20,000 small objects and 10 MB of buffers.
+    let script = "import time\nkept = [object() for _ in range(20000)] + [bytearray(1000000) for _ in range(10)]\ntime.sleep(0.3)";
+    let (out, readings) = run_probed(&probe, settings, None, "python3", &["-c", script]);
+    assert!(out.status.success(), "{out:?}");
+    let (start, last) = (
+        readings.first().expect("start"),
+        readings.last().expect("exit"),
+    );
+    assert_eq!((start.event, last.event), (Event::Start, Event::Exit));
+    let (b0, t0) = python_heap(start);
+    let (b1, t1) = python_heap(last);
+    assert!(b1 - b0 >= 20_000, "blocks grew {}", b1 - b0);
+    let traced = t1.expect("traced") - t0.expect("traced");
+    assert!(traced >= 10_000_000, "traced grew {traced}");
+}
+
+#[test]
+fn a_shadowed_sitecustomize_still_runs_and_a_forked_python_child_reports_too() {
+    let probe = Probe::install(Runtime::Python, &folder("py-chain")).expect("install");
+    let theirs = folder("py-chain-theirs");
+    std::fs::create_dir_all(&theirs).expect("dir");
+    std::fs::write(
+        theirs.join("sitecustomize.py"),
+        "import builtins\nbuiltins.THEIRS = 'loaded'\n",
+    )
+    .expect("write");
+    let script = "import os, time\nprint(THEIRS, os.getpid(), flush=True)\npid = os.fork()\n\
+        if pid == 0:\n    time.sleep(0.3)\n    os._exit(0)\nprint(pid, flush=True)\nos.waitpid(pid, 0)";
+    let inherited = Some(theirs.into_os_string());
+    let (out, readings) = run_probed(&probe, fast(), inherited, "python3", &["-c", script]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"loaded"), "{stdout}");
+    for pid in &words[1..] {
+        let pid: u32 = pid.parse().expect("pid");
+        assert!(
+            readings.iter().any(|r| r.pid == pid),
+            "no reading from {pid}"
+        );
+    }
+}
