@@ -18,6 +18,7 @@ static ALLOC: heapmeter::MeteredAlloc =
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logger();
+    raise_open_files_limit(&cli.command);
     let code = match cli.command {
         Command::Ureq(args) => commands::run_variant(VariantName::Ureq, &args, &ALLOC),
         Command::Raw(args) => commands::run_variant(VariantName::Raw, &args, &ALLOC),
@@ -35,4 +36,27 @@ fn init_logger() {
             writeln!(buf, "{ts} {:<5} {}", record.level(), record.args())
         })
         .init();
+}
+
+/// Raises the soft open-files limit to the hard one, warning if what this command needs still
+/// does not fit: one socket per worker, plus the in-process server's (two per connection) for
+/// the commands that start one.
+fn raise_open_files_limit(command: &Command) {
+    let (concurrency, serves) = match command {
+        Command::Ureq(a) | Command::Raw(a) => (a.workload.concurrency, false),
+        Command::Compare(a) => (a.workload.concurrency, a.url.is_none()),
+        Command::Calibrate(a) => (a.workload.concurrency, true),
+    };
+    let own = u64::from(concurrency) + latency_server::limits::RESERVED_DESCRIPTORS;
+    let server = if serves {
+        latency_server::server_descriptors_needed(u64::from(concurrency))
+    } else {
+        0
+    };
+    let what = format!(
+        "--concurrency {concurrency} (one socket each, and the server's two per connection when in-process)"
+    );
+    if let Err(e) = latency_server::raise_open_files_limit(own + server, &what) {
+        log::warn!("cannot read or raise the open files limit: {e}");
+    }
 }

@@ -50,11 +50,19 @@ fn clean_runs_of_both_variants_are_not_judged_leaks() {
         assert_eq!((s.ok, s.errors), (4000, 0), "{name}");
         let v = &s.verdict;
         assert_ne!(v.class, Class::Leak, "{name}: {}", v.reason);
+        // `rss-only` says the live heap is flat while the resident set grew (glibc keeping
+        // freed pages, seen ~1 run in 5 for ureq on a loaded 2-core machine): also not a leak
+        // of the client, so it is accepted, and the heap slope itself must then be flat.
         assert!(
-            matches!(v.class, Class::Stable | Class::Bounded),
+            matches!(v.class, Class::Stable | Class::Bounded | Class::RssOnly),
             "{name}: {} — {}",
             v.class,
             v.reason
+        );
+        let slope = v.slope.as_ref().map_or(f64::NAN, |s| s.bytes_per_request);
+        assert!(
+            slope.abs() < 2.0,
+            "{name}: live heap flat after warm-up, got {slope} B/request"
         );
         assert!(s.memory.baseline > 0, "{name}: the allocator counted");
     }
