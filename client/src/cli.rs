@@ -23,7 +23,8 @@ pub struct Cli {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0    the run completed (whatever its error counts)
-  1    the run could not start or write its output; compare: a run failed, or the control was missed
+  1    the run could not start or write its output, or stopped because the server stayed
+       unreachable (--max-unreachable); compare: a run failed, or the control was missed
   2    command-line misuse
   3    --fail-on-leak and a verdict is `leak`
   130  interrupted (Ctrl-C, SIGTERM) before every run finished";
@@ -269,6 +270,8 @@ pub struct Workload {
     pub sample_every: Option<u64>,
 
     /// Heap cap for this process (the `cap` allocator). The run stops cleanly at 90% of it.
+    /// kB, MB, GB are powers of 1000 and KiB, MiB, GiB powers of 1024 (`1GB` is 10^9 bytes,
+    /// `1GiB` 2^30); a bare number is bytes. Every size flag reads sizes this way.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes, value_name = "SIZE")]
     pub mem_limit: u64,
 
