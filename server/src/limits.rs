@@ -48,7 +48,7 @@ pub fn raise_open_files_limit(needed: u64, what: &str) -> io::Result<OpenFilesLi
             limit.soft,
             limit.hard
         ),
-        None => log::info!(
+        None => log::debug!(
             "open files limit {} (hard limit {})",
             limit.soft,
             limit.hard
