@@ -223,9 +223,27 @@ impl SiteRow {
 fn short_location(f: &hs::Frame) -> String {
     format!(
         "{}:{}",
-        f.file.as_deref().map_or_else(|| "?".into(), hs::short_path),
+        f.file.as_deref().map_or_else(|| "?".into(), short_file),
         f.line.map_or_else(|| "?".into(), |l| l.to_string())
     )
+}
+
+/// A source path as a reader wants it: a dependency from its crate directory
+/// (`ureq-3.5.2/src/pool.rs`), this workspace's files from its root (`client/src/run.rs`),
+/// anything else by its last three components.
+pub fn short_file(path: &str) -> String {
+    if let Some((_, rest)) = path.split_once("/registry/src/") {
+        if let Some((_index, in_crate)) = rest.split_once('/') {
+            return in_crate.to_owned();
+        }
+    }
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| format!("{}/", p.display()));
+    if let Some(rel) = workspace.and_then(|w| path.strip_prefix(w.as_str()).map(str::to_owned)) {
+        return rel;
+    }
+    hs::short_path(path)
 }
 
 /// Whether the sites agree with the verdict, and why (or why not).
@@ -640,6 +658,22 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**Largest flat:**"), "{md}");
+    }
+
+    #[test]
+    fn paths_are_shown_from_the_crate_or_the_workspace() {
+        assert_eq!(
+            short_file(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ureq-3.5.2/src/pool.rs"
+            ),
+            "ureq-3.5.2/src/pool.rs"
+        );
+        let here = concat!(env!("CARGO_MANIFEST_DIR"), "/src/run.rs");
+        assert_eq!(short_file(here), "client/src/run.rs");
+        assert_eq!(
+            short_file("/rustc/abc/library/alloc/src/raw_vec.rs"),
+            "alloc/src/raw_vec.rs"
+        );
     }
 
     #[test]
