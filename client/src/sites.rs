@@ -212,9 +212,7 @@ impl SiteRow {
     pub fn location(&self) -> String {
         format!(
             "{}:{}",
-            self.file
-                .as_deref()
-                .map_or_else(|| "?".into(), hs::short_path),
+            self.file.as_deref().map_or_else(|| "?".into(), short_file),
             self.line.map_or_else(|| "?".into(), |l| l.to_string())
         )
     }
@@ -437,20 +435,30 @@ impl SitesSummary {
             }
         }
         if !self.flat.is_empty() {
-            writeln!(w, "  largest flat  live at last reading   samples  site")?;
+            writeln!(w, "  largest flat  live at last   samples  site")?;
         }
         for s in &self.flat {
+            let changed = if s.new_samples + s.gone_samples > 0 {
+                format!(
+                    "  (changed {}/request [{}, {}])",
+                    units::per_request(s.growth_per_request),
+                    units::per_request(s.lo),
+                    units::per_request(s.hi)
+                )
+            } else {
+                String::new()
+            };
             writeln!(
                 w,
-                "    {:>9} ({} per request [{}, {}])  {}  {}  {}",
+                "    {:>9}  {:>7}  {}  {}{changed}",
                 units::bytes(s.last_bytes),
-                units::per_request(s.growth_per_request),
-                units::per_request(s.lo),
-                units::per_request(s.hi),
                 s.samples,
                 s.function,
                 s.location()
             )?;
+            for f in s.frames.iter().skip(1).take(2) {
+                writeln!(w, "               ← {f}")?;
+            }
         }
         if self.harness_sites > 0 {
             writeln!(
