@@ -234,9 +234,9 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
             s.take("after linger", &quiescent);
         }
     }
-    if sites.is_some() {
+    if let Some(s) = &mut sites {
         // Past the last reading: teardown and report-time symbolising are not sampled.
-        heapmeter::sites::disable();
+        s.finish();
     }
     let stopped_by = stop.reason().unwrap_or(match (cfg.requests, cfg.duration) {
         (Some(_), _) => StopReason::Requests,

@@ -92,6 +92,8 @@ pub struct Readings {
     warmup: Option<Reading>,
     first_round: Option<Reading>,
     last: Option<Reading>,
+    /// Every site's totals at the last reading, for the DHAT profile ([`Readings::finish`]).
+    pub profile: Option<hs::Profile>,
 }
 
 impl Readings {
@@ -107,6 +109,7 @@ impl Readings {
             warmup: None,
             first_round: None,
             last: None,
+            profile: None,
         })
     }
 
@@ -127,6 +130,13 @@ impl Readings {
         } else {
             self.last = Some(r);
         }
+    }
+
+    /// After the last reading: keeps every site's totals (so the DHAT profile's end is the
+    /// last reading, not the teardown after it) and switches sampling off.
+    pub fn finish(&mut self) {
+        self.profile = Some(hs::profile());
+        hs::disable();
     }
 
     /// Adds the monitor's warm-up reading.

@@ -38,7 +38,11 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
             cmd: &cmd,
             trim: crate::sites::TRIM,
         };
-        match heapmeter::sites::write_dhat_file(&sc.out, &opts) {
+        let written = match out.sites.as_ref().and_then(|r| r.profile.as_ref()) {
+            Some(p) => heapmeter::sites::write_dhat_profile_file(&sc.out, p, &opts),
+            None => heapmeter::sites::write_dhat_file(&sc.out, &opts),
+        };
+        match written {
             Ok(()) => sites.dhat = Some(sc.out.display().to_string()),
             Err(e) => {
                 sites.dhat_error = Some(format!("cannot write {}: {e}", sc.out.display()));
