@@ -29,7 +29,7 @@ calibrate *args:
 bench *args:
     cargo bench -p leak-client --bench throughput -- "$@"
 
-# The cost of --sites: each variant's req/s with sampled allocation sites (default rate, 512 KiB) over without, interleaved and repeated, median and spread (e.g. `just bench-sites 20k 5`).
+# The cost of --sites: each variant's req/s with sampled allocation sites (the run's default rate, a 10k run's, 512 KiB) over without, interleaved and repeated, median and spread (e.g. `just bench-sites 100k 3`).
 bench-sites *args:
     cargo bench -p leak-client --bench throughput -- sites "$@"
 

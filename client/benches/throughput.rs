@@ -4,9 +4,11 @@
 //!
 //! `cargo bench -p leak-client --bench throughput [-- REQUESTS [CONCURRENCY,...]]`
 //!
-//! `just bench-sites` (`... --bench throughput -- sites [REQUESTS [REPEATS]]`): the cost of
-//! `--sites`: each variant's requests/s without it and with it at the default rate (and at
-//! 512 KiB), runs interleaved, repeated; the median ratio and the spread of the ratios.
+//! `just bench-sites` (`... --bench throughput -- sites [REQUESTS [REPEATS]]`, default 100k
+//! and 3): the cost of `--sites`: each variant's requests/s without it and with it at the run's
+//! default rate, at the denser default of a 10k-request run and at 512 KiB; runs interleaved,
+//! repeated; the median ratio and the spread of the ratios. Runs shorter than a second or two
+//! measure scheduling noise more than the sampler.
 
 use std::path::Path;
 use std::time::Duration;
@@ -140,30 +142,42 @@ fn sites_cost(args: &[String]) {
     let requests: u64 = args
         .first()
         .and_then(|a| leak_client::cli::parse_count(a).ok())
-        .unwrap_or(20_000);
-    let repeats: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5);
+        .unwrap_or(100_000);
+    let repeats: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let (server, out, exe) = setup("bench-sites");
     let stop = Stop::new();
     let auto = leak_client::config::SitesConfig::auto_rate(Some(requests));
     let max = heapmeter::sites::DEFAULT_RATE;
+    let dense = leak_client::config::SitesConfig::auto_rate(Some(10_000));
     println!(
         "leak-client --sites cost: {} requests per run, concurrency 8, {repeats} repeats (off and on interleaved), server latency 0, {} CPUs",
         units::count(requests),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "{:<6} {:<22} {:>14} {:>14} {:>9} {:>17} {:>9}",
-        "variant", "--sites", "req/s median", "off median", "on/off", "ratio min–max", "samples"
+        "{:<6} {:<26} {:>14} {:>14} {:>9} {:>17} {:>9}",
+        "variant",
+        "--sites-rate",
+        "req/s median",
+        "off median",
+        "on/off",
+        "ratio min–max",
+        "samples"
     );
     for variant in [VariantName::Raw, VariantName::Ureq] {
-        // One column per setting: off, the default (auto) rate, 512 KiB.
-        let settings: [(String, Option<Option<u64>>); 3] = [
+        // One column per setting: off, this run's default rate, the (denser) default of a
+        // 10k-request run, 512 KiB.
+        let settings: [(String, Option<Option<u64>>); 4] = [
             ("off".into(), None),
             (
-                format!("on, default ({})", units::bytes(auto as f64)),
+                format!("default ({})", units::bytes(auto as f64)),
                 Some(None),
             ),
-            (format!("on, {}", units::bytes(max as f64)), Some(Some(max))),
+            (
+                format!("{} (10k default)", units::bytes(dense as f64)),
+                Some(Some(dense)),
+            ),
+            (units::bytes(max as f64), Some(Some(max))),
         ];
         let mut rps: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
         let mut samples: Vec<u64> = vec![0; settings.len()];
@@ -203,7 +217,7 @@ fn sites_cost(args: &[String]) {
                     (l.min(r), h.max(r))
                 });
             println!(
-                "{:<6} {:<22} {:>14} {:>14} {:>8.3}× {:>17} {:>9}",
+                "{:<6} {:<26} {:>14} {:>14} {:>8.3}× {:>17} {:>9}",
                 variant.as_str(),
                 label,
                 units::count(median(&mut rps[i].clone()).round() as u64),
