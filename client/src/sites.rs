@@ -1,8 +1,8 @@
 //! Allocation sites of one run (`--sites`): switches heapmeter's sampler on, keeps the sampled
 //! snapshots taken at the run's readings, and turns the first and last into the sites table
-//! (top growers, largest flat sites, and how they square with the verdict). Reads only
-//! heapmeter; it must not symbolise or allocate much before the last reading (it disturbs the
-//! heap being measured), and it judges nothing the verdict does not say too.
+//! (top growers, largest flat sites, and how they square with a verdict it is handed). It
+//! must not symbolise or allocate on the counted heap before the last reading (that disturbs the
+//! heap being measured), and it knows nothing of the run loop or the verdict's module.
 
 use std::io::{self, Write};
 
