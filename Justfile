@@ -29,6 +29,10 @@ calibrate *args:
 bench *args:
     cargo bench -p leak-client --bench throughput -- "$@"
 
+# The cost of --sites: each variant's req/s with sampled allocation sites (the run's default rate, a 10k run's, 512 KiB) over without, interleaved and repeated, median and spread (e.g. `just bench-sites 100k 3`).
+bench-sites *args:
+    cargo bench -p leak-client --bench throughput -- sites "$@"
+
 # The latency server beside nginx under wrk, repeated: req/s, CPU µs/request, ratios (e.g. `just bench-server --secs 5 --repeats 3 --callgrind`). Installs nginx and wrk from Debian when missing and root; otherwise those rows are skipped.
 bench-server *args:
     -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }

@@ -29,7 +29,8 @@ pub struct Job {
 }
 
 impl Job {
-    /// The child's argv after the executable: `<variant> --url URL <workload> --jsonl FILE --json`.
+    /// The child's argv after the executable: `<variant> --url URL <workload> --jsonl FILE --json`
+    /// (and `--sites-out <name>.dhat-heap.json` beside the JSONL with `--sites`).
     pub fn argv(&self, url: &str, jsonl: &Path) -> Vec<String> {
         let mut args: Vec<String> = vec![self.variant.as_str().into(), "--url".into(), url.into()];
         args.extend(self.workload.to_args());
@@ -38,6 +39,11 @@ impl Job {
             jsonl.display().to_string(),
             "--json".into(),
         ]);
+        if self.workload.sites {
+            // Beside the JSONL: `<name>.dhat-heap.json`.
+            let dhat = jsonl.with_extension("dhat-heap.json");
+            args.extend(["--sites-out".into(), dhat.display().to_string()]);
+        }
         args
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::clients::VariantName;
-use crate::config::{Injection, RunConfig};
+use crate::config::{InjectSite, Injection, RunConfig, SitesConfig};
 use crate::variant::{BodyMode, TimeoutMode};
 use crate::workload::Target;
 
@@ -138,6 +138,15 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// With --sites: where to write the DHAT profile (open it in Valgrind's `dh_view.html`).
+    #[arg(
+        long,
+        default_value = "dhat-heap.json",
+        value_name = "FILE",
+        requires = "sites"
+    )]
+    pub sites_out: PathBuf,
+
     /// Exit with code 3 if the verdict is `leak` (a CI gate).
     #[arg(long)]
     pub fail_on_leak: bool,
@@ -177,9 +186,16 @@ impl RunArgs {
             inject: Injection {
                 bytes: w.inject_leak,
                 cap: w.inject_cap,
+                site: w.inject_site,
             },
             max_unreachable: w.max_unreachable,
             jsonl: self.jsonl.clone(),
+            sites: w.sites.then(|| SitesConfig {
+                rate: w
+                    .sites_rate
+                    .unwrap_or_else(|| SitesConfig::auto_rate(w.total_requests())),
+                out: self.sites_out.clone(),
+            }),
         }
     }
 }
@@ -289,6 +305,25 @@ pub struct Workload {
     /// detector must judge `bounded`, not `leak`. Needs --inject-leak.
     #[arg(long, value_parser = parse_bytes, value_name = "BYTES", requires = "inject_leak")]
     pub inject_cap: Option<u64>,
+
+    /// Where --inject-leak plants its leak: `forget` (a block leaked and forgotten, in one
+    /// function) or `keep` (a block kept in an ever-growing list, in another): two distinct
+    /// call sites for --sites to find.
+    #[arg(long, value_enum, default_value_t = InjectSite::Forget, value_name = "SITE")]
+    pub inject_site: InjectSite,
+
+    /// Sample allocation sites while the run goes (a heap profiler in the allocator, sampling
+    /// by bytes): the summary lists the call sites that grow with requests and the largest flat
+    /// ones, and a DHAT profile is written. Off by default; costs nothing when off.
+    #[arg(long)]
+    pub sites: bool,
+
+    /// With --sites: mean bytes allocated between two samples (e.g. `16KiB`). Default: one
+    /// sample per N bytes for a run of N requests in all (enough samples to size a 64 B/request
+    /// growth within ±25%), between 4 KiB and 512 KiB (512 KiB when the run has no request
+    /// count). Lower is more precise and slower.
+    #[arg(long, value_parser = parse_rate_bytes, value_name = "SIZE", requires = "sites")]
+    pub sites_rate: Option<u64>,
 }
 
 impl Workload {
@@ -350,6 +385,13 @@ impl Workload {
         if let Some(c) = self.inject_cap {
             flag("inject-cap", c.to_string());
         }
+        flag("inject-site", self.inject_site.as_str().to_string());
+        if let Some(r) = self.sites_rate {
+            flag("sites-rate", r.to_string());
+        }
+        if self.sites {
+            v.push("--sites".into());
+        }
         if self.library_defaults {
             v.push("--library-defaults".into());
         }
@@ -373,6 +415,14 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     heapmeter::parse_size(s)
         .map_err(|e| format!("`{s}` is not a size like 4096, 64KiB or 1GiB: {e}"))
+}
+
+/// A byte size of at least 1 (a sampling rate).
+fn parse_rate_bytes(s: &str) -> Result<u64, String> {
+    match parse_bytes(s)? {
+        0 => Err("must be at least 1 byte".into()),
+        n => Ok(n),
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -474,6 +524,10 @@ mod tests {
             &["raw", "--url", "http://"],
             &["raw", "--mem-limit", "a lot"],
             &["raw", "--inject-cap", "1MiB"],
+            &["raw", "--sites-rate", "16KiB"],
+            &["raw", "--sites", "--sites-rate", "0"],
+            &["raw", "--sites-out", "x.json"],
+            &["raw", "--inject-site", "nowhere"],
             &["raw", "--report-every", "1ms"],
             &["raw", "--frobnicate"],
             &["curl"],
@@ -534,6 +588,7 @@ mod tests {
             2 => Duration::from_secs(rng.gen_range(1..100_000)),
             _ => Duration::new(rng.gen_range(0..10_000), rng.gen_range(0..1_000_000_000)),
         };
+        let sites = rng.gen_bool(0.5);
         let inject_leak = if rng.gen_bool(0.5) {
             rng.gen_range(1..1 << 20)
         } else {
@@ -572,6 +627,13 @@ mod tests {
             max_unreachable: dur(rng),
             inject_leak,
             inject_cap: (inject_leak > 0 && rng.gen_bool(0.5)).then(|| rng.r#gen()),
+            inject_site: if rng.gen_bool(0.5) {
+                InjectSite::Forget
+            } else {
+                InjectSite::Keep
+            },
+            sites,
+            sites_rate: (sites && rng.gen_bool(0.5)).then(|| rng.gen_range(1..u64::MAX)),
         }
     }
 

@@ -10,13 +10,60 @@ use crate::clients::VariantName;
 use crate::variant::{BodyMode, TimeoutMode, VariantConfig};
 use crate::workload::Target;
 
-/// A planted leak: the positive control (`--inject-leak`, `--inject-cap`).
+/// A planted leak: the positive control (`--inject-leak`, `--inject-cap`, `--inject-site`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Injection {
     /// Bytes retained per completed request (0: none).
     pub bytes: u64,
     /// Stop retaining once this many bytes are held (a bounded cache); `None`: never.
     pub cap: Option<u64>,
+    /// Which call site retains them.
+    pub site: InjectSite,
+}
+
+/// Where the planted leak is allocated: two distinct functions, so that `--sites` can be
+/// shown to name the right one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectSite {
+    /// A block allocated, then leaked and forgotten (unreachable).
+    #[default]
+    Forget,
+    /// A block pushed onto a list the injector keeps and never shrinks (reachable).
+    Keep,
+}
+
+impl InjectSite {
+    /// The flag value (`forget`, `keep`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InjectSite::Forget => "forget",
+            InjectSite::Keep => "keep",
+        }
+    }
+}
+
+/// Sampled allocation sites (`--sites`), resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SitesConfig {
+    /// Mean bytes allocated between samples.
+    pub rate: u64,
+    /// Where the DHAT profile goes.
+    pub out: PathBuf,
+}
+
+impl SitesConfig {
+    /// Smallest automatic rate: below it the samples cost more than they resolve.
+    pub const MIN_AUTO_RATE: u64 = 4 * 1024;
+
+    /// The default rate for a run of `total_requests`: one sample per N bytes for N requests
+    /// (so a site growing 64 B/request leaves about 64 samples, ±25% at 2σ), clamped to
+    /// [`Self::MIN_AUTO_RATE`] and heapmeter's [`DEFAULT_RATE`](heapmeter::sites::DEFAULT_RATE);
+    /// the latter when the run has no request count.
+    pub fn auto_rate(total_requests: Option<u64>) -> u64 {
+        let max = heapmeter::sites::DEFAULT_RATE;
+        total_requests.map_or(max, |n| n.clamp(Self::MIN_AUTO_RATE, max))
+    }
 }
 
 /// Everything one measured run needs, checked.
@@ -60,6 +107,8 @@ pub struct RunConfig {
     pub max_unreachable: Duration,
     /// Where to append every sample, one JSON object per line.
     pub jsonl: Option<PathBuf>,
+    /// Sample allocation sites (`--sites`); `None`: off.
+    pub sites: Option<SitesConfig>,
 }
 
 impl RunConfig {
@@ -88,5 +137,22 @@ impl RunConfig {
             pool_idle: (!self.library_defaults).then_some(self.concurrency as usize),
             connections_opened: connections,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_automatic_sampling_rate_follows_the_request_count_within_bounds() {
+        let max = heapmeter::sites::DEFAULT_RATE;
+        assert_eq!(SitesConfig::auto_rate(None), max);
+        assert_eq!(SitesConfig::auto_rate(Some(20_000)), 20_000);
+        assert_eq!(
+            SitesConfig::auto_rate(Some(100)),
+            SitesConfig::MIN_AUTO_RATE
+        );
+        assert_eq!(SitesConfig::auto_rate(Some(10_000_000)), max);
     }
 }

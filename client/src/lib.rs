@@ -4,7 +4,7 @@
 //! Layers, lowest first (a module imports only from layers below it):
 //! data (`units`, `error`, `stop`, `sample`, `workload`, `variant`, `exit`) →
 //! clients (`raw`, `ureq_client`, `clients`) → configuration (`config`, then `cli`) →
-//! measuring (`counters`, `monitor`, `run`) → analysis (`verdict`, `summary`) →
+//! measuring (`counters`, `sites`, `monitor`, `run`) → analysis (`verdict`, `summary`) →
 //! outputs (`plot`, `child`, `report`) → `commands`.
 #![forbid(unsafe_code)]
 
@@ -22,6 +22,7 @@ pub mod raw;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod sites;
 pub mod stop;
 pub mod summary;
 pub mod units;

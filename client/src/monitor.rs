@@ -33,6 +33,8 @@ pub struct MonitorOutput {
     pub last: Sample,
     pub rss_peak: Option<u64>,
     pub jsonl_error: Option<String>,
+    /// The sampled sites at the warm-up reading (`--sites`, see `Monitor::sites_warmup_at`).
+    pub sites_warmup: Option<crate::sites::Reading>,
 }
 
 /// The monitor's settings.
@@ -41,6 +43,9 @@ pub struct Monitor {
     pub label: &'static str,
     pub every: Duration,
     pub jsonl: Option<File>,
+    /// With `--sites`: snapshot the sampled sites at the first sample past this many requests
+    /// (the end of warm-up of a single-round run; the rounds' ends are the controller's).
+    pub sites_warmup_at: Option<u64>,
 }
 
 pub fn channel() -> (Sender<Msg>, Receiver<Msg>) {
@@ -83,6 +88,13 @@ impl Monitor {
 
         let mut next_tick = Instant::now() + self.every;
         let mut prev = baseline;
+        let mut sites_warmup = None;
+        let warmup_at = self.sites_warmup_at;
+        let mut warmup = |s: &Sample| {
+            if sites_warmup.is_none() && warmup_at.is_some_and(|n| s.requests >= n) {
+                sites_warmup = Some(crate::sites::Reading::now("warm-up", s));
+            }
+        };
         loop {
             let msg = rx.recv_timeout(next_tick.saturating_duration_since(Instant::now()));
             match msg {
@@ -92,6 +104,7 @@ impl Monitor {
                     }
                     rss_peak = rss_peak.max(s.rss);
                     last = s;
+                    warmup(&s);
                     record(s, &mut series, &mut self.jsonl);
                 }
                 Ok(Msg::Finish) | Err(RecvTimeoutError::Disconnected) => break,
@@ -106,6 +119,7 @@ impl Monitor {
                     log::info!("{}", log_line(self.label, &baseline, &prev, &s));
                     prev = s;
                     last = s;
+                    warmup(&s);
                     record(s, &mut series, &mut self.jsonl);
                     next_tick += self.every;
                     let now = Instant::now();
@@ -121,6 +135,7 @@ impl Monitor {
             last,
             rss_peak,
             jsonl_error,
+            sites_warmup,
         }
     }
 }

@@ -287,6 +287,21 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[JobResult]) -> io::Res
     writeln!(w, "\n## Side by side\n")?;
     markdown_table(w, results)?;
     writeln!(w, "\n![live heap vs completed requests](memory.svg)\n")?;
+    if results.iter().any(|r| r.summary.sites.is_some()) {
+        writeln!(w, "## Allocation sites (`--sites`)\n")?;
+        writeln!(
+            w,
+            "Sampled call sites: those whose estimated live bytes grow with requests beyond their \
+             interval, then the largest that do not. Each run's full profile is its \
+             `<name>.dhat-heap.json` (open it in Valgrind's `dh_view.html`).\n"
+        )?;
+        for (h, r) in headers(results).iter().zip(results) {
+            if let Some(sites) = &r.summary.sites {
+                writeln!(w, "### {h}\n")?;
+                sites.markdown(w)?;
+            }
+        }
+    }
     writeln!(w, "## How to read this\n")?;
     writeln!(
         w,

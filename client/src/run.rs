@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
 
-use crate::config::{Injection, RunConfig};
+use crate::config::{InjectSite, Injection, RunConfig};
 use crate::counters::Counters;
 use crate::error::{ErrorKind, RequestError};
 use crate::monitor::{self, Monitor, MonitorOutput, Msg};
@@ -28,6 +28,8 @@ pub enum RunError {
     Jsonl { path: String, why: String },
     /// The operating system refused a thread the run needs.
     Thread(String),
+    /// `--sites` could not switch the allocation sampler on.
+    Sites(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -39,6 +41,7 @@ impl std::fmt::Display for RunError {
             ),
             RunError::Jsonl { path, why } => write!(f, "cannot create {path}: {why}"),
             RunError::Thread(why) => f.write_str(why),
+            RunError::Sites(why) => write!(f, "--sites: {why}"),
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct RunOutput {
     pub latency_us: Histogram<u64>,
     pub counters: Arc<Counters>,
     pub monitor: MonitorOutput,
+    /// The sampled allocation sites at the run's readings (`--sites`).
+    pub sites: Option<crate::sites::Readings>,
 }
 
 /// One round's orders to the workers.
@@ -84,6 +89,12 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
         None => None,
     };
 
+    // Sampling starts before the clients are built, so what they hold from the start is
+    // sampled too (a flat site, not a grower).
+    let mut sites = match &cfg.sites {
+        Some(s) => Some(crate::sites::Readings::start(s.rate, cfg.seed).map_err(RunError::Sites)?),
+        None => None,
+    };
     let connections = Arc::new(AtomicU64::new(0));
     let counters = Arc::new(Counters::new(cfg.sample_every, connections.clone()));
     let rounds = Arc::new(RoundState {
@@ -155,10 +166,16 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
             .rss
             .map_or_else(|| "?".into(), |r| crate::units::bytes(r as f64)),
     );
+    if let Some(s) = &mut sites {
+        s.take("start", &baseline);
+    }
     let mon = Monitor {
         label,
         every: cfg.report_every,
         jsonl,
+        sites_warmup_at: sites
+            .as_ref()
+            .and_then(|_| crate::sites::warmup_requests(cfg.requests, cfg.rounds)),
     };
     let mon_counters = counters.clone();
     let monitor = std::thread::Builder::new()
@@ -195,7 +212,11 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
             let _ = done_rx.recv();
         }
         counters.idle.store(true, Relaxed);
-        let _ = mon_tx.send(Msg::Sample(counters.sample(SampleKind::Quiescent, true)));
+        let quiescent = counters.sample(SampleKind::Quiescent, true);
+        let _ = mon_tx.send(Msg::Sample(quiescent));
+        if let Some(s) = &mut sites {
+            s.take("end of round", &quiescent);
+        }
         if index + 1 < cfg.rounds {
             stop.sleep(cfg.pause);
         }
@@ -207,7 +228,15 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
             humantime::format_duration(cfg.linger)
         );
         stop.sleep(cfg.linger);
-        let _ = mon_tx.send(Msg::Sample(counters.sample(SampleKind::Quiescent, true)));
+        let quiescent = counters.sample(SampleKind::Quiescent, true);
+        let _ = mon_tx.send(Msg::Sample(quiescent));
+        if let Some(s) = &mut sites {
+            s.take("after linger", &quiescent);
+        }
+    }
+    if let Some(s) = &mut sites {
+        // Past the last reading: teardown and report-time symbolising are not sampled.
+        s.finish();
     }
     let stopped_by = stop.reason().unwrap_or(match (cfg.requests, cfg.duration) {
         (Some(_), _) => StopReason::Requests,
@@ -229,16 +258,20 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
             let _ = latency_us.add(&*h);
         }
     }
-    let monitor = match monitor {
+    let mut monitor = match monitor {
         Ok(m) => m,
         Err(_) => panic!("the monitor thread panicked"),
     };
+    if let (Some(s), Some(w)) = (&mut sites, monitor.sites_warmup.take()) {
+        s.set_warmup(w);
+    }
     Ok(RunOutput {
         stopped_by,
         elapsed,
         latency_us,
         counters,
         monitor,
+        sites,
     })
 }
 
@@ -273,12 +306,17 @@ pub fn new_histogram() -> Histogram<u64> {
     }
 }
 
-/// The planted leak: retains `bytes` per completed request, up to `cap` in all.
+/// The planted leak: retains `bytes` per completed request, up to `cap` in all, at one of two
+/// call sites (`--inject-site`). The lines marked `inject-site:` are what `--sites` must name
+/// (the tests find them by the marker).
 #[derive(Debug)]
 struct Injector {
     bytes: usize,
     cap: u64,
+    site: InjectSite,
     held: AtomicU64,
+    /// The `keep` site's list: reachable, never shrunk (freed with the injector, after the run).
+    kept: Mutex<Vec<Box<[u8]>>>,
 }
 
 impl Injector {
@@ -286,7 +324,9 @@ impl Injector {
         Injector {
             bytes: inject.bytes as usize,
             cap: inject.cap.unwrap_or(u64::MAX),
+            site: inject.site,
             held: AtomicU64::new(0),
+            kept: Mutex::new(Vec::new()),
         }
     }
 
@@ -295,10 +335,28 @@ impl Injector {
             return;
         }
         self.held.fetch_add(self.bytes as u64, Relaxed);
-        // Non-zero fill touches every page, so the leak shows in RSS as a real one would.
-        let block = vec![0xA5u8; self.bytes].into_boxed_slice();
-        Box::leak(block);
+        match self.site {
+            InjectSite::Forget => forget_block(self.bytes),
+            InjectSite::Keep => self.keep_block(),
+        }
     }
+
+    /// The `keep` site: a block held in a growing list, as an unbounded cache holds entries.
+    #[inline(never)]
+    fn keep_block(&self) {
+        let block = vec![0x5Au8; self.bytes].into_boxed_slice(); // inject-site: keep
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.push(block);
+        }
+    }
+}
+
+/// The `forget` site: a block allocated and leaked. Non-zero fill touches every page, so the
+/// leak shows in RSS as a real one would.
+#[inline(never)]
+fn forget_block(bytes: usize) {
+    let block = vec![0xA5u8; bytes].into_boxed_slice(); // inject-site: forget
+    Box::leak(block);
 }
 
 struct Worker {

@@ -10,6 +10,7 @@ use crate::config::RunConfig;
 use crate::error::ErrorKind;
 use crate::run::RunOutput;
 use crate::sample::{Sample, SampleKind};
+use crate::sites::SitesSummary;
 use crate::stop::StopReason;
 use crate::units;
 use crate::verdict::{self, Point, Verdict};
@@ -77,6 +78,9 @@ pub struct Summary {
     pub unreachable_s: f64,
     /// The leak verdict on this run's live heap series.
     pub verdict: Verdict,
+    /// Sampled allocation sites (`--sites`): the top growing and largest flat call sites.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites: Option<SitesSummary>,
 }
 
 impl Summary {
@@ -120,7 +124,7 @@ impl Summary {
             .filter(|(_, n)| *n > 0)
             .collect();
         let elapsed_s = run.elapsed.as_secs_f64();
-        Summary {
+        let mut summary = Summary {
             variant: cfg.variant,
             url: cfg.url.to_string(),
             requests,
@@ -161,7 +165,21 @@ impl Summary {
             samples_dropped: c.samples_dropped.load(Relaxed),
             unreachable_s: c.outage().as_secs_f64(),
             verdict: verdict::judge(&points(m.series.samples()), &verdict::Params::default()),
+            sites: None,
+        };
+        // Last: symbolising loads debug info into the heap, after every figure above is read.
+        if let Some(readings) = &run.sites {
+            let v = &summary.verdict;
+            summary.sites = SitesSummary::new(readings).map(|mut s| {
+                s.agreement = Some(s.agreement(
+                    v.class.as_str(),
+                    v.class == verdict::Class::Leak,
+                    v.slope.map(|sl| (sl.lo, sl.hi)),
+                ));
+                s
+            });
         }
+        summary
     }
 
     /// The human summary (stderr in the CLI).
@@ -257,6 +275,9 @@ impl Summary {
                 "note       {} request samples dropped (monitor behind)",
                 self.samples_dropped
             )?;
+        }
+        if let Some(sites) = &self.sites {
+            sites.print_human(w)?;
         }
         Ok(())
     }

@@ -31,7 +31,24 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
             return exit::FAILURE;
         }
     };
-    let summary = Summary::new(&cfg, &out);
+    let mut summary = Summary::new(&cfg, &out);
+    if let (Some(sites), Some(sc)) = (&mut summary.sites, &cfg.sites) {
+        let cmd = crate::child::shell_words(&std::env::args().collect::<Vec<_>>());
+        let opts = heapmeter::sites::DhatOptions {
+            cmd: &cmd,
+            trim: crate::sites::TRIM,
+        };
+        let written = match out.sites.as_ref().and_then(|r| r.profile.as_ref()) {
+            Some(p) => heapmeter::sites::write_dhat_profile_file(&sc.out, p, &opts),
+            None => heapmeter::sites::write_dhat_file(&sc.out, &opts),
+        };
+        match written {
+            Ok(()) => sites.dhat = Some(sc.out.display().to_string()),
+            Err(e) => {
+                sites.dhat_error = Some(format!("cannot write {}: {e}", sc.out.display()));
+            }
+        }
+    }
     let _ = summary.print_human(&mut std::io::stderr().lock());
     if let Some(e) = &out.monitor.jsonl_error {
         eprintln!("error: writing the JSONL file failed: {e}");

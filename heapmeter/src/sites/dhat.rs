@@ -166,6 +166,31 @@ pub fn write_dhat_file(path: &Path, opts: &DhatOptions<'_>) -> io::Result<()> {
     w.flush()
 }
 
+/// Writes `profile`, taken earlier with [`profile`](super::profile) (e.g. at a program's last
+/// measurement, before it tears down what it measured), so that DHAT's "at t-end" is that
+/// moment. Symbolises every site.
+pub fn write_dhat_profile<W: Write>(
+    out: W,
+    profile: &Profile,
+    opts: &DhatOptions<'_>,
+) -> io::Result<()> {
+    super::sampler::quietly(|| {
+        let doc = document(profile, |t| symbolize(t.site, &opts.trim), opts.cmd);
+        write_json(out, &doc)
+    })
+}
+
+/// [`write_dhat_profile`] to a file.
+pub fn write_dhat_profile_file(
+    path: &Path,
+    profile: &Profile,
+    opts: &DhatOptions<'_>,
+) -> io::Result<()> {
+    let mut w = io::BufWriter::new(std::fs::File::create(path)?);
+    write_dhat_profile(&mut w, profile, opts)?;
+    w.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::StackId;

@@ -86,11 +86,13 @@ use std::io;
 
 use serde::Serialize;
 
-pub use dhat::{DhatOptions, write_dhat, write_dhat_file};
+pub use dhat::{
+    DhatOptions, write_dhat, write_dhat_file, write_dhat_profile, write_dhat_profile_file,
+};
 pub use estimate::{SiteGrowth, SiteLive, growth, sample_probability, weight};
 pub use symbols::{
-    ALLOCATOR_FILES, ALLOCATOR_FRAMES, Frame, RUNTIME_FRAMES, Trim, headline, path_matches, stack,
-    symbolize, symbolize_all, trim_frames,
+    ALLOCATOR_FILES, ALLOCATOR_FRAMES, Frame, RUNTIME_FRAMES, Trim, headline, path_matches,
+    short_path, stack, symbolize, symbolize_all, trim_frames,
 };
 use sysvec::SysVec;
 

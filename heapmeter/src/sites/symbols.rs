@@ -171,10 +171,22 @@ pub fn trim_frames(mut frames: Vec<Frame>, trim: &Trim<'_>) -> Vec<Frame> {
     if let Some(last) = frames.iter().rposition(is_allocator) {
         frames.drain(..=last);
     }
-    while frames.len() > 1 && frames.last().is_some_and(|f| is_bottom_noise(f, trim)) {
+    while let [.., above, last] = frames.as_slice() {
+        // A closure without a path (line-tables-only builds name it `{closure#3}`) is judged
+        // by the frame it calls: a thread's entry closure that runs the harness is harness.
+        let noise =
+            is_bottom_noise(last, trim) || (is_bare_closure(last) && is_bottom_noise(above, trim));
+        if !noise {
+            break;
+        }
         frames.pop();
     }
     frames
+}
+
+/// A closure frame named without its enclosing path (`{closure#0}`, `{{closure}}`).
+fn is_bare_closure(f: &Frame) -> bool {
+    f.function.starts_with('{')
 }
 
 /// The first frame outside the standard library: the line to show for a site.
@@ -369,6 +381,34 @@ mod tests {
         assert_eq!(
             names(trimmed),
             ["alloc::raw_vec::RawVec<T>::grow_one", "app::plant"]
+        );
+        // Line-tables-only names: the thread's entry closure goes with the loop it runs.
+        let mut bare = stack.clone();
+        bare[8] = f("worker_loop");
+        bare.insert(9, f("{closure#3}"));
+        bare[7] = f("worker");
+        assert_eq!(
+            names(trim_frames(
+                bare,
+                &Trim {
+                    harness: &["leak_client::run::worker", "leak_client::run::worker_loop"],
+                },
+            )),
+            ["alloc::raw_vec::RawVec<T>::grow_one", "app::plant"]
+        );
+        let mut builder = stack.clone();
+        builder.insert(7, f("{closure#1}"));
+        builder[8] = f("worker");
+        let kept = names(trim_frames(
+            builder,
+            &Trim {
+                harness: &["leak_client::run::worker", "leak_client::run::worker_loop"],
+            },
+        ));
+        assert_eq!(
+            kept.last().map(String::as_str),
+            Some("{closure#1}"),
+            "a closure calling the code of interest stays: {kept:?}"
         );
         let all_harness = trim_frames(
             stack,

@@ -1,0 +1,704 @@
+//! Allocation sites of one run (`--sites`): switches heapmeter's sampler on, keeps the sampled
+//! snapshots taken at the run's readings, and turns the first and last into the sites table
+//! (top growers, largest flat sites, and how they square with a verdict it is handed). It
+//! must not symbolise or allocate on the counted heap before the last reading (that disturbs the
+//! heap being measured), and it knows nothing of the run loop or the verdict's module.
+
+use std::io::{self, Write};
+
+use heapmeter::sites::{self as hs, GROWTH_Z, SiteReport, SiteSnapshot, Trim};
+use serde::{Deserialize, Serialize};
+
+use crate::sample::Sample;
+use crate::units;
+
+/// How many growing and flat sites the summary lists.
+pub const TOP: usize = 5;
+
+/// Frames kept per site in the summary (the DHAT file has them all).
+const FRAMES: usize = 8;
+
+/// leakprobe's own frames below the code of interest: the worker loop and the controller that
+/// builds the clients, the command and `main`. Trimmed from the bottom of every stack.
+pub const HARNESS: &[&str] = &[
+    "leak_client::run::Worker::run",
+    "leak_client::run::Worker::round",
+    "leak_client::run::run",
+    "leak_client::commands::variant::run_variant",
+    "leak_client::commands::run_variant",
+    "leak_client::main",
+];
+
+/// The trim that drops [`HARNESS`] (and the allocator's and runtime's frames).
+pub const TRIM: Trim<'static> = Trim { harness: HARNESS };
+
+/// Marks of the code under test in a stack (source-file fragments, then function-name
+/// endings, which hold for both full paths and the bare names of line-tables-only builds): a
+/// site with none of them in its whole stack is leakprobe's own (histograms, the sample series,
+/// channels, worker threads), listed apart from the client's flat sites.
+const CLIENT_FILES: &[&str] = &[
+    "/client/src/raw/",
+    "/client/src/ureq_client.rs",
+    "/client/src/clients.rs",
+    "/ureq-",
+];
+const CLIENT_FUNCTIONS: &[&str] = &["forget_block", "keep_block"];
+
+fn is_client_site(r: &SiteReport) -> bool {
+    r.stacks.iter().any(|&id| {
+        hs::symbolize_all(id).iter().any(|f| {
+            f.file
+                .as_deref()
+                .is_some_and(|file| CLIENT_FILES.iter().any(|p| file.contains(p)))
+                || CLIENT_FUNCTIONS.iter().any(|p| f.function.ends_with(p))
+        })
+    })
+}
+
+/// The sampled sites at one reading.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// Which reading: `start`, `warm-up`, `end of round`, `after linger`.
+    pub what: &'static str,
+    /// Completed requests then.
+    pub requests: u64,
+    /// Live heap bytes then (the counting allocator, exact).
+    pub live: u64,
+    pub snapshot: SiteSnapshot,
+}
+
+impl Reading {
+    /// Snapshots the sampled sites now, beside the counters' `sample`. Allocates only from
+    /// `System` (the counted heap is unchanged).
+    pub fn now(what: &'static str, sample: &Sample) -> Reading {
+        Reading {
+            what,
+            requests: sample.requests,
+            live: sample.live,
+            snapshot: hs::snapshot(),
+        }
+    }
+}
+
+/// The readings a run keeps: the start, the warm-up reading (single-round runs), the end of
+/// the first round, and the latest. A constant amount of memory however many rounds.
+#[derive(Debug)]
+pub struct Readings {
+    /// Mean bytes between samples.
+    pub rate: u64,
+    /// Readings taken (each a snapshot of every live sample).
+    pub taken: u32,
+    start: Option<Reading>,
+    warmup: Option<Reading>,
+    first_round: Option<Reading>,
+    last: Option<Reading>,
+    /// Every site's totals at the last reading, for the DHAT profile ([`Readings::finish`]).
+    pub profile: Option<hs::Profile>,
+}
+
+impl Readings {
+    /// Switches sampling on at `rate` (seeded by `seed`).
+    pub fn start(rate: u64, seed: u64) -> Result<Readings, String> {
+        hs::set_sample_rate(rate);
+        hs::set_seed(seed);
+        hs::enable().map_err(|e| e.to_string())?;
+        Ok(Readings {
+            rate,
+            taken: 0,
+            start: None,
+            warmup: None,
+            first_round: None,
+            last: None,
+            profile: None,
+        })
+    }
+
+    /// Takes a reading beside `sample` (a quiescent one, or the start).
+    pub fn take(&mut self, what: &'static str, sample: &Sample) {
+        let r = Reading::now(what, sample);
+        self.taken += 1;
+        log::debug!(
+            "sites: {what} at {} requests: {} live samples, {} estimated",
+            sample.requests,
+            r.snapshot.samples().len(),
+            units::bytes(r.snapshot.estimated_bytes())
+        );
+        if self.start.is_none() {
+            self.start = Some(r);
+        } else if self.first_round.is_none() {
+            self.first_round = Some(r);
+        } else {
+            self.last = Some(r);
+        }
+    }
+
+    /// After the last reading: keeps every site's totals (so the DHAT profile's end is the
+    /// last reading, not the teardown after it) and switches sampling off.
+    pub fn finish(&mut self) {
+        self.profile = Some(hs::profile());
+        hs::disable();
+    }
+
+    /// Adds the monitor's warm-up reading.
+    pub fn set_warmup(&mut self, r: Reading) {
+        self.taken += 1;
+        self.warmup = Some(r);
+    }
+
+    /// The two readings growth is measured between: from the end of warm-up (the end of the
+    /// first round in a run of several, else the warm-up reading, else the start) to the last.
+    pub fn span(&self) -> Option<(&Reading, &Reading)> {
+        let last = self.last.as_ref().or(self.first_round.as_ref())?;
+        let first = [&self.first_round, &self.warmup, &self.start]
+            .into_iter()
+            .flatten()
+            .find(|r| r.requests < last.requests)
+            .or(self.start.as_ref())?;
+        Some((first, last))
+    }
+}
+
+/// The requests at which a single-round run's warm-up reading is taken: 10% of the round, as
+/// the verdict's warm-up. `None` for several rounds (the first round's end is used) or an
+/// unbounded round.
+pub fn warmup_requests(requests: Option<u64>, rounds: u32) -> Option<u64> {
+    (rounds == 1).then_some(requests?).map(|n| (n / 10).max(1))
+}
+
+/// One site in the summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteRow {
+    /// The headline frame: the first outside the standard library.
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// The trimmed stack, innermost first, `function (file:line)` with shortened paths.
+    pub frames: Vec<String>,
+    /// Estimated live bytes at the first and last reading.
+    pub first_bytes: f64,
+    pub last_bytes: f64,
+    /// Estimated growth per request between them, and its interval (± `GROWTH_Z` standard
+    /// errors).
+    pub growth_per_request: f64,
+    pub lo: f64,
+    pub hi: f64,
+    /// Live samples at the last reading; of which new since the first; freed since the first.
+    pub samples: u64,
+    pub new_samples: u64,
+    pub gone_samples: u64,
+    /// Grows beyond its interval.
+    pub growing: bool,
+}
+
+impl SiteRow {
+    fn new(r: &SiteReport) -> SiteRow {
+        let g = &r.growth;
+        // From the headline down: the standard library's frames above it are noise to a reader.
+        let from = r.frames.iter().position(|f| !f.is_std()).unwrap_or(0);
+        let head = r.frames.get(from);
+        let (lo, hi) = g.interval_per_request(GROWTH_Z).unwrap_or((0.0, 0.0));
+        SiteRow {
+            function: head.map_or_else(|| "???".into(), |f| f.function.clone()),
+            file: head.and_then(|f| f.file.clone()),
+            line: head.and_then(|f| f.line),
+            frames: r.frames[from..]
+                .iter()
+                .take(FRAMES)
+                .map(|f| format!("{} ({})", f.function, short_location(f)))
+                .collect(),
+            first_bytes: g.first_bytes,
+            last_bytes: g.last_bytes,
+            growth_per_request: g.per_request().unwrap_or(0.0),
+            lo,
+            hi,
+            samples: g.last_samples,
+            new_samples: g.new_samples,
+            gone_samples: g.gone_samples,
+            growing: g.is_growing(GROWTH_Z),
+        }
+    }
+
+    /// `file:line` with the file shortened to its last three components.
+    pub fn location(&self) -> String {
+        format!(
+            "{}:{}",
+            self.file.as_deref().map_or_else(|| "?".into(), short_file),
+            self.line.map_or_else(|| "?".into(), |l| l.to_string())
+        )
+    }
+}
+
+fn short_location(f: &hs::Frame) -> String {
+    format!(
+        "{}:{}",
+        f.file.as_deref().map_or_else(|| "?".into(), short_file),
+        f.line.map_or_else(|| "?".into(), |l| l.to_string())
+    )
+}
+
+/// A source path as a reader wants it: a dependency from its crate directory
+/// (`ureq-3.5.2/src/pool.rs`), this workspace's files from its root (`client/src/run.rs`),
+/// anything else by its last three components.
+pub fn short_file(path: &str) -> String {
+    if let Some((_, rest)) = path.split_once("/registry/src/") {
+        if let Some((_index, in_crate)) = rest.split_once('/') {
+            return in_crate.to_owned();
+        }
+    }
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| format!("{}/", p.display()));
+    if let Some(rel) = workspace.and_then(|w| path.strip_prefix(w.as_str()).map(str::to_owned)) {
+        return rel;
+    }
+    hs::short_path(path)
+}
+
+/// Whether the sites agree with the verdict, and why (or why not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub consistent: bool,
+    pub note: String,
+}
+
+/// What `--sites` found, as the summary reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SitesSummary {
+    /// Mean bytes allocated between samples.
+    pub rate: u64,
+    /// Samples taken in the whole run, and distinct stacks seen.
+    pub samples: u64,
+    pub stacks: u32,
+    /// The readings growth is measured between, and the requests at each.
+    pub first_reading: String,
+    pub first_requests: u64,
+    pub last_reading: String,
+    pub last_requests: u64,
+    /// Sites growing beyond their interval, largest growth first (at most [`TOP`]).
+    pub growing: Vec<SiteRow>,
+    /// The client's largest sites not growing, by live bytes at the last reading (at most
+    /// [`TOP`]).
+    pub flat: Vec<SiteRow>,
+    /// Estimated live bytes of leakprobe's own flat sites (not the client's), and how many.
+    pub harness_bytes: f64,
+    pub harness_sites: u32,
+    /// All sites together: estimated growth per request and its interval.
+    pub total_per_request: f64,
+    pub total_lo: f64,
+    pub total_hi: f64,
+    /// The counted heap's own growth per request between the same two readings (exact).
+    pub heap_per_request: f64,
+    /// How this squares with the verdict (filled in by the summary, which has the verdict).
+    pub agreement: Option<Agreement>,
+    /// Where the DHAT profile was written (filled in by the command that writes it).
+    pub dhat: Option<String>,
+    /// Why it was not, if writing it failed.
+    pub dhat_error: Option<String>,
+}
+
+impl SitesSummary {
+    /// The sites table of `readings`. Symbolises every site that changed or is live: call it
+    /// after the last reading (it loads debug info into the heap).
+    pub fn new(readings: &Readings) -> Option<SitesSummary> {
+        let (first, last) = readings.span()?;
+        let requests = last.requests.saturating_sub(first.requests);
+        let reports = hs::grouped_growth(&first.snapshot, &last.snapshot, requests, &TRIM);
+        let stats = hs::stats();
+        let (mut total, mut variance) = (0.0, 0.0);
+        for r in &reports {
+            total += r.growth.growth;
+            variance += r.growth.variance;
+        }
+        let n = requests.max(1) as f64;
+        let half = GROWTH_Z * variance.sqrt();
+        let growing: Vec<SiteRow> = reports
+            .iter()
+            .filter(|r| r.growth.is_growing(GROWTH_Z))
+            .take(TOP)
+            .map(SiteRow::new)
+            .collect();
+        let (mut flat, mut own) = (Vec::new(), (0.0, 0u32));
+        for r in &reports {
+            if r.growth.is_growing(GROWTH_Z) || r.growth.last_bytes <= 0.0 {
+                continue;
+            }
+            if is_client_site(r) {
+                flat.push(r);
+            } else {
+                own.0 += r.growth.last_bytes;
+                own.1 += 1;
+            }
+        }
+        flat.sort_by(|a, b| b.growth.last_bytes.total_cmp(&a.growth.last_bytes));
+        Some(SitesSummary {
+            rate: readings.rate,
+            samples: stats.samples,
+            stacks: stats.sites,
+            first_reading: first.what.into(),
+            first_requests: first.requests,
+            last_reading: last.what.into(),
+            last_requests: last.requests,
+            growing,
+            flat: flat.into_iter().take(TOP).map(SiteRow::new).collect(),
+            harness_bytes: own.0,
+            harness_sites: own.1,
+            total_per_request: total / n,
+            total_lo: (total - half) / n,
+            total_hi: (total + half) / n,
+            heap_per_request: (last.live as f64 - first.live as f64) / n,
+            agreement: None,
+            dhat: None,
+            dhat_error: None,
+        })
+    }
+
+    /// Checks the sites against a verdict: `leak` (with its slope's interval, B/request) wants
+    /// a growing site whose total matches the slope; any other class wants none.
+    pub fn agreement(&self, class: &str, leak: bool, slope: Option<(f64, f64)>) -> Agreement {
+        let sum: f64 = self.growing.iter().map(|s| s.growth_per_request).sum();
+        match (leak, self.growing.is_empty()) {
+            (true, true) => Agreement {
+                consistent: false,
+                note: format!(
+                    "the verdict is leak but no site grows beyond its interval: too few samples; \
+                     lower --sites-rate (now {}), e.g. to {}",
+                    units::bytes(self.rate as f64),
+                    units::bytes((self.rate / 8).max(1) as f64)
+                ),
+            },
+            (true, false) => {
+                let overlaps =
+                    slope.is_none_or(|(lo, hi)| self.total_lo <= hi && self.total_hi >= lo);
+                Agreement {
+                    consistent: overlaps,
+                    note: format!(
+                        "the growing sites account for {}/request, all sites {}/request [{}, {}]{}",
+                        units::per_request(sum),
+                        units::per_request(self.total_per_request),
+                        units::per_request(self.total_lo),
+                        units::per_request(self.total_hi),
+                        match (overlaps, slope) {
+                            (true, _) => ", consistent with the verdict (leak)".to_string(),
+                            (false, Some((lo, hi))) => format!(
+                                ", outside the verdict's slope [{}, {}]",
+                                units::per_request(lo),
+                                units::per_request(hi)
+                            ),
+                            (false, None) => String::new(),
+                        }
+                    ),
+                }
+            }
+            (false, true) => Agreement {
+                consistent: true,
+                note: format!("no site grows beyond its interval, as the verdict ({class}) says"),
+            },
+            (false, false) => Agreement {
+                consistent: false,
+                note: format!(
+                    "{} site(s) grow ({}/request in all) though the verdict is {class}: a pool or \
+                     cache still filling after the first reading, or growth below the verdict's \
+                     resolution",
+                    self.growing.len(),
+                    units::per_request(sum)
+                ),
+            },
+        }
+    }
+
+    /// The human lines of the summary.
+    pub fn print_human(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "sites      1 sample per {} allocated, {} samples at {} stacks; growth from {} ({} requests) to {} ({} requests), ±{GROWTH_Z}σ",
+            units::bytes(self.rate as f64),
+            units::count(self.samples),
+            units::count(u64::from(self.stacks)),
+            self.first_reading,
+            units::count(self.first_requests),
+            self.last_reading,
+            units::count(self.last_requests),
+        )?;
+        if self.growing.is_empty() {
+            writeln!(w, "  growing  none beyond its interval")?;
+        } else {
+            writeln!(
+                w,
+                "  growing  per request [interval]   live first → last   samples  site"
+            )?;
+        }
+        for s in &self.growing {
+            writeln!(
+                w,
+                "    {:>9} [{}, {}]  {} → {}  {}  {}  {}",
+                units::per_request(s.growth_per_request),
+                units::per_request(s.lo),
+                units::per_request(s.hi),
+                units::bytes(s.first_bytes),
+                units::bytes(s.last_bytes),
+                s.samples,
+                s.function,
+                s.location()
+            )?;
+            for f in s.frames.iter().skip(1).take(3) {
+                writeln!(w, "               ← {f}")?;
+            }
+        }
+        if !self.flat.is_empty() {
+            writeln!(w, "  largest flat  live at last   samples  site")?;
+        }
+        for s in &self.flat {
+            let changed = if s.new_samples + s.gone_samples > 0 {
+                format!(
+                    "  (changed {}/request [{}, {}])",
+                    units::per_request(s.growth_per_request),
+                    units::per_request(s.lo),
+                    units::per_request(s.hi)
+                )
+            } else {
+                String::new()
+            };
+            writeln!(
+                w,
+                "    {:>9}  {:>7}  {}  {}{changed}",
+                units::bytes(s.last_bytes),
+                s.samples,
+                s.function,
+                s.location()
+            )?;
+            for f in s.frames.iter().skip(1).take(2) {
+                writeln!(w, "               ← {f}")?;
+            }
+        }
+        if self.harness_sites > 0 {
+            writeln!(
+                w,
+                "    {:>9} at {} flat sites of leakprobe's own (histograms, sample series, threads), not listed",
+                units::bytes(self.harness_bytes),
+                self.harness_sites
+            )?;
+        }
+        writeln!(
+            w,
+            "  all sites {}/request [{}, {}]; the counted heap {}/request between the same readings",
+            units::per_request(self.total_per_request),
+            units::per_request(self.total_lo),
+            units::per_request(self.total_hi),
+            units::per_request(self.heap_per_request),
+        )?;
+        if let Some(a) = &self.agreement {
+            let mark = if a.consistent { "" } else { "NOT consistent: " };
+            writeln!(w, "  verdict  {mark}{}", a.note)?;
+        }
+        match (&self.dhat, &self.dhat_error) {
+            (Some(p), _) => writeln!(
+                w,
+                "  profile  {p} (DHAT format: open it in Valgrind's dh_view.html)"
+            )?,
+            (None, Some(e)) => writeln!(w, "  profile  not written: {e}")?,
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// The sites of one run as Markdown (for `report.md`).
+    pub fn markdown(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            w,
+            "One sample per {} allocated, {} samples; growth from {} ({} requests) to {} ({} requests), intervals ±{GROWTH_Z}σ.\n",
+            units::bytes(self.rate as f64),
+            units::count(self.samples),
+            self.first_reading,
+            units::count(self.first_requests),
+            self.last_reading,
+            units::count(self.last_requests),
+        )?;
+        let table = |w: &mut dyn Write, rows: &[SiteRow]| -> io::Result<()> {
+            writeln!(
+                w,
+                "| site | per request [interval] | live first → last | samples | stack |"
+            )?;
+            writeln!(w, "|---|---|---|---|---|")?;
+            for s in rows {
+                writeln!(
+                    w,
+                    "| `{}` {} | {} [{}, {}] | {} → {} | {} | {} |",
+                    s.function,
+                    s.location(),
+                    units::per_request(s.growth_per_request),
+                    units::per_request(s.lo),
+                    units::per_request(s.hi),
+                    units::bytes(s.first_bytes),
+                    units::bytes(s.last_bytes),
+                    s.samples,
+                    s.frames
+                        .iter()
+                        .skip(1)
+                        .take(3)
+                        .map(|f| format!("← {f}"))
+                        .collect::<Vec<_>>()
+                        .join("<br>")
+                )?;
+            }
+            Ok(())
+        };
+        if self.growing.is_empty() {
+            writeln!(w, "**Growing:** none beyond its interval.\n")?;
+        } else {
+            writeln!(w, "**Growing:**\n")?;
+            table(w, &self.growing)?;
+            writeln!(w)?;
+        }
+        if !self.flat.is_empty() {
+            writeln!(w, "**Largest flat:**\n")?;
+            table(w, &self.flat)?;
+            writeln!(w)?;
+        }
+        if let Some(a) = &self.agreement {
+            let mark = if a.consistent {
+                ""
+            } else {
+                "**not consistent:** "
+            };
+            writeln!(w, "Verdict: {mark}{}.\n", a.note)?;
+        }
+        if let Some(p) = &self.dhat {
+            // report.md sits beside the profile: name the file, not the path from the cwd.
+            let name = std::path::Path::new(p)
+                .file_name()
+                .map_or_else(|| p.clone(), |n| n.to_string_lossy().into_owned());
+            writeln!(
+                w,
+                "Profile: `{name}` (open it in Valgrind's `dh_view.html`).\n"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(growth: f64, growing: bool) -> SiteRow {
+        SiteRow {
+            function: "forget_block".into(),
+            file: Some("/work/leakprobe/client/src/run.rs".into()),
+            line: Some(321),
+            frames: vec![
+                "forget_block (client/src/run.rs:321)".into(),
+                "after_request (client/src/run.rs:300)".into(),
+            ],
+            first_bytes: 0.0,
+            last_bytes: growth * 10_000.0,
+            growth_per_request: growth,
+            lo: growth * 0.8,
+            hi: growth * 1.2,
+            samples: 100,
+            new_samples: 100,
+            gone_samples: 0,
+            growing,
+        }
+    }
+
+    fn summary(growing: Vec<SiteRow>, total: (f64, f64, f64)) -> SitesSummary {
+        SitesSummary {
+            rate: 16 * 1024,
+            samples: 200,
+            stacks: 12,
+            first_reading: "warm-up".into(),
+            first_requests: 1000,
+            last_reading: "end of round".into(),
+            last_requests: 11_000,
+            growing,
+            flat: vec![row(0.0, false)],
+            harness_bytes: 1.2e6,
+            harness_sites: 9,
+            total_per_request: total.0,
+            total_lo: total.1,
+            total_hi: total.2,
+            heap_per_request: total.0,
+            agreement: None,
+            dhat: Some("dhat-heap.json".into()),
+            dhat_error: None,
+        }
+    }
+
+    #[test]
+    fn the_sites_agree_with_the_verdict_only_when_growth_and_class_match() {
+        let leaking = summary(vec![row(256.0, true)], (258.0, 220.0, 290.0));
+        assert!(
+            leaking
+                .agreement("leak", true, Some((255.0, 257.0)))
+                .consistent
+        );
+        assert!(
+            !leaking
+                .agreement("leak", true, Some((1000.0, 1010.0)))
+                .consistent
+        );
+        assert!(
+            !leaking
+                .agreement("stable", false, Some((0.0, 1.0)))
+                .consistent
+        );
+        let clean = summary(vec![], (0.5, -20.0, 21.0));
+        assert!(
+            clean
+                .agreement("stable", false, Some((-0.1, 0.1)))
+                .consistent
+        );
+        let missed = clean.agreement("leak", true, Some((60.0, 68.0)));
+        assert!(!missed.consistent);
+        assert!(missed.note.contains("--sites-rate"), "{}", missed.note);
+    }
+
+    #[test]
+    fn the_human_and_markdown_tables_name_the_site_and_the_profile() {
+        let mut s = summary(vec![row(256.0, true)], (258.0, 220.0, 290.0));
+        s.agreement = Some(s.agreement("leak", true, Some((255.0, 257.0))));
+        let mut out = Vec::new();
+        s.print_human(&mut out).expect("writes");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains("forget_block  client/src/run.rs:321"),
+            "{text}"
+        );
+        assert!(text.contains("← after_request"), "{text}");
+        assert!(text.contains("largest flat"), "{text}");
+        assert!(text.contains("dhat-heap.json"), "{text}");
+        assert!(!text.contains("NOT consistent"), "{text}");
+        let mut md = Vec::new();
+        s.markdown(&mut md).expect("writes");
+        let md = String::from_utf8(md).expect("utf-8");
+        assert!(
+            md.contains("| `forget_block` client/src/run.rs:321 | +256.0 B"),
+            "{md}"
+        );
+        assert!(md.contains("**Largest flat:**"), "{md}");
+    }
+
+    #[test]
+    fn paths_are_shown_from_the_crate_or_the_workspace() {
+        assert_eq!(
+            short_file(
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/ureq-3.5.2/src/pool.rs"
+            ),
+            "ureq-3.5.2/src/pool.rs"
+        );
+        let here = concat!(env!("CARGO_MANIFEST_DIR"), "/src/run.rs");
+        assert_eq!(short_file(here), "client/src/run.rs");
+        assert_eq!(
+            short_file("/rustc/abc/library/alloc/src/raw_vec.rs"),
+            "alloc/src/raw_vec.rs"
+        );
+    }
+
+    #[test]
+    fn a_single_round_is_measured_from_its_warm_up_reading() {
+        assert_eq!(warmup_requests(Some(20_000), 1), Some(2_000));
+        assert_eq!(warmup_requests(Some(5), 1), Some(1));
+        assert_eq!(warmup_requests(Some(20_000), 3), None);
+        assert_eq!(warmup_requests(None, 1), None);
+    }
+}
