@@ -44,6 +44,11 @@ pub enum Command {
     /// capped cache, each judged; prints detected vs expected.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Calibrate(CalibrateArgs),
+    /// Judge any program, in any language: start the latency server, run COMMAND with
+    /// LEAKPROBE_URL set (or attach to --pid), sample its whole process tree's memory (and a
+    /// runtime's post-GC heap with --probe) against the requests the server answered, judge.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Watch(WatchArgs),
 }
 
 /// Workload presets for `compare`.
@@ -68,13 +73,8 @@ pub struct CompareArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "ureq,raw")]
     pub variants: Vec<VariantName>,
 
-    /// Use this server instead of starting the latency server in-process.
-    #[arg(long, value_parser = parse_target)]
-    pub url: Option<Target>,
-
-    /// Latency of the in-process server (ignored with --url).
-    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub latency: Duration,
+    #[command(flatten)]
+    pub server: ServerArgs,
 
     /// Add a positive control: the raw variant with a planted 1 KiB/request leak, which the
     /// detector must judge `leak` (the run fails if it does not).
@@ -95,6 +95,105 @@ pub struct CompareArgs {
 
     #[command(flatten)]
     pub workload: Workload,
+}
+
+/// The server of the orchestrating commands (`compare`, `watch`): the in-process latency
+/// server, or the user's own running `latency-server`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Use this server instead of starting the latency server in-process.
+    #[arg(long, value_parser = parse_target)]
+    pub url: Option<Target>,
+
+    /// Latency of the in-process server (ignored with --url).
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency: Duration,
+}
+
+/// Where a run's results go, and whether a leak fails it: `ureq`, `raw` and `watch`.
+#[derive(Debug, Clone, Args)]
+pub struct Outputs {
+    /// Append every sample to FILE as one JSON object per line, flushed per line.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+
+    /// Print the final summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit with code 3 if the verdict is `leak` (a CI gate).
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+/// The runtimes `watch --probe` can read the heap of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeRuntime {
+    /// `NODE_OPTIONS=--expose-gc --require <probe>`: post-GC `heapUsed` of every node process.
+    Node,
+    /// `sitecustomize` on `PYTHONPATH`: tracemalloc's traced bytes after `gc.collect()`.
+    Python,
+}
+
+/// Flags of `watch`: what to watch, the server, when to stop, how often to read, the outputs.
+#[derive(Debug, Clone, Args)]
+#[command(mut_arg("latency", |a| a.default_value("1ms")))]
+pub struct WatchArgs {
+    /// Watch this running process and its descendants instead of starting COMMAND.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["command", "probe"], required_unless_present = "command")]
+    pub pid: Option<u32>,
+
+    /// Load this runtime's probe into COMMAND and judge its post-GC heap (without: RSS only,
+    /// which cannot separate a runtime's own growth from retained objects).
+    #[arg(long, value_enum)]
+    pub probe: Option<ProbeRuntime>,
+
+    /// Time between two probe readings of one process (each costs it a full collection).
+    #[arg(long, default_value = "250ms", value_parser = parse_interval, value_name = "DURATION")]
+    pub probe_every: Duration,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Wait until this URL answers 200 before the kicks (COMMAND is a server, e.g. Next.js).
+    #[arg(long, value_name = "URL")]
+    pub ready: Option<String>,
+
+    /// GET this URL once ready, each after the previous answered (repeatable): what starts the
+    /// program's request loop. The run ends --linger after the last kick answered.
+    #[arg(long, value_name = "URL")]
+    pub kick: Vec<String>,
+
+    /// Stop once the server has served this many requests (`10k` accepted).
+    #[arg(long, short = 'n', value_parser = parse_count, value_name = "N")]
+    pub requests: Option<u64>,
+
+    /// Stop after this long (e.g. `30s`, `5m`).
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// Keep sampling this long after the last kick answered, then stop COMMAND.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub linger: Duration,
+
+    /// Time between two samples of the process tree's memory.
+    #[arg(long, default_value = "100ms", value_parser = parse_interval, value_name = "DURATION")]
+    pub every: Duration,
+
+    /// Interval of the memory log line on stderr.
+    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
+    pub report_every: Duration,
+
+    /// No periodic log line, and COMMAND's stdout is discarded (its stderr is kept).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub outputs: Outputs,
+
+    /// The program to run, after `--`; it finds the server in LEAKPROBE_URL.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// Flags of `calibrate`: the workload flags (10k requests, 200 ms linger by default) plus the
@@ -129,17 +228,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = parse_target)]
     pub url: Target,
 
-    /// Append every sample to FILE as one JSON object per line, flushed per line.
-    #[arg(long, value_name = "FILE")]
-    pub jsonl: Option<PathBuf>,
-
-    /// Print the final summary as one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Exit with code 3 if the verdict is `leak` (a CI gate).
-    #[arg(long)]
-    pub fail_on_leak: bool,
+    #[command(flatten)]
+    pub outputs: Outputs,
 
     #[command(flatten)]
     pub workload: Workload,
@@ -178,7 +268,7 @@ impl RunArgs {
                 cap: w.inject_cap,
             },
             max_unreachable: w.max_unreachable,
-            jsonl: self.jsonl.clone(),
+            jsonl: self.outputs.jsonl.clone(),
         }
     }
 }
@@ -488,7 +578,7 @@ mod tests {
         assert_eq!(c.workload.linger, Duration::from_secs(1));
         assert_eq!(c.workload.concurrency, 8);
         assert_eq!(c.workload.path_len, 1000);
-        assert_eq!(c.latency, Duration::from_millis(5));
+        assert_eq!(c.server.latency, Duration::from_millis(5));
         let Command::Calibrate(k) = parse(&["calibrate"]).expect("parses").command else {
             panic!("not calibrate")
         };
