@@ -41,14 +41,19 @@ const PSS_EVERY: u64 = 8;
 /// Where the served count comes from.
 enum Served {
     InProcess,
-    /// A running latency-server's `/__stats`, minus its count when the watch began.
+    /// A running latency-server's `/__stats`, minus its count when the watch began, read every
+    /// [`REMOTE_POLL`] at most.
     Remote {
         authority: String,
         path: String,
         base: u64,
         last: u64,
+        next: Instant,
     },
 }
+
+/// How often a `--url` server's `/__stats` is read (one connection each).
+const REMOTE_POLL: Duration = Duration::from_millis(20);
 
 impl Served {
     fn read(&mut self, backend: &Backend) -> u64 {
@@ -59,9 +64,13 @@ impl Served {
                 path,
                 base,
                 last,
+                next,
             } => {
-                if let Some(n) = stats_served(authority, path) {
-                    *last = n.saturating_sub(*base);
+                if Instant::now() >= *next {
+                    *next = Instant::now() + REMOTE_POLL;
+                    if let Some(n) = stats_served(authority, path) {
+                        *last = n.saturating_sub(*base);
+                    }
                 }
                 *last
             }
@@ -103,18 +112,18 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     let url = backend.url.clone();
     let mut served = match &args.server.url {
         None => Served::InProcess,
-        Some(t) => {
+        Some(_) => {
             let (authority, _) = split_url(&url)?;
             let path = latency_server::STATS_PATH.to_string();
             let base = stats_served(&authority, &path).ok_or_else(|| {
                 format!("--url {url}: no latency-server answers {path} there (watch needs its served count)")
             })?;
-            let _ = t;
             Served::Remote {
                 authority,
                 path,
                 base,
                 last: 0,
+                next: Instant::now(),
             }
         }
     };
@@ -503,9 +512,12 @@ fn stop_group(child: &mut Child) -> Option<String> {
     status
 }
 
-/// Whether `pid` runs Node (its `comm` is `node`, or its executable's name is).
+/// Whether `pid` runs Node: its executable is named `node` (Next.js renames its processes'
+/// `comm` to `next-server`), or its `comm` is `node`.
 fn is_node(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "node")
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+    exe.is_ok_and(|p| p.file_name().is_some_and(|n| n == "node"))
+        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "node")
 }
 
 /// The kick thread: waits for `--ready`, then GETs each `--kick` in turn.

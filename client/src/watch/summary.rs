@@ -117,7 +117,7 @@ impl WatchSummary {
         let what = if self.command.is_empty() {
             format!("pid {}", self.pid)
         } else {
-            crate::child::shell_words(&self.command)
+            self.command.join(" ")
         };
         writeln!(w, "command    {what}")?;
         writeln!(
