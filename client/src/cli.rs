@@ -93,8 +93,50 @@ pub struct CompareArgs {
     #[arg(long)]
     pub fail_on_leak: bool,
 
+    /// Also run a program under `leak-client watch` against the same server, as a column of
+    /// its own (repeatable): `NAME=COMMAND`, run with `sh -c`, with `REQUESTS` set to the
+    /// workload's total unless already set, e.g. `--watch node='node examples/node/fetch.js'`.
+    #[arg(long = "watch", value_name = "NAME=COMMAND", value_parser = parse_watch_spec)]
+    pub watch: Vec<WatchSpec>,
+
+    /// Load this runtime's probe into every --watch program (its post-GC heap is then what is
+    /// judged and plotted; without, RSS is judged and the run is left out of the plot).
+    #[arg(long, value_enum)]
+    pub probe: Option<ProbeRuntime>,
+
     #[command(flatten)]
     pub workload: Workload,
+}
+
+/// One `compare --watch NAME=COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchSpec {
+    /// Column heading and file stem: letters, digits, `-`, `_`, `+`, `.`.
+    pub name: String,
+    /// A shell command line.
+    pub command: String,
+}
+
+fn parse_watch_spec(s: &str) -> Result<WatchSpec, String> {
+    let (name, command) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=COMMAND"))?;
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
+    if !name_ok || name == "ureq" || name == "raw" || name == "raw+leak" {
+        return Err(format!(
+            "`{name}`: a NAME of letters, digits, -, _, +, . other than a variant's"
+        ));
+    }
+    if command.trim().is_empty() {
+        return Err(format!("`{s}`: empty COMMAND"));
+    }
+    Ok(WatchSpec {
+        name: name.to_string(),
+        command: command.to_string(),
+    })
 }
 
 /// The server of the orchestrating commands (`compare`, `watch`): the in-process latency

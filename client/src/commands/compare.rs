@@ -84,6 +84,29 @@ pub fn compare(args: CompareArgs) -> u8 {
             }
         }
     }
+    for spec in &args.watch {
+        if stop.is_set() {
+            eprintln!("{:>9}: skipped (interrupted)", spec.name);
+            continue;
+        }
+        let t0 = Instant::now();
+        match super::watch::run_in_compare(&exe, spec, args.probe, w, &target.url, &args.out) {
+            Ok(r) => {
+                eprintln!(
+                    "{:>9}: {} requests in {}, verdict {}",
+                    spec.name,
+                    crate::units::count(r.summary.requests),
+                    took(t0),
+                    r.summary.verdict.class.as_str().to_uppercase()
+                );
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
     let ctx = Context {
         command: command_line(),
         url: target.url.clone(),

@@ -185,7 +185,8 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         error: None,
     };
     let mut mem = TreeMemory::default();
-    let mut node = args.probe == Some(ProbeRuntime::Node);
+    // Whether the tree runs Node, from its processes' executables (a `sh -c` execs into it).
+    let mut node = false;
 
     let t0 = monotonic_ns();
     let started = Instant::now();
@@ -250,7 +251,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
                 sampler.sample()
             };
             samples += 1;
-            if s.joined > 0 && !node {
+            if !node && (s.joined > 0 || samples % PSS_EVERY == 1) {
                 node = sampler.live_pids().any(is_node);
             }
             if args.pid.is_some() && !s.root_alive && reason.is_none() {
@@ -385,6 +386,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         return Ok(exit::FAILURE);
     }
 
+    let node = node || args.probe == Some(ProbeRuntime::Node);
     let judged = judge(&tree, probe.is_some().then_some(heap.as_slice()), node);
     let summary = WatchSummary {
         variant: "watch".into(),
@@ -597,4 +599,157 @@ fn http_get_parts(
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, b)| b.to_string());
     Ok((status, body))
+}
+
+/// `compare --watch NAME=COMMAND`: runs `leak-client watch --url URL -- sh -c COMMAND` as a
+/// child of `exe` (its JSONL and log in `out`, `REQUESTS` set to the workload's total unless
+/// already set), and turns its summary into a column of the comparison: the figures that apply
+/// in a [`Summary`], the probe's post-GC heap readings as the plotted samples.
+pub(super) fn run_in_compare(
+    exe: &std::path::Path,
+    spec: &crate::cli::WatchSpec,
+    probe: Option<ProbeRuntime>,
+    workload: &crate::cli::Workload,
+    url: &str,
+    out: &std::path::Path,
+) -> Result<crate::child::JobResult, crate::child::JobError> {
+    use crate::child::{Job, JobError, JobResult};
+    let jsonl = out.join(format!("{}.jsonl", spec.name));
+    let log = out.join(format!("{}.log", spec.name));
+    let fail = |why: String| JobError {
+        name: spec.name.clone(),
+        why,
+        log: log.clone(),
+    };
+    let mut args: Vec<String> = vec![
+        "watch".into(),
+        "--url".into(),
+        url.into(),
+        "--quiet".into(),
+        "--json".into(),
+        "--jsonl".into(),
+        jsonl.display().to_string(),
+    ];
+    if let Some(p) = probe {
+        args.push("--probe".into());
+        args.push(
+            match p {
+                ProbeRuntime::Node => "node",
+                ProbeRuntime::Python => "python",
+            }
+            .into(),
+        );
+    }
+    args.extend(["--".into(), "sh".into(), "-c".into(), spec.command.clone()]);
+    let command = format!("leak-client {}", crate::child::shell_words(&args));
+    let log_file =
+        File::create(&log).map_err(|e| fail(format!("cannot create {}: {e}", log.display())))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file);
+    if let (Some(n), None) = (workload.total_requests(), std::env::var_os("REQUESTS")) {
+        cmd.env("REQUESTS", n.to_string());
+    }
+    eprintln!("{:>9}: watching `{}`", spec.name, spec.command);
+    let output = cmd
+        .output()
+        .map_err(|e| fail(format!("cannot start {}: {e}", exe.display())))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let ws: WatchSummary = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            fail(format!(
+                "no JSON summary on its stdout (exit status {})",
+                output.status
+            ))
+        })?;
+    let text = std::fs::read_to_string(&jsonl)
+        .map_err(|e| fail(format!("cannot read {}: {e}", jsonl.display())))?;
+    let samples: Vec<crate::sample::Sample> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<WatchSample>(l).ok())
+        .filter(|s| s.kind == WatchKind::Probe)
+        .filter_map(|s| {
+            Some(crate::sample::Sample {
+                t_ms: s.t_ms,
+                kind: crate::sample::SampleKind::Request,
+                round: 0,
+                requests: s.requests,
+                ok: s.requests,
+                errors: 0,
+                live: s.live?,
+                peak: s.live?,
+                allocs: 0,
+                allocated_bytes: 0,
+                rss: None,
+                connections: 0,
+            })
+        })
+        .collect();
+    Ok(JobResult {
+        job: Job {
+            name: spec.name.clone(),
+            // Not a variant: the field is only read to build a variant's argv, which a
+            // watched run does not have.
+            variant: crate::clients::VariantName::Raw,
+            workload: workload.clone(),
+            control: false,
+        },
+        summary: compare_summary(&ws),
+        samples,
+        jsonl,
+        log,
+        command,
+        watch: Some(ws),
+    })
+}
+
+/// The figures of a watch that the comparison's table shows, as a variant's [`Summary`]:
+/// requests, rate, RSS, the probe's heap as the live heap (0 without a probe), the verdict.
+fn compare_summary(w: &WatchSummary) -> crate::summary::Summary {
+    use crate::stop::StopReason;
+    use crate::summary::{LatencyMs, Memory, Summary};
+    let m = &w.memory;
+    Summary {
+        variant: crate::clients::VariantName::Raw,
+        url: w.url.clone(),
+        requests: w.requests,
+        ok: w.requests,
+        errors: 0,
+        errors_by_kind: std::collections::BTreeMap::new(),
+        elapsed_s: w.elapsed_s,
+        rps: w.rps,
+        latency_ms: LatencyMs::default(),
+        memory: Memory {
+            baseline: m.heap_start.unwrap_or(0),
+            end: m.heap_end.unwrap_or(0),
+            peak: m.heap_peak.unwrap_or(0),
+            retained_after_idle: None,
+            rss_start: m.rss_start,
+            rss_end: m.rss_end,
+            rss_peak: m.rss_peak,
+            allocs_per_request: 0.0,
+            bytes_allocated_per_request: 0.0,
+            growth_per_request: 0.0,
+            limit: 0,
+        },
+        connections_opened: 0,
+        body_bytes: 0,
+        stopped_by: match w.stopped_by {
+            WatchStop::Duration => StopReason::Duration,
+            WatchStop::Signal => StopReason::Signal,
+            WatchStop::Exited | WatchStop::Requests | WatchStop::Kicks => StopReason::Requests,
+        },
+        concurrency: 1,
+        rounds: 1,
+        path_len: 0,
+        inject_leak: 0,
+        samples_dropped: 0,
+        unreachable_s: 0.0,
+        verdict: w.judged.verdict.clone(),
+    }
 }

@@ -21,9 +21,11 @@
 //! RSS `leak` is reported `inconclusive`: the probe decides, RSS cannot.
 //!
 //! # Warm-up
-//! The variants' rules (10% of the run, extended to 30% while a ramp runs past the cut) also
-//! cover Node's JIT and its early heap growth: on the recorded series (`client/tests/data/watch`)
-//! no larger cut was needed, so none is added here.
+//! Start-up (before the first request) is never judged. On the probe's series the warm-up is
+//! 20% of the run (extended to 40% while a ramp runs past it), and for Node at least the first
+//! [`NODE_WARMUP_REQUESTS`]: V8's JIT and lazily built modules grow the heap for the first few
+//! thousand requests of a clean loop, which at 2,000 requests reads as a leak of ~200
+//! B/request. Below [`NODE_MIN_REQUESTS`] a Node heap verdict is `inconclusive`.
 
 use crate::units;
 use crate::verdict::{self, Class, Params, Point, Verdict};
@@ -105,9 +107,28 @@ pub fn heap_params() -> Params {
 /// on the tree's RSS. `node` says the tree ran Node (for the wording and the RSS rule above).
 pub fn judge(tree: &[TreeRow], heap: Option<&[HeapRow]>, node: bool) -> WatchVerdict {
     match heap {
-        Some(h) if !h.is_empty() => judge_heap(tree, h),
+        Some(h) if !h.is_empty() => judge_heap(tree, h, node),
         _ => judge_rss(tree, node),
     }
+}
+
+/// Requests a Node process's own warm-up lasts: a clean native `fetch` loop's post-GC heap went
+/// 2.9 → 6.6 MB over its first 1,000 requests, +170 KB over the next 1,000, +90 KB over the
+/// next, and was flat from about 4,000 on (V8's JIT, undici's lazily built parts).
+pub const NODE_WARMUP_REQUESTS: u64 = 3_000;
+/// A Node heap series shorter than this is `inconclusive` whatever its shape: the warm-up would
+/// read as a leak of ~200 B/request at 2,000 requests.
+pub const NODE_MIN_REQUESTS: u64 = 5_000;
+
+/// [`heap_params`], with the warm-up at least [`NODE_WARMUP_REQUESTS`] for Node.
+fn heap_params_for(total: u64, node: bool) -> Params {
+    let mut p = heap_params();
+    if node && total > 0 {
+        let fraction = (NODE_WARMUP_REQUESTS as f64 / total as f64).clamp(p.warmup_fraction, 0.7);
+        p.max_warmup_fraction = (fraction + (p.max_warmup_fraction - p.warmup_fraction)).min(0.8);
+        p.warmup_fraction = fraction;
+    }
+    p
 }
 
 /// The readings from the last one before the first request on: start-up (an interpreter
@@ -121,7 +142,7 @@ fn from_start<T>(rows: &[T], requests: impl Fn(&T) -> u64) -> &[T] {
     &rows[first.saturating_sub(1)..]
 }
 
-fn judge_heap(tree: &[TreeRow], heap: &[HeapRow]) -> WatchVerdict {
+fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
     let points: Vec<Point> = from_start(heap, |h| h.requests)
         .iter()
         .map(|h| Point {
@@ -137,8 +158,22 @@ fn judge_heap(tree: &[TreeRow], heap: &[HeapRow]) -> WatchVerdict {
             round: 0,
         })
         .collect();
-    let mut v = verdict::judge(&points, &heap_params());
+    let total = points.iter().map(|p| p.requests).max().unwrap_or(0);
+    let mut v = verdict::judge(&points, &heap_params_for(total, node));
     v.reason = v.reason.replace("live heap", "post-GC heap");
+    if node && total < NODE_MIN_REQUESTS && v.class != Class::Inconclusive {
+        v.reason = format!(
+            "only {} requests: a Node process's heap grows by itself for its first ~{} \
+             (JIT, lazily built modules), so {} cannot be told from that: inconclusive, run ≥ \
+             {} requests ({})",
+            units::count(total),
+            units::count(NODE_WARMUP_REQUESTS + 1_000),
+            v.class,
+            units::count(NODE_MIN_REQUESTS * 2),
+            v.reason
+        );
+        v.class = Class::Inconclusive;
+    }
     WatchVerdict {
         basis: Basis::Heap,
         verdict: v,
@@ -181,5 +216,77 @@ fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
         basis: Basis::Rss,
         verdict: v,
         caveat: Some(caveat),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A post-GC heap that climbs fast and then ever more slowly (V8 warming up), `n` requests,
+    /// a reading every 50, plus `leak` bytes per request.
+    fn warming(n: u64, leak: f64) -> Vec<HeapRow> {
+        (0..=n / 50)
+            .map(|i| {
+                let r = i * 50;
+                let warm = 4e6 * (1.0 - (-(r as f64) / 900.0).exp());
+                HeapRow {
+                    requests: r,
+                    live: (3e6 + warm + leak * r as f64) as u64,
+                    quiescent: r == 0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_short_node_run_is_inconclusive_and_a_long_one_is_judged() {
+        let short = judge(&[], Some(&warming(2_000, 0.0)), true);
+        assert_eq!(short.basis, Basis::Heap);
+        assert_eq!(
+            short.verdict.class,
+            Class::Inconclusive,
+            "{}",
+            short.verdict.reason
+        );
+        assert!(
+            short.verdict.reason.contains("run ≥ 10,000"),
+            "{}",
+            short.verdict.reason
+        );
+        let clean = judge(&[], Some(&warming(20_000, 0.0)), true);
+        assert!(
+            matches!(clean.verdict.class, Class::Stable | Class::Bounded),
+            "{}",
+            clean.verdict.reason
+        );
+        let leak = judge(&[], Some(&warming(20_000, 256.0)), true);
+        assert_eq!(leak.verdict.class, Class::Leak, "{}", leak.verdict.reason);
+        let b = leak.verdict.slope.map_or(0.0, |s| s.bytes_per_request);
+        assert!((b - 256.0).abs() < 0.1 * 256.0, "{b}");
+    }
+
+    #[test]
+    fn start_up_before_the_first_request_is_not_judged() {
+        // 50 MB of start-up (a framework compiling), then a flat loop.
+        let mut rows: Vec<TreeRow> = (0..20)
+            .map(|i| TreeRow {
+                requests: 0,
+                rss: 10_000_000 + i * 2_500_000,
+                pss: None,
+                anon: 0,
+                quiescent: true,
+            })
+            .collect();
+        rows.extend((1..=100).map(|i| TreeRow {
+            requests: i * 100,
+            rss: 60_000_000,
+            pss: None,
+            anon: 0,
+            quiescent: false,
+        }));
+        let w = judge(&rows, None, false);
+        assert_eq!(w.basis, Basis::Rss);
+        assert_eq!(w.verdict.class, Class::Stable, "{}", w.verdict.reason);
     }
 }

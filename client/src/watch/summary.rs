@@ -180,6 +180,13 @@ impl WatchSummary {
         if let Some(c) = &self.judged.caveat {
             writeln!(w, "note       {c}")?;
         }
+        if let (Some(p), 0) = (&self.probe, self.probe_readings) {
+            writeln!(
+                w,
+                "note       the {p} probe sent no reading: no {p} process in the tree, or it \
+                 ended before its first"
+            )?;
+        }
         if self.probe_bad_lines > 0 {
             writeln!(
                 w,
