@@ -654,6 +654,43 @@ mod tests {
         assert_eq!(c.workload.duration, Some(Duration::from_secs(3)));
     }
 
+    #[test]
+    fn watch_takes_a_command_or_a_pid_and_shares_the_server_and_output_flags() {
+        let Command::Watch(w) =
+            parse(&["watch", "--json", "--requests", "10k", "--", "node", "a.js"])
+                .expect("parses")
+                .command
+        else {
+            panic!("not watch")
+        };
+        assert_eq!(w.command, ["node", "a.js"]);
+        assert_eq!(w.requests, Some(10_000));
+        assert!(w.outputs.json);
+        assert_eq!(w.server.latency, Duration::from_millis(1));
+        assert!(w.server.url.is_none());
+        for bad in [
+            &["watch"][..],
+            &["watch", "--pid", "1", "--", "node"],
+            &["watch", "--pid", "1", "--probe", "node"],
+            &["watch", "--probe", "ruby", "--", "ruby", "a.rb"],
+            &["watch", "--every", "1ms", "--", "true"],
+            &["compare", "--watch", "no-equals-sign"],
+            &["compare", "--watch", "raw=node a.js"],
+            &["compare", "--watch", "node="],
+        ] {
+            let err = parse(bad).expect_err(&format!("{bad:?} must be rejected"));
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        let c = compare_args(&["--watch", "node=node examples/node/fetch.js read"]);
+        assert_eq!(
+            c.watch,
+            [WatchSpec {
+                name: "node".into(),
+                command: "node examples/node/fetch.js read".into()
+            }]
+        );
+    }
+
     /// A random workload within each flag's accepted range.
     fn random_workload(rng: &mut rand::rngs::StdRng) -> Workload {
         use rand::Rng;
