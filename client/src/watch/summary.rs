@@ -134,7 +134,7 @@ impl WatchSummary {
         )?;
         writeln!(
             w,
-            "rss        start {}  end {}  peak {}  (pss end {}, anon end {}; up to {} processes)",
+            "rss        start {}  end {}  peak {}  (pss end {}, anon end {}; processes: up to {})",
             opt(m.rss_start),
             opt(m.rss_end),
             opt(m.rss_peak),
