@@ -156,7 +156,7 @@ fn a_planted_node_leak_is_found_by_the_node_probe() {
             &examples().join("node/fetch.js").display().to_string(),
         ],
         &[
-            ("REQUESTS", "5000"),
+            ("REQUESTS", "6000"),
             ("PAUSE_MS", "0"),
             ("LEAK_BYTES", "1024"),
         ],
