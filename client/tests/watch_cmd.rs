@@ -261,3 +261,26 @@ fn ctrl_c_prints_the_summary_completes_the_jsonl_and_ends_the_command_group() {
         "process group {group} still exists"
     );
 }
+
+#[test]
+fn what_the_command_leaves_running_in_its_group_is_stopped_with_it() {
+    let script = format!("sleep 300 & exec python3 '{}'", python_loop());
+    let out = watch(
+        &["--json", "--quiet", "--", "sh", "-c", &script],
+        &[("REQUESTS", "1500")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["stopped_by"], "exited");
+    let group = i32::try_from(s["pid"].as_u64().expect("pid")).expect("pid fits");
+    assert_eq!(
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), None),
+        Err(nix::errno::Errno::ESRCH),
+        "the background sleep of group {group} still runs"
+    );
+}

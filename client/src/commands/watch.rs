@@ -356,9 +356,11 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         std::thread::sleep(TICK);
     };
 
+    // Also when the command exited by itself: what it left running in its group goes too.
     if let Some(c) = child.as_mut() {
+        let status = stop_group(c);
         if exit_status.is_none() {
-            exit_status = stop_group(c);
+            exit_status = status;
         }
     }
     let requests = served.read(&backend);
@@ -488,8 +490,8 @@ fn spawn(args: &WatchArgs, url: &str, probe: Option<&Probe>) -> Result<Child, St
         .map_err(|e| format!("cannot start `{program}`: {e}"))
 }
 
-/// SIGTERM to the command's process group, SIGKILL to what is left after [`GRACE`]. Returns how
-/// the command ended.
+/// SIGTERM to the command's process group, SIGKILL to what is left after [`GRACE`] (nothing is
+/// sent to a group that is already gone). Returns how the command ended.
 fn stop_group(child: &mut Child) -> Option<String> {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
@@ -588,8 +590,9 @@ fn http_get_parts(
         s,
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
     let status = text
         .split(' ')
         .nth(1)
