@@ -284,3 +284,63 @@ fn what_the_command_leaves_running_in_its_group_is_stopped_with_it() {
         "the background sleep of group {group} still runs"
     );
 }
+
+#[test]
+fn compare_puts_a_watched_program_beside_the_variants() {
+    let dir = tmp("compare");
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = format!("py=python3 '{}'", python_loop());
+    let child = Command::new(bin())
+        .args([
+            "compare",
+            "--variants",
+            "raw",
+            "--requests",
+            "1500",
+            "--rounds",
+            "1",
+            "--linger",
+            "0s",
+            "--latency",
+            "1ms",
+            "--concurrency",
+            "1",
+            "--watch",
+            &spec,
+            "--out",
+        ])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("REQUESTS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn leak-client");
+    let out = wait_bounded(child, Duration::from_secs(90));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header = stdout.lines().find(|l| l.contains("raw")).unwrap_or("");
+    assert!(header.contains("py"), "table heading: {stdout}");
+    assert!(stdout.contains("1,500 served"), "{stdout}");
+    assert!(stdout.contains("py: note: RSS cannot separate"), "{stdout}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("read"))
+            .expect("parses");
+    let runs = summary["runs"].as_array().expect("runs");
+    let names: Vec<&str> = runs.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(names, ["raw", "py"]);
+    assert_eq!(runs[1]["summary"]["variant"], "watch");
+    assert_eq!(
+        runs[1]["summary"]["requests"], 1500,
+        "REQUESTS set from --requests"
+    );
+    assert_eq!(runs[1]["summary"]["judged"]["basis"], "rss");
+    assert!(dir.join("py.jsonl").is_file() && dir.join("py.log").is_file());
+    assert!(dir.join("memory.svg").is_file());
+}
