@@ -124,15 +124,22 @@ fn a_clean_python_loop_is_not_a_leak() {
 }
 
 #[test]
-fn a_planted_python_leak_is_a_leak_at_its_size() {
+fn a_planted_python_leak_is_a_leak_at_its_size_and_fails_the_gate() {
     let out = watch(
-        &["--json", "--quiet", "--", "python3", &python_loop()],
+        &[
+            "--json",
+            "--quiet",
+            "--fail-on-leak",
+            "--",
+            "python3",
+            &python_loop(),
+        ],
         &[("REQUESTS", "4000"), ("LEAK_BYTES", "8192")],
     );
     assert_eq!(
         out.status.code(),
-        Some(0),
-        "{}",
+        Some(3),
+        "--fail-on-leak: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let s = summary(&out);
