@@ -181,8 +181,9 @@ pub enum ProbeRuntime {
 #[derive(Debug, Clone, Args)]
 #[command(mut_arg("latency", |a| a.default_value("1ms")))]
 pub struct WatchArgs {
-    /// Watch this running process and its descendants instead of starting COMMAND.
-    #[arg(long, value_name = "PID", conflicts_with_all = ["command", "probe"], required_unless_present = "command")]
+    /// Watch this running process and its descendants instead of starting COMMAND; needs --url,
+    /// the running latency-server the process already sends its requests to.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["command", "probe"], required_unless_present = "command", requires = "url")]
     pub pid: Option<u32>,
 
     /// Load this runtime's probe into COMMAND and judge its post-GC heap (without: RSS only,
@@ -674,6 +675,7 @@ mod tests {
             &["watch", "--pid", "1", "--probe", "node"],
             &["watch", "--probe", "ruby", "--", "ruby", "a.rb"],
             &["watch", "--every", "1ms", "--", "true"],
+            &["watch", "--pid", "1"],
             &["compare", "--watch", "no-equals-sign"],
             &["compare", "--watch", "raw=node a.js"],
             &["compare", "--watch", "node="],
@@ -681,6 +683,13 @@ mod tests {
             let err = parse(bad).expect_err(&format!("{bad:?} must be rejected"));
             assert_eq!(err.exit_code(), 2, "{bad:?}");
         }
+        let Command::Watch(p) = parse(&["watch", "--pid", "1", "--url", "http://127.0.0.1:8080/"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not watch")
+        };
+        assert_eq!((p.pid, p.command.len()), (Some(1), 0));
         let c = compare_args(&["--watch", "node=node examples/node/fetch.js read"]);
         assert_eq!(
             c.watch,
