@@ -193,4 +193,17 @@ fn an_rss_verdict_always_says_what_rss_cannot_tell() {
             w.verdict.reason
         );
     }
+    // Advice about flags watch has not.
+    for name in [
+        "node-fetch-leak1k-rss",
+        "next-canary-dev-http-rss",
+        "node-http-read-probe",
+    ] {
+        let w = verdict_of(name);
+        assert!(
+            !w.verdict.reason.contains("--rounds"),
+            "{name}: {}",
+            w.verdict.reason
+        );
+    }
 }

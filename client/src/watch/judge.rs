@@ -160,7 +160,7 @@ fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
         .collect();
     let total = points.iter().map(|p| p.requests).max().unwrap_or(0);
     let mut v = verdict::judge(&points, &heap_params_for(total, node));
-    v.reason = v.reason.replace("live heap", "post-GC heap");
+    v.reason = watch_wording(&v.reason, "post-GC heap");
     if node && total < NODE_MIN_REQUESTS && v.class != Class::Inconclusive {
         v.reason = format!(
             "only {} requests: a Node process's heap grows by itself for its first ~{} \
@@ -193,7 +193,7 @@ fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
         })
         .collect();
     let mut v = verdict::judge(&points, &Params::default());
-    v.reason = v.reason.replace("live heap", "RSS");
+    v.reason = watch_wording(&v.reason, "RSS");
     let probe = if node { "node" } else { "node|python" };
     let mut caveat = format!(
         "RSS cannot separate the runtime's own growth (heap steps, JIT, allocator pages) from \
@@ -217,6 +217,14 @@ fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
         verdict: v,
         caveat: Some(caveat),
     }
+}
+
+/// The variants' reason as it reads for a watch: the series named, and no advice about a flag
+/// watch does not have (`--rounds`: kick the loop several times instead).
+fn watch_wording(reason: &str, series: &str) -> String {
+    reason
+        .replace("live heap", series)
+        .replace(" or use --rounds 3", " or repeat the loop (several --kick)")
 }
 
 #[cfg(test)]
