@@ -351,3 +351,33 @@ fn compare_puts_a_watched_program_beside_the_variants() {
     assert!(dir.join("py.jsonl").is_file() && dir.join("py.log").is_file());
     assert!(dir.join("memory.svg").is_file());
 }
+
+#[test]
+fn the_python_probe_measures_a_planted_leak_in_bytes() {
+    let out = watch(
+        &[
+            "--json",
+            "--quiet",
+            "--probe",
+            "python",
+            "--probe-every",
+            "100ms",
+            "--",
+            "python3",
+            &python_loop(),
+        ],
+        &[("REQUESTS", "3000"), ("LEAK_BYTES", "8192")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["judged"]["basis"], "heap", "{s}");
+    assert_eq!(class(&s), "leak", "{s}");
+    // tracemalloc's traced bytes: the bytearray and its object header.
+    let b = slope(&s);
+    assert!((b - 8192.0).abs() <= 0.05 * 8192.0, "slope {b}");
+}
