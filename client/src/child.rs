@@ -58,6 +58,9 @@ pub struct JobResult {
     pub jsonl: PathBuf,
     pub log: PathBuf,
     pub command: String,
+    /// A `compare --watch` run: the watch's own summary (`summary` then holds the figures that
+    /// apply, for the table, and `samples` the probe's post-GC heap readings).
+    pub watch: Option<crate::watch::summary::WatchSummary>,
 }
 
 /// A child run that failed to produce a summary.
@@ -204,6 +207,7 @@ pub fn run_job(
         jsonl,
         log,
         command,
+        watch: None,
     })
 }
 

@@ -45,6 +45,11 @@ pub enum Command {
     /// capped cache, each judged; prints detected vs expected.
     #[command(after_long_help = EXIT_CODES_HELP)]
     Calibrate(CalibrateArgs),
+    /// Judge any program, in any language: start the latency server, run COMMAND with
+    /// LEAKPROBE_URL set (or attach to --pid), sample its whole process tree's memory (and a
+    /// runtime's post-GC heap with --probe) against the requests the server answered, judge.
+    #[command(after_long_help = EXIT_CODES_HELP)]
+    Watch(WatchArgs),
 }
 
 /// Workload presets for `compare`.
@@ -69,13 +74,8 @@ pub struct CompareArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "ureq,raw")]
     pub variants: Vec<VariantName>,
 
-    /// Use this server instead of starting the latency server in-process.
-    #[arg(long, value_parser = parse_target)]
-    pub url: Option<Target>,
-
-    /// Latency of the in-process server (ignored with --url).
-    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub latency: Duration,
+    #[command(flatten)]
+    pub server: ServerArgs,
 
     /// Add a positive control: the raw variant with a planted 1 KiB/request leak, which the
     /// detector must judge `leak` (the run fails if it does not).
@@ -94,8 +94,150 @@ pub struct CompareArgs {
     #[arg(long)]
     pub fail_on_leak: bool,
 
+    /// Also run a program under `leak-client watch` against the same server, as a column of
+    /// its own (repeatable): `NAME=COMMAND`, run with `sh -c`, with `REQUESTS` set to the
+    /// workload's total unless already set, e.g. `--watch node='node examples/node/fetch.js'`.
+    #[arg(long = "watch", value_name = "NAME=COMMAND", value_parser = parse_watch_spec)]
+    pub watch: Vec<WatchSpec>,
+
+    /// Load this runtime's probe into every --watch program (its post-GC heap is then what is
+    /// judged and plotted; without, RSS is judged and the run is left out of the plot).
+    #[arg(long, value_enum)]
+    pub probe: Option<ProbeRuntime>,
+
     #[command(flatten)]
     pub workload: Workload,
+}
+
+/// One `compare --watch NAME=COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchSpec {
+    /// Column heading and file stem: letters, digits, `-`, `_`, `+`, `.`.
+    pub name: String,
+    /// A shell command line.
+    pub command: String,
+}
+
+fn parse_watch_spec(s: &str) -> Result<WatchSpec, String> {
+    let (name, command) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=COMMAND"))?;
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
+    if !name_ok || name == "ureq" || name == "raw" || name == "raw+leak" {
+        return Err(format!(
+            "`{name}`: a NAME of letters, digits, -, _, +, . other than a variant's"
+        ));
+    }
+    if command.trim().is_empty() {
+        return Err(format!("`{s}`: empty COMMAND"));
+    }
+    Ok(WatchSpec {
+        name: name.to_string(),
+        command: command.to_string(),
+    })
+}
+
+/// The server of the orchestrating commands (`compare`, `watch`): the in-process latency
+/// server, or the user's own running `latency-server`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Use this server instead of starting the latency server in-process.
+    #[arg(long, value_parser = parse_target)]
+    pub url: Option<Target>,
+
+    /// Latency of the in-process server (ignored with --url).
+    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency: Duration,
+}
+
+/// Where a run's results go, and whether a leak fails it: `ureq`, `raw` and `watch`.
+#[derive(Debug, Clone, Args)]
+pub struct Outputs {
+    /// Append every sample to FILE as one JSON object per line, flushed per line.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+
+    /// Print the final summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit with code 3 if the verdict is `leak` (a CI gate).
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+/// The runtimes `watch --probe` can read the heap of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeRuntime {
+    /// `NODE_OPTIONS=--expose-gc --require <probe>`: post-GC `heapUsed` of every node process.
+    Node,
+    /// `sitecustomize` on `PYTHONPATH`: tracemalloc's traced bytes after `gc.collect()`.
+    Python,
+}
+
+/// Flags of `watch`: what to watch, the server, when to stop, how often to read, the outputs.
+#[derive(Debug, Clone, Args)]
+#[command(mut_arg("latency", |a| a.default_value("1ms")))]
+pub struct WatchArgs {
+    /// Watch this running process and its descendants instead of starting COMMAND; needs --url,
+    /// the running latency-server the process already sends its requests to.
+    #[arg(long, value_name = "PID", conflicts_with_all = ["command", "probe"], required_unless_present = "command", requires = "url")]
+    pub pid: Option<u32>,
+
+    /// Load this runtime's probe into COMMAND and judge its post-GC heap (without: RSS only,
+    /// which cannot separate a runtime's own growth from retained objects).
+    #[arg(long, value_enum)]
+    pub probe: Option<ProbeRuntime>,
+
+    /// Time between two probe readings of one process (each costs it a full collection).
+    #[arg(long, default_value = "250ms", value_parser = parse_interval, value_name = "DURATION")]
+    pub probe_every: Duration,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Wait until this URL answers 200 before the kicks (COMMAND is a server, e.g. Next.js).
+    #[arg(long, value_name = "URL")]
+    pub ready: Option<String>,
+
+    /// GET this URL once ready, each after the previous answered (repeatable): what starts the
+    /// program's request loop. The run ends --linger after the last kick answered.
+    #[arg(long, value_name = "URL")]
+    pub kick: Vec<String>,
+
+    /// Stop once the server has served this many requests (`10k` accepted).
+    #[arg(long, short = 'n', value_parser = parse_count, value_name = "N")]
+    pub requests: Option<u64>,
+
+    /// Stop after this long (e.g. `30s`, `5m`).
+    #[arg(long, short = 'd', value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// Keep sampling this long after the last kick answered, then stop COMMAND.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub linger: Duration,
+
+    /// Time between two samples of the process tree's memory.
+    #[arg(long, default_value = "100ms", value_parser = parse_interval, value_name = "DURATION")]
+    pub every: Duration,
+
+    /// Interval of the memory log line on stderr.
+    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
+    pub report_every: Duration,
+
+    /// No periodic log line, and COMMAND's stdout is discarded (its stderr is kept).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub outputs: Outputs,
+
+    /// The program to run, after `--`; it finds the server in LEAKPROBE_URL.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// Flags of `calibrate`: the workload flags (10k requests, 200 ms linger by default) plus the
@@ -130,14 +272,6 @@ pub struct RunArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080", value_parser = parse_target)]
     pub url: Target,
 
-    /// Append every sample to FILE as one JSON object per line, flushed per line.
-    #[arg(long, value_name = "FILE")]
-    pub jsonl: Option<PathBuf>,
-
-    /// Print the final summary as one JSON object on stdout.
-    #[arg(long)]
-    pub json: bool,
-
     /// With --sites: where to write the DHAT profile (open it in Valgrind's `dh_view.html`).
     #[arg(
         long,
@@ -147,9 +281,8 @@ pub struct RunArgs {
     )]
     pub sites_out: PathBuf,
 
-    /// Exit with code 3 if the verdict is `leak` (a CI gate).
-    #[arg(long)]
-    pub fail_on_leak: bool,
+    #[command(flatten)]
+    pub outputs: Outputs,
 
     #[command(flatten)]
     pub workload: Workload,
@@ -189,7 +322,7 @@ impl RunArgs {
                 site: w.inject_site,
             },
             max_unreachable: w.max_unreachable,
-            jsonl: self.jsonl.clone(),
+            jsonl: self.outputs.jsonl.clone(),
             sites: w.sites.then(|| SitesConfig {
                 rate: w
                     .sites_rate
@@ -545,7 +678,7 @@ mod tests {
         assert_eq!(c.workload.linger, Duration::from_secs(1));
         assert_eq!(c.workload.concurrency, 8);
         assert_eq!(c.workload.path_len, 1000);
-        assert_eq!(c.latency, Duration::from_millis(5));
+        assert_eq!(c.server.latency, Duration::from_millis(5));
         let Command::Calibrate(k) = parse(&["calibrate"]).expect("parses").command else {
             panic!("not calibrate")
         };
@@ -577,6 +710,51 @@ mod tests {
         assert_eq!(c.workload.inject_leak, 64);
         assert!(!c.workload.unique);
         assert_eq!(c.workload.duration, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn watch_takes_a_command_or_a_pid_and_shares_the_server_and_output_flags() {
+        let Command::Watch(w) =
+            parse(&["watch", "--json", "--requests", "10k", "--", "node", "a.js"])
+                .expect("parses")
+                .command
+        else {
+            panic!("not watch")
+        };
+        assert_eq!(w.command, ["node", "a.js"]);
+        assert_eq!(w.requests, Some(10_000));
+        assert!(w.outputs.json);
+        assert_eq!(w.server.latency, Duration::from_millis(1));
+        assert!(w.server.url.is_none());
+        for bad in [
+            &["watch"][..],
+            &["watch", "--pid", "1", "--", "node"],
+            &["watch", "--pid", "1", "--probe", "node"],
+            &["watch", "--probe", "ruby", "--", "ruby", "a.rb"],
+            &["watch", "--every", "1ms", "--", "true"],
+            &["watch", "--pid", "1"],
+            &["compare", "--watch", "no-equals-sign"],
+            &["compare", "--watch", "raw=node a.js"],
+            &["compare", "--watch", "node="],
+        ] {
+            let err = parse(bad).expect_err(&format!("{bad:?} must be rejected"));
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        let Command::Watch(p) = parse(&["watch", "--pid", "1", "--url", "http://127.0.0.1:8080/"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not watch")
+        };
+        assert_eq!((p.pid, p.command.len()), (Some(1), 0));
+        let c = compare_args(&["--watch", "node=node examples/node/fetch.js read"]);
+        assert_eq!(
+            c.watch,
+            [WatchSpec {
+                name: "node".into(),
+                command: "node examples/node/fetch.js read".into()
+            }]
+        );
     }
 
     /// A random workload within each flag's accepted range.

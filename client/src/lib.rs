@@ -4,7 +4,8 @@
 //! Layers, lowest first (a module imports only from layers below it):
 //! data (`units`, `error`, `stop`, `sample`, `workload`, `variant`, `exit`) →
 //! clients (`raw`, `ureq_client`, `clients`) → configuration (`config`, then `cli`) →
-//! measuring (`counters`, `sites`, `monitor`, `run`) → analysis (`verdict`, `summary`) →
+//! measuring (`counters`, `sites`, `monitor`, `run`) → analysis (`verdict`, `summary`) → `watch` (any
+//! program's process tree and runtime probe, judged with `verdict`) →
 //! outputs (`plot`, `child`, `report`) → `commands`.
 #![forbid(unsafe_code)]
 

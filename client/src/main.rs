@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Raw(args) => commands::run_variant(VariantName::Raw, &args, &ALLOC),
         Command::Compare(args) => commands::compare(args),
         Command::Calibrate(args) => commands::calibrate(&args),
+        Command::Watch(args) => commands::watch(&args),
     };
     ExitCode::from(code)
 }
@@ -44,7 +45,8 @@ fn init_logger() {
 fn raise_open_files_limit(command: &Command) {
     let (concurrency, serves) = match command {
         Command::Ureq(a) | Command::Raw(a) => (a.workload.concurrency, false),
-        Command::Compare(a) => (a.workload.concurrency, a.url.is_none()),
+        Command::Compare(a) => (a.workload.concurrency, a.server.url.is_none()),
+        Command::Watch(a) => (1, a.server.url.is_none()),
         Command::Calibrate(a) => (a.workload.concurrency, true),
     };
     let own = u64::from(concurrency) + latency_server::limits::RESERVED_DESCRIPTORS;

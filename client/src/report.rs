@@ -72,7 +72,7 @@ fn rows(results: &[JobResult]) -> Vec<Row> {
     let col =
         |f: &dyn Fn(&Summary) -> String| results.iter().map(|r| f(&r.summary)).collect::<Vec<_>>();
     let opt_bytes = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64));
-    vec![
+    let mut rows = vec![
         (
             "requests ok / sent",
             col(&|s| format!("{} / {}", units::count(s.ok), units::count(s.requests))),
@@ -129,7 +129,52 @@ fn rows(results: &[JobResult]) -> Vec<Row> {
             }),
         ),
         ("verdict", col(&|s| s.verdict.class.as_str().to_uppercase())),
-    ]
+    ];
+    for (i, r) in results.iter().enumerate() {
+        if let Some(w) = &r.watch {
+            for (label, cells) in &mut rows {
+                if let Some(c) = watch_cell(label, w) {
+                    cells[i] = c;
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// A `compare --watch` run's cell where the variants' figure does not apply to a watched
+/// program (it has no counting allocator and no request counters of its own); `None` keeps the
+/// cell its summary gave.
+fn watch_cell(label: &str, w: &crate::watch::summary::WatchSummary) -> Option<String> {
+    let heap = |v: Option<u64>| {
+        v.map_or_else(
+            || "n/a (no --probe)".to_string(),
+            |b| format!("{} (post-GC heap)", units::bytes(b as f64)),
+        )
+    };
+    let m = &w.memory;
+    match label {
+        "requests ok / sent" => Some(format!("{} served", units::count(w.requests))),
+        "errors"
+        | "latency p50 / p99"
+        | "connections opened"
+        | "allocs / request"
+        | "bytes allocated / request"
+        | "retained after idle (vs start)" => Some("n/a".into()),
+        "live baseline" => Some(heap(m.heap_start)),
+        "live end" => Some(heap(m.heap_end)),
+        "live peak" => Some(heap(m.heap_peak)),
+        "slope (B/request, 95% CI)" => {
+            let basis = w.judged.basis.as_str();
+            w.judged.verdict.slope.map(|sl| {
+                format!(
+                    "{:+.1} [{:+.1}, {:+.1}] ({basis})",
+                    sl.bytes_per_request, sl.lo, sl.hi
+                )
+            })
+        }
+        _ => None,
+    }
 }
 
 fn errors_cell(s: &Summary) -> String {
@@ -205,6 +250,9 @@ pub fn print_table(w: &mut dyn Write, results: &[JobResult]) -> io::Result<()> {
     writeln!(w)?;
     for (h, r) in heads.iter().zip(results) {
         writeln!(w, "{h}: {}", r.summary.verdict.reason)?;
+        if let Some(c) = r.watch.as_ref().and_then(|w| w.judged.caveat.as_ref()) {
+            writeln!(w, "{h}: note: {c}")?;
+        }
     }
     Ok(())
 }
@@ -228,7 +276,15 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[JobResult]) -> Result<(),
     let lines: Vec<plot::Line<'_>> = results
         .iter()
         .map(|r| plot::Line {
-            label: format!("{} — {}", header(r), r.summary.verdict.class),
+            label: match &r.watch {
+                Some(_) if r.samples.is_empty() => format!(
+                    "{} — {} (RSS only, not plotted)",
+                    header(r),
+                    r.summary.verdict.class
+                ),
+                Some(_) => format!("{} — {} (post-GC heap)", header(r), r.summary.verdict.class),
+                None => format!("{} — {}", header(r), r.summary.verdict.class),
+            },
             samples: &r.samples,
             dashed: r.job.control,
         })
@@ -248,7 +304,10 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[JobResult]) -> Result<(),
             "command": r.command,
             "jsonl": r.jsonl.file_name().map(|n| n.to_string_lossy().to_string()),
             "log": r.log.file_name().map(|n| n.to_string_lossy().to_string()),
-            "summary": r.summary,
+            "summary": match &r.watch {
+                Some(w) => serde_json::json!(w),
+                None => serde_json::json!(r.summary),
+            },
         })).collect::<Vec<_>>(),
     });
     let mut f =

@@ -26,7 +26,7 @@ fn apply_preset(mut a: CompareArgs) -> CompareArgs {
         w.rounds = 1;
         w.path_len = 1000;
         let mut rng = rand::rngs::StdRng::seed_from_u64(w.seed);
-        a.latency = Duration::from_millis(rng.gen_range(100..=300));
+        a.server.latency = Duration::from_millis(rng.gen_range(100..=300));
     }
     a
 }
@@ -34,7 +34,8 @@ fn apply_preset(mut a: CompareArgs) -> CompareArgs {
 /// `leak-client compare`.
 pub fn compare(args: CompareArgs) -> u8 {
     let args = apply_preset(args);
-    let Some((exe, target)) = prepare(&args.out, args.url.as_ref(), args.latency) else {
+    let Some((exe, target)) = prepare(&args.out, args.server.url.as_ref(), args.server.latency)
+    else {
         return exit::FAILURE;
     };
     let jobs = jobs(&args);
@@ -71,6 +72,29 @@ pub fn compare(args: CompareArgs) -> u8 {
                 eprintln!(
                     "{:>9}: {} requests in {}, verdict {}",
                     job.name,
+                    crate::units::count(r.summary.requests),
+                    took(t0),
+                    r.summary.verdict.class.as_str().to_uppercase()
+                );
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    for spec in &args.watch {
+        if stop.is_set() {
+            eprintln!("{:>9}: skipped (interrupted)", spec.name);
+            continue;
+        }
+        let t0 = Instant::now();
+        match super::watch::run_in_compare(&exe, spec, args.probe, w, &target.url, &args.out) {
+            Ok(r) => {
+                eprintln!(
+                    "{:>9}: {} requests in {}, verdict {}",
+                    spec.name,
                     crate::units::count(r.summary.requests),
                     took(t0),
                     r.summary.verdict.class.as_str().to_uppercase()

@@ -1,5 +1,5 @@
 //! The commands as the binary runs them, one file each (`variant`: `ureq`/`raw`, `compare`,
-//! `calibrate`), and what they share: signal handling, the allocator cap, the server the
+//! `calibrate`, `watch`), and what they share: signal handling, the allocator cap, the server the
 //! orchestrating commands start. Kept out of `main.rs` so tests can run a whole command
 //! in-process. Exit codes are `crate::exit`'s.
 
@@ -12,10 +12,12 @@ use crate::stop::{Stop, StopReason};
 pub mod calibrate;
 pub mod compare;
 pub mod variant;
+pub mod watch;
 
 pub use calibrate::calibrate;
 pub use compare::compare;
 pub use variant::run_variant;
+pub use watch::watch;
 
 /// The allocator cap, as the binary's `#[global_allocator]` exposes it.
 pub trait Cap: Sync {

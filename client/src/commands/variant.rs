@@ -53,7 +53,7 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
     if let Some(e) = &out.monitor.jsonl_error {
         eprintln!("error: writing the JSONL file failed: {e}");
     }
-    if args.json {
+    if args.outputs.json {
         let mut stdout = std::io::stdout().lock();
         if summary
             .print_json(&mut stdout)
@@ -66,7 +66,7 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
     if out.monitor.jsonl_error.is_some() || summary.stopped_by == StopReason::Unreachable {
         return exit::FAILURE;
     }
-    if args.fail_on_leak && summary.verdict.class == Class::Leak {
+    if args.outputs.fail_on_leak && summary.verdict.class == Class::Leak {
         return exit::LEAK;
     }
     exit::OK

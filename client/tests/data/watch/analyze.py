@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Slopes of a watch_measure recording (and the fixtures made from them): Theil–Sen, bytes per
-request, of the tree's RSS / PSS / anon and of the probe's post-GC heap, against the server's
-served count, over the loop (served in (0, max]).
+"""Slopes of a `leak-client watch --jsonl` recording (or of a JSON recording made by the former
+watch_measure harness): Theil–Sen, bytes per request, of the tree's RSS / PSS / anon and of the
+probe's post-GC heap, against the server's served count, over the loop (served in (0, max]).
 
-    analyze.py RECORDING.json...            one summary line per file
-    analyze.py --fixture OUT.json REC.json [key=value...]
+    analyze.py RECORDING.jsonl|json...      one summary line per file
+    analyze.py --fixture OUT.json REC.jsonl [key=value...]
                                             write a thinned (<= 500 points) fixture, labelled
+
+A watch JSONL has the probe's sum over processes only (`live`), so `heap_used_main` and
+`heap_plus_external` read the same as `heap_used` for it.
 """
 import json
 import sys
@@ -33,6 +36,32 @@ def theil_sen(xs, ys):
 def loop_rows(rows, served_of):
     top = max((served_of(r) or 0) for r in rows) if rows else 0
     return [r for r in rows if served_of(r) and 0 < served_of(r) <= top], top
+
+
+def load(path):
+    """A recording: the harness's JSON as is, or a watch JSONL converted to its shape."""
+    if not path.endswith(".jsonl"):
+        return json.load(open(path))
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    tree = [r for r in rows if r["kind"] != "probe"]
+    probes = [r for r in rows if r["kind"] == "probe"]
+    return {
+        "labels": {},
+        "command": [],
+        "latency_ms": None,
+        "served": max((r["requests"] for r in rows), default=0),
+        "connections": "?",
+        "probe": "node|python" if probes else None,
+        "sample_cost_us": "?",
+        "kicks": [],
+        "tree_columns": ["t_ms", "served", "rss", "pss", "anon", "procs"],
+        "tree": [[r["t_ms"], r["requests"], r["rss"], r["pss"], r["anon"], r["procs"]] for r in tree],
+        "probe_rows": [
+            {"served": r["requests"], "pid": r["pid"], "ev": "Tick", "gc_us": 0,
+             "heap_used": r["live"], "sum_heap_used": r["live"], "sum_external": 0}
+            for r in probes
+        ],
+    }
 
 
 def tree_stats(rec):
@@ -96,7 +125,7 @@ def heap_series(rec):
 
 
 def summary(path):
-    rec = json.load(open(path))
+    rec = load(path)
     t = tree_stats(rec)
     series, _ = heap_series(rec)
     heap = {}
@@ -111,7 +140,7 @@ def summary(path):
                 "last": pts[-1][1],
                 "n": len(pts),
             }
-    gc = [r["gc_us"] for r in rec.get("probe_rows", []) if r.get("ev") == "Tick"]
+    gc = [r["gc_us"] for r in rec.get("probe_rows", []) if r.get("ev") == "Tick" and r["gc_us"]]
     return rec, t, heap, (sorted(gc)[len(gc) // 2] if gc else None)
 
 
@@ -148,7 +177,7 @@ def thin(rows, limit=500):
 
 
 def fixture(rec_path, out_path, extra):
-    rec = json.load(open(rec_path))
+    rec = load(rec_path)
     rec["labels"].update(extra)
     cols = rec["tree_columns"]
     ix = {c: i for i, c in enumerate(cols)}

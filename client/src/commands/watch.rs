@@ -1,0 +1,759 @@
+//! `leak-client watch`: the wiring that judges any program. Starts the server (or polls a
+//! running one's `/__stats`), starts COMMAND in its own process group with `LEAKPROBE_URL` (and
+//! a probe), samples its tree and reads its probe against the served count, kicks a server
+//! program, stops it (SIGTERM to the group, SIGKILL after a grace period), and prints the
+//! summary. The reading is `crate::watch`'s, the verdict `watch::judge`'s; nothing here measures
+//! memory or decides a class itself.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{Backend, install_signal_handler};
+use crate::cli::{ProbeRuntime, WatchArgs};
+use crate::exit;
+use crate::stop::Stop;
+use crate::verdict::Class;
+use crate::watch::judge::{HeapRow, TreeRow, judge};
+use crate::watch::pair::ServedLog;
+use crate::watch::probe::{
+    Probe, ProbeReader, ProbeSettings, ProbeTotals, Reading, Runtime, monotonic_ns,
+};
+use crate::watch::proctree::{Root, TreeSampler};
+use crate::watch::summary::{
+    TreeMemory, WatchKind, WatchSample, WatchStop, WatchSummary, log_line,
+};
+
+/// SIGTERM to SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+/// How often the served count is recorded (and the loop turns).
+const TICK: Duration = Duration::from_millis(5);
+/// No request served for this long: the reading is quiescent.
+const IDLE: Duration = Duration::from_secs(1);
+/// Every how many tree samples `smaps_rollup` (PSS) is read: it walks page tables.
+const PSS_EVERY: u64 = 8;
+
+/// Where the served count comes from.
+enum Served {
+    InProcess,
+    /// A running latency-server's `/__stats`, minus its count when the watch began, read every
+    /// [`REMOTE_POLL`] at most.
+    Remote {
+        authority: String,
+        path: String,
+        base: u64,
+        last: u64,
+        next: Instant,
+    },
+}
+
+/// How often a `--url` server's `/__stats` is read (one connection each).
+const REMOTE_POLL: Duration = Duration::from_millis(20);
+
+impl Served {
+    fn read(&mut self, backend: &Backend) -> u64 {
+        match self {
+            Served::InProcess => backend.server.as_ref().map_or(0, |s| s.stats().served),
+            Served::Remote {
+                authority,
+                path,
+                base,
+                last,
+                next,
+            } => {
+                if Instant::now() >= *next {
+                    *next = Instant::now() + REMOTE_POLL;
+                    if let Some(n) = stats_served(authority, path) {
+                        *last = n.saturating_sub(*base);
+                    }
+                }
+                *last
+            }
+        }
+    }
+}
+
+fn stats_served(authority: &str, path: &str) -> Option<u64> {
+    let (status, body) = http_get_parts(authority, path, Duration::from_secs(2)).ok()?;
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v.get("served")?.as_u64()
+}
+
+/// Messages from the kick thread.
+enum Kick {
+    Ready,
+    NeverReady,
+    Answered { url: String, status: u16 },
+    Failed { url: String, why: String },
+    Done,
+}
+
+/// `leak-client watch`: runs, prints the summary, returns the exit code.
+pub fn watch(args: &WatchArgs) -> u8 {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn run(args: &WatchArgs) -> Result<u8, String> {
+    let backend = Backend::start(args.server.url.as_ref(), args.server.latency)?;
+    let url = backend.url.clone();
+    let mut served = match &args.server.url {
+        None => Served::InProcess,
+        Some(_) => {
+            let (authority, _) = split_url(&url)?;
+            let path = latency_server::STATS_PATH.to_string();
+            let base = stats_served(&authority, &path).ok_or_else(|| {
+                format!("--url {url}: no latency-server answers {path} there (watch needs its served count)")
+            })?;
+            Served::Remote {
+                authority,
+                path,
+                base,
+                last: 0,
+                next: Instant::now(),
+            }
+        }
+    };
+    eprintln!("watch: LEAKPROBE_URL={url}");
+
+    let dir = std::env::temp_dir().join(format!("leakprobe-watch-{}", std::process::id()));
+    let probe = match args.probe {
+        None => None,
+        Some(p) => {
+            let rt = match p {
+                ProbeRuntime::Node => Runtime::Node,
+                ProbeRuntime::Python => Runtime::Python,
+            };
+            Some(
+                Probe::install(rt, &dir)
+                    .map_err(|e| format!("cannot write the probe into {}: {e}", dir.display()))?,
+            )
+        }
+    };
+    let jsonl = match &args.outputs.jsonl {
+        Some(p) => {
+            Some(File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+
+    let stop = Stop::new();
+    install_signal_handler(&stop);
+
+    let (mut child, pid) = match args.pid {
+        Some(pid) => {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return Err(format!("--pid {pid}: no such process"));
+            }
+            (None, pid)
+        }
+        None => {
+            let child = spawn(args, &url, probe.as_ref())?;
+            let pid = child.id();
+            eprintln!(
+                "watch: started `{}` (pid {pid}, its own process group)",
+                crate::child::shell_words(&args.command)
+            );
+            (Some(child), pid)
+        }
+    };
+
+    let kicks = start_kicks(args);
+    let mut sampler = TreeSampler::new(Root::Process(pid));
+    let mut reader = probe.as_ref().map(|p| ProbeReader::new(p.out_path()));
+    let mut log = ServedLog::with_capacity(1 << 14);
+    let mut totals = ProbeTotals::default();
+    let mut readings: Vec<Reading> = Vec::with_capacity(64);
+    let mut tree: Vec<TreeRow> = Vec::with_capacity(4096);
+    let mut heap: Vec<HeapRow> = Vec::with_capacity(1024);
+    let mut out = Output {
+        jsonl,
+        line: Vec::with_capacity(256),
+        error: None,
+    };
+    let mut mem = TreeMemory::default();
+    // Whether the tree runs Node, from its processes' executables (a `sh -c` execs into it).
+    let mut node = false;
+
+    let t0 = monotonic_ns();
+    let started = Instant::now();
+    let mut next_sample = started;
+    let mut next_report = started + args.report_every;
+    let mut prev_report = (0u64, 0u64);
+    let mut base: Option<(u64, u64)> = None;
+    let mut samples = 0u64;
+    let mut linger_until: Option<Instant> = None;
+    let mut kick_error: Option<String> = None;
+    let mut exit_status: Option<String> = None;
+    let stopped_by = loop {
+        let count = served.read(&backend);
+        let now_ns = monotonic_ns();
+        log.record(now_ns, count);
+        if let Some(rx) = &kicks {
+            while let Ok(k) = rx.try_recv() {
+                match k {
+                    Kick::Ready => eprintln!("watch: ready"),
+                    Kick::NeverReady => kick_error = Some("--ready URL never answered 200".into()),
+                    Kick::Answered { url, status } => {
+                        eprintln!("watch: kick {url} answered {status}");
+                    }
+                    Kick::Failed { url, why } => kick_error = Some(format!("kick {url}: {why}")),
+                    Kick::Done => linger_until = Some(Instant::now() + args.linger),
+                }
+            }
+        }
+        let exited = match child.as_mut() {
+            Some(c) => match c.try_wait() {
+                Ok(Some(s)) => {
+                    exit_status = Some(s.to_string());
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => return Err(format!("cannot wait for the command: {e}")),
+            },
+            None => false,
+        };
+        let now = Instant::now();
+        let reason = if stop.is_set() {
+            Some(WatchStop::Signal)
+        } else if exited {
+            Some(WatchStop::Exited)
+        } else if args.requests.is_some_and(|n| count >= n) {
+            Some(WatchStop::Requests)
+        } else if args.duration.is_some_and(|d| started.elapsed() >= d) {
+            Some(WatchStop::Duration)
+        } else if linger_until.is_some_and(|l| now >= l) || kick_error.is_some() {
+            Some(WatchStop::Kicks)
+        } else {
+            None
+        };
+        if now >= next_sample || reason.is_some() {
+            next_sample += args.every;
+            if next_sample < now {
+                next_sample = now + args.every;
+            }
+            let s = if samples % PSS_EVERY == 0 {
+                sampler.sample_with_pss()
+            } else {
+                sampler.sample()
+            };
+            samples += 1;
+            if !node && (s.joined > 0 || samples % PSS_EVERY == 1) {
+                node = sampler.live_pids().any(is_node);
+            }
+            if args.pid.is_some() && !s.root_alive && reason.is_none() {
+                exit_status = Some("the watched process exited".into());
+            }
+            let quiescent = log
+                .served_at(s.t_ns.saturating_sub(IDLE.as_nanos() as u64))
+                .is_some_and(|c| c == count)
+                || count == 0;
+            if s.procs > 0 || s.held > 0 {
+                tree.push(TreeRow {
+                    requests: count,
+                    rss: s.mem.rss,
+                    pss: s.mem.pss,
+                    anon: s.mem.anon,
+                    quiescent,
+                });
+                if count == 0 || mem.rss_start.is_none() {
+                    mem.rss_start = Some(s.mem.rss);
+                }
+                mem.rss_end = Some(s.mem.rss);
+                mem.rss_peak = mem.rss_peak.max(Some(s.mem.rss));
+                mem.pss_end = s.live.pss.or(mem.pss_end);
+                mem.anon_end = Some(s.mem.anon);
+                mem.processes_peak = mem.processes_peak.max(s.procs);
+            }
+            if let Some(r) = reader.as_mut() {
+                readings.clear();
+                if let Err(e) = r.poll(&mut readings) {
+                    log::warn!("cannot read the probe's output: {e}");
+                }
+                for rd in &readings {
+                    totals.update(rd);
+                    let (Some(at), Some(live)) = (log.served_at(rd.t_ns), totals.live_bytes())
+                    else {
+                        continue;
+                    };
+                    let q = log
+                        .served_at(rd.t_ns.saturating_sub(IDLE.as_nanos() as u64))
+                        .is_some_and(|c| c == at)
+                        || at == 0;
+                    heap.push(HeapRow {
+                        requests: at,
+                        live,
+                        quiescent: q,
+                    });
+                    if at == 0 || mem.heap_start.is_none() {
+                        mem.heap_start = Some(live);
+                    }
+                    mem.heap_end = Some(live);
+                    mem.heap_peak = mem.heap_peak.max(Some(live));
+                    out.write(&WatchSample {
+                        t_ms: rd.t_ns.saturating_sub(t0) / 1_000_000,
+                        kind: WatchKind::Probe,
+                        requests: at,
+                        live: Some(live),
+                        rss: None,
+                        pss: None,
+                        anon: None,
+                        procs: None,
+                        pid: Some(rd.pid),
+                    });
+                }
+            }
+            let sample = WatchSample {
+                t_ms: s.t_ns.saturating_sub(t0) / 1_000_000,
+                kind: if quiescent {
+                    WatchKind::Quiescent
+                } else {
+                    WatchKind::Interval
+                },
+                requests: count,
+                live: mem.heap_end,
+                rss: Some(s.mem.rss),
+                pss: s.mem.pss,
+                anon: Some(s.mem.anon),
+                procs: Some(s.procs),
+                pid: None,
+            };
+            out.write(&sample);
+            if base.is_none() && count > 0 {
+                base = if probe.is_some() {
+                    mem.heap_end.map(|h| (count, h))
+                } else {
+                    Some((count, s.mem.rss))
+                };
+            }
+            if now >= next_report {
+                next_report = now + args.report_every;
+                if !args.quiet {
+                    log::info!("{}", log_line(&sample, prev_report, mem.heap_end, base));
+                }
+                prev_report = (sample.t_ms, sample.requests);
+            }
+            if args.pid.is_some() && !s.root_alive && reason.is_none() {
+                break WatchStop::Exited;
+            }
+        }
+        if let Some(r) = reason {
+            break r;
+        }
+        std::thread::sleep(TICK);
+    };
+
+    // Also when the command exited by itself: what it left running in its group goes too.
+    if let Some(c) = child.as_mut() {
+        let status = stop_group(c);
+        if exit_status.is_none() {
+            exit_status = status;
+        }
+    }
+    let requests = served.read(&backend);
+    let elapsed = started.elapsed().as_secs_f64();
+    backend.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(e) = &kick_error {
+        eprintln!("error: {e}");
+    }
+
+    if requests == 0 {
+        eprintln!(
+            "error: {} before any request reached the server at {url}: the program must send its \
+             requests to LEAKPROBE_URL{}",
+            match (stopped_by, &exit_status) {
+                (WatchStop::Exited, Some(s)) => format!("the command exited ({s})"),
+                _ => format!("the watch ended ({})", stopped_by.as_str()),
+            },
+            if args.ready.is_some() || !args.kick.is_empty() {
+                " (or be started by --kick)"
+            } else {
+                ""
+            }
+        );
+        return Ok(exit::FAILURE);
+    }
+
+    let node = node || args.probe == Some(ProbeRuntime::Node);
+    let judged = judge(&tree, probe.is_some().then_some(heap.as_slice()), node);
+    let summary = WatchSummary {
+        variant: "watch".into(),
+        command: args.command.clone(),
+        pid,
+        url,
+        probe: args.probe.map(|p| {
+            match p {
+                ProbeRuntime::Node => "node",
+                ProbeRuntime::Python => "python",
+            }
+            .to_string()
+        }),
+        requests,
+        elapsed_s: elapsed,
+        rps: requests as f64 / elapsed.max(1e-9),
+        stopped_by,
+        exit_status,
+        memory: mem,
+        tree_samples: tree.len(),
+        probe_readings: heap.len(),
+        probe_bad_lines: reader.as_ref().map_or(0, ProbeReader::bad_lines),
+        judged,
+    };
+    let _ = summary.print_human(&mut std::io::stderr().lock());
+    if let Some(e) = &out.error {
+        eprintln!("error: writing the JSONL file failed: {e}");
+    }
+    if args.outputs.json {
+        let mut stdout = std::io::stdout().lock();
+        if summary
+            .print_json(&mut stdout)
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return Ok(exit::FAILURE);
+        }
+    }
+    if out.error.is_some() || kick_error.is_some() {
+        return Ok(exit::FAILURE);
+    }
+    if args.outputs.fail_on_leak && summary.judged.verdict.class == Class::Leak {
+        return Ok(exit::LEAK);
+    }
+    Ok(exit::OK)
+}
+
+/// The JSONL file, one unbuffered write per line.
+struct Output {
+    jsonl: Option<File>,
+    line: Vec<u8>,
+    error: Option<String>,
+}
+
+impl Output {
+    fn write(&mut self, s: &WatchSample) {
+        let Some(f) = self.jsonl.as_mut() else {
+            return;
+        };
+        self.line.clear();
+        if serde_json::to_writer(&mut self.line, s).is_ok() {
+            self.line.push(b'\n');
+            if let Err(e) = f.write_all(&self.line) {
+                self.error = Some(e.to_string());
+                self.jsonl = None;
+            }
+        }
+    }
+}
+
+/// Starts COMMAND in its own process group, with `LEAKPROBE_URL` and the probe's variables.
+fn spawn(args: &WatchArgs, url: &str, probe: Option<&Probe>) -> Result<Child, String> {
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err("nothing to watch: give -- COMMAND [ARGS…] or --pid PID".into());
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(rest)
+        .env("LEAKPROBE_URL", url)
+        .stdin(Stdio::null())
+        .process_group(0);
+    if args.quiet {
+        cmd.stdout(Stdio::null());
+    }
+    if let Some(p) = probe {
+        let inherited: Option<OsString> = match p.runtime() {
+            Runtime::Node => std::env::var_os("NODE_OPTIONS"),
+            Runtime::Python => std::env::var_os("PYTHONPATH"),
+        };
+        let settings = ProbeSettings {
+            interval: args.probe_every,
+            // Python's probe reports bytes only with tracemalloc (blocks are a count).
+            tracemalloc: p.runtime() == Runtime::Python,
+        };
+        for (k, v) in p.env(settings, inherited) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.spawn()
+        .map_err(|e| format!("cannot start `{program}`: {e}"))
+}
+
+/// SIGTERM to the command's process group, SIGKILL to what is left after [`GRACE`] (nothing is
+/// sent to a group that is already gone). Returns how the command ended.
+fn stop_group(child: &mut Child) -> Option<String> {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let group = Pid::from_raw(i32::try_from(child.id()).ok()?);
+    let _ = killpg(group, Signal::SIGTERM);
+    let t0 = Instant::now();
+    let mut status = None;
+    while t0.elapsed() < GRACE {
+        if let Ok(Some(s)) = child.try_wait() {
+            status = Some(s.to_string());
+            // The leader is gone; the rest of the group gets what is left of the grace period.
+            if killpg(group, None).is_err() {
+                return status;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    if status.is_none() {
+        status = child.wait().ok().map(|s| s.to_string());
+    }
+    status
+}
+
+/// Whether `pid` runs Node: its executable is named `node` (Next.js renames its processes'
+/// `comm` to `next-server`), or its `comm` is `node`.
+fn is_node(pid: u32) -> bool {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+    exe.is_ok_and(|p| p.file_name().is_some_and(|n| n == "node"))
+        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "node")
+}
+
+/// The kick thread: waits for `--ready`, then GETs each `--kick` in turn.
+fn start_kicks(args: &WatchArgs) -> Option<mpsc::Receiver<Kick>> {
+    if args.ready.is_none() && args.kick.is_empty() {
+        return None;
+    }
+    let (tx, rx) = mpsc::channel();
+    let ready = args.ready.clone();
+    let kicks = args.kick.clone();
+    std::thread::spawn(move || {
+        if let Some(r) = ready {
+            let t0 = Instant::now();
+            while !matches!(http_get(&r, Duration::from_secs(120)), Ok((200, _))) {
+                if t0.elapsed() > Duration::from_secs(600) {
+                    let _ = tx.send(Kick::NeverReady);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            let _ = tx.send(Kick::Ready);
+        }
+        for k in kicks {
+            match http_get(&k, Duration::from_secs(24 * 3600)) {
+                Ok((status, _)) => {
+                    let _ = tx.send(Kick::Answered { url: k, status });
+                }
+                Err(e) => {
+                    let _ = tx.send(Kick::Failed {
+                        url: k,
+                        why: e.to_string(),
+                    });
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Kick::Done);
+    });
+    Some(rx)
+}
+
+/// `http://host:port/path` → (`host:port`, `/path`).
+fn split_url(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    Ok((authority.to_string(), path.to_string()))
+}
+
+/// A minimal `GET` over one connection (`Connection: close`): status and body.
+fn http_get(url: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
+    let (authority, path) = split_url(url).map_err(std::io::Error::other)?;
+    http_get_parts(&authority, &path, timeout)
+}
+
+fn http_get_parts(
+    authority: &str,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(authority)?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    Ok((status, body))
+}
+
+/// `compare --watch NAME=COMMAND`: runs `leak-client watch --url URL -- sh -c COMMAND` as a
+/// child of `exe` (its JSONL and log in `out`, `REQUESTS` set to the workload's total unless
+/// already set), and turns its summary into a column of the comparison: the figures that apply
+/// in a [`Summary`], the probe's post-GC heap readings as the plotted samples.
+pub(super) fn run_in_compare(
+    exe: &std::path::Path,
+    spec: &crate::cli::WatchSpec,
+    probe: Option<ProbeRuntime>,
+    workload: &crate::cli::Workload,
+    url: &str,
+    out: &std::path::Path,
+) -> Result<crate::child::JobResult, crate::child::JobError> {
+    use crate::child::{Job, JobError, JobResult};
+    let jsonl = out.join(format!("{}.jsonl", spec.name));
+    let log = out.join(format!("{}.log", spec.name));
+    let fail = |why: String| JobError {
+        name: spec.name.clone(),
+        why,
+        log: log.clone(),
+    };
+    let mut args: Vec<String> = vec![
+        "watch".into(),
+        "--url".into(),
+        url.into(),
+        "--quiet".into(),
+        "--json".into(),
+        "--jsonl".into(),
+        jsonl.display().to_string(),
+    ];
+    if let Some(p) = probe {
+        args.push("--probe".into());
+        args.push(
+            match p {
+                ProbeRuntime::Node => "node",
+                ProbeRuntime::Python => "python",
+            }
+            .into(),
+        );
+    }
+    args.extend(["--".into(), "sh".into(), "-c".into(), spec.command.clone()]);
+    let command = format!("leak-client {}", crate::child::shell_words(&args));
+    let log_file =
+        File::create(&log).map_err(|e| fail(format!("cannot create {}: {e}", log.display())))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file);
+    if let (Some(n), None) = (workload.total_requests(), std::env::var_os("REQUESTS")) {
+        cmd.env("REQUESTS", n.to_string());
+    }
+    eprintln!("{:>9}: watching `{}`", spec.name, spec.command);
+    let output = cmd
+        .output()
+        .map_err(|e| fail(format!("cannot start {}: {e}", exe.display())))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let ws: WatchSummary = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            fail(format!(
+                "no JSON summary on its stdout (exit status {})",
+                output.status
+            ))
+        })?;
+    let text = std::fs::read_to_string(&jsonl)
+        .map_err(|e| fail(format!("cannot read {}: {e}", jsonl.display())))?;
+    let samples: Vec<crate::sample::Sample> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<WatchSample>(l).ok())
+        .filter(|s| s.kind == WatchKind::Probe)
+        .filter_map(|s| {
+            Some(crate::sample::Sample {
+                t_ms: s.t_ms,
+                kind: crate::sample::SampleKind::Request,
+                round: 0,
+                requests: s.requests,
+                ok: s.requests,
+                errors: 0,
+                live: s.live?,
+                peak: s.live?,
+                allocs: 0,
+                allocated_bytes: 0,
+                rss: None,
+                connections: 0,
+            })
+        })
+        .collect();
+    Ok(JobResult {
+        job: Job {
+            name: spec.name.clone(),
+            // Not a variant: the field is only read to build a variant's argv, which a
+            // watched run does not have.
+            variant: crate::clients::VariantName::Raw,
+            workload: workload.clone(),
+            control: false,
+        },
+        summary: compare_summary(&ws),
+        samples,
+        jsonl,
+        log,
+        command,
+        watch: Some(ws),
+    })
+}
+
+/// The figures of a watch that the comparison's table shows, as a variant's [`Summary`]:
+/// requests, rate, RSS, the probe's heap as the live heap (0 without a probe), the verdict.
+fn compare_summary(w: &WatchSummary) -> crate::summary::Summary {
+    use crate::stop::StopReason;
+    use crate::summary::{LatencyMs, Memory, Summary};
+    let m = &w.memory;
+    Summary {
+        variant: crate::clients::VariantName::Raw,
+        url: w.url.clone(),
+        requests: w.requests,
+        ok: w.requests,
+        errors: 0,
+        errors_by_kind: std::collections::BTreeMap::new(),
+        elapsed_s: w.elapsed_s,
+        rps: w.rps,
+        latency_ms: LatencyMs::default(),
+        memory: Memory {
+            baseline: m.heap_start.unwrap_or(0),
+            end: m.heap_end.unwrap_or(0),
+            peak: m.heap_peak.unwrap_or(0),
+            retained_after_idle: None,
+            rss_start: m.rss_start,
+            rss_end: m.rss_end,
+            rss_peak: m.rss_peak,
+            allocs_per_request: 0.0,
+            bytes_allocated_per_request: 0.0,
+            growth_per_request: 0.0,
+            limit: 0,
+        },
+        connections_opened: 0,
+        body_bytes: 0,
+        stopped_by: match w.stopped_by {
+            WatchStop::Duration => StopReason::Duration,
+            WatchStop::Signal => StopReason::Signal,
+            WatchStop::Exited | WatchStop::Requests | WatchStop::Kicks => StopReason::Requests,
+        },
+        concurrency: 1,
+        rounds: 1,
+        path_len: 0,
+        inject_leak: 0,
+        samples_dropped: 0,
+        unreachable_s: 0.0,
+        verdict: w.judged.verdict.clone(),
+        sites: None,
+    }
+}

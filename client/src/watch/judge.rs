@@ -1,0 +1,300 @@
+//! The verdict of a watch run: which series is judged (the probe's post-GC heap, or the tree's
+//! RSS), with which thresholds, and how the result is worded when only RSS was there. Pure
+//! functions over plain rows: no `/proc`, no clock, no process; the classes and statistics are
+//! [`crate::verdict`]'s.
+//!
+//! # With a probe
+//! The probe's readings (the heap after a full collection, summed over the tree's processes)
+//! are the judged series, paired with the server's served count; RSS, read at the tree sample
+//! just before each reading, rides along so that a flat heap under a growing resident set is
+//! `rss-only`. A reading costs the program a full collection, so there are fewer of them than
+//! tree samples (one a second by default): at least [`MIN_HEAP_POINTS`] after warm-up are
+//! needed, not the variants' 30 — a post-GC heap has almost no noise from requests in flight.
+//!
+//! # Without one
+//! RSS is judged with the variants' rules, but the wording never calls it a heap leak: RSS
+//! cannot separate retained objects from a runtime growing its heap in steps and holding it (a
+//! Node loop's RSS climbs 60 → 130 MB in the first 6,000 requests, then stays), from the
+//! allocator keeping freed pages, or from a compiler's buffers. A `leak` on RSS says "RSS grew
+//! steadily" and points to `--probe`. When the tree runs Node, for which a probe exists and whose
+//! RSS measured here grew by kilobytes per request on routes whose heap was flat (Next.js), an
+//! RSS `leak` is reported `inconclusive`: the probe decides, RSS cannot.
+//!
+//! # Warm-up
+//! Start-up (before the first request) is never judged. On the probe's series the warm-up is
+//! 20% of the run (extended to 40% while a ramp runs past it), and for Node at least the first
+//! [`NODE_WARMUP_REQUESTS`]: V8's JIT and lazily built modules grow the heap for the first few
+//! thousand requests of a clean loop, which at 2,000 requests reads as a leak of ~200
+//! B/request. Below [`NODE_MIN_REQUESTS`] a Node heap verdict is `inconclusive`.
+
+use crate::units;
+use crate::verdict::{self, Class, Params, Point, Verdict};
+
+/// Busy readings after warm-up the probe series needs (the variants need 30).
+pub const MIN_HEAP_POINTS: usize = 12;
+
+/// One reading of the process tree, paired with the server's served count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeRow {
+    pub requests: u64,
+    pub rss: u64,
+    /// `None` on the samples that do not read `smaps_rollup`.
+    pub pss: Option<u64>,
+    pub anon: u64,
+    /// No request was served for a while before this reading (start-up, linger).
+    pub quiescent: bool,
+}
+
+/// One probe reading summed over the tree: post-GC heap bytes at a served count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapRow {
+    pub requests: u64,
+    pub live: u64,
+    pub quiescent: bool,
+}
+
+/// What the verdict was computed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Basis {
+    /// The probe's post-GC heap.
+    Heap,
+    /// The tree's resident set.
+    Rss,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Heap => "heap",
+            Basis::Rss => "rss",
+        }
+    }
+}
+
+/// The judgement of a watch run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WatchVerdict {
+    pub basis: Basis,
+    /// The verdict proper; with `basis: rss`, its `slope` is RSS's.
+    pub verdict: Verdict,
+    /// What RSS alone cannot say, when RSS was the basis.
+    pub caveat: Option<String>,
+}
+
+/// A leak on the probe's series needs its interval above this many bytes/request.
+pub const HEAP_LEAK_FLOOR: f64 = 32.0;
+/// `stable` on the probe's series needs the interval's upper bound at or below this.
+pub const HEAP_STABLE_CEILING: f64 = 64.0;
+
+/// The thresholds for the probe's series: the variants' with fewer readings needed, and a
+/// floor above what a runtime adds by itself. Clean Node loops read 2–30 B/request of post-GC
+/// heap growth over 10,000–30,000 requests (V8's code, inline caches and interned strings
+/// warming up; the recorded `node-fetch-*-probe` series), which the variants' 1 B floor would
+/// call a leak; the smallest plant that matters here (256 B) is far above 32.
+pub fn heap_params() -> Params {
+    Params {
+        min_points: MIN_HEAP_POINTS,
+        warmup_fraction: 0.2,
+        max_warmup_fraction: 0.4,
+        leak_floor: HEAP_LEAK_FLOOR,
+        stable_ceiling: HEAP_STABLE_CEILING,
+        ..Params::default()
+    }
+}
+
+/// Judges a watch run: on `heap` when it has readings (a probe ran and reported bytes), else
+/// on the tree's RSS. `node` says the tree ran Node (for the wording and the RSS rule above).
+pub fn judge(tree: &[TreeRow], heap: Option<&[HeapRow]>, node: bool) -> WatchVerdict {
+    match heap {
+        Some(h) if !h.is_empty() => judge_heap(tree, h, node),
+        _ => judge_rss(tree, node),
+    }
+}
+
+/// Requests a Node process's own warm-up lasts: a clean native `fetch` loop's post-GC heap went
+/// 2.9 → 6.6 MB over its first 1,000 requests, +170 KB over the next 1,000, +90 KB over the
+/// next, and was flat from about 4,000 on (V8's JIT, undici's lazily built parts).
+pub const NODE_WARMUP_REQUESTS: u64 = 3_000;
+/// A Node heap series shorter than this is `inconclusive` whatever its shape: the warm-up would
+/// read as a leak of ~200 B/request at 2,000 requests.
+pub const NODE_MIN_REQUESTS: u64 = 5_000;
+
+/// [`heap_params`], with the warm-up at least [`NODE_WARMUP_REQUESTS`] for Node.
+fn heap_params_for(total: u64, node: bool) -> Params {
+    let mut p = heap_params();
+    if node && total > 0 {
+        let fraction = (NODE_WARMUP_REQUESTS as f64 / total as f64).clamp(p.warmup_fraction, 0.7);
+        p.max_warmup_fraction = (fraction + (p.max_warmup_fraction - p.warmup_fraction)).min(0.8);
+        p.warmup_fraction = fraction;
+    }
+    p
+}
+
+/// The readings from the last one before the first request on: start-up (an interpreter
+/// loading, a framework compiling) is not what requests do, and the variants' series begins
+/// with every worker built too.
+fn from_start<T>(rows: &[T], requests: impl Fn(&T) -> u64) -> &[T] {
+    let first = rows
+        .iter()
+        .position(|r| requests(r) > 0)
+        .unwrap_or(rows.len());
+    &rows[first.saturating_sub(1)..]
+}
+
+fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
+    let points: Vec<Point> = from_start(heap, |h| h.requests)
+        .iter()
+        .map(|h| Point {
+            requests: h.requests,
+            live: h.live,
+            // The tree's RSS at the last sample at or before this served count.
+            rss: tree
+                .iter()
+                .rev()
+                .find(|t| t.requests <= h.requests && t.requests > 0)
+                .map(|t| t.rss),
+            quiescent: h.quiescent,
+            round: 0,
+        })
+        .collect();
+    let total = points.iter().map(|p| p.requests).max().unwrap_or(0);
+    let mut v = verdict::judge(&points, &heap_params_for(total, node));
+    v.reason = watch_wording(&v.reason, "post-GC heap");
+    if node && total < NODE_MIN_REQUESTS && v.class != Class::Inconclusive {
+        v.reason = format!(
+            "only {} requests: a Node process's heap grows by itself for its first ~{} \
+             (JIT, lazily built modules), so {} cannot be told from that: inconclusive, run ≥ \
+             {} requests ({})",
+            units::count(total),
+            units::count(NODE_WARMUP_REQUESTS + 1_000),
+            v.class,
+            units::count(NODE_MIN_REQUESTS * 2),
+            v.reason
+        );
+        v.class = Class::Inconclusive;
+    }
+    WatchVerdict {
+        basis: Basis::Heap,
+        verdict: v,
+        caveat: None,
+    }
+}
+
+fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
+    let points: Vec<Point> = from_start(tree, |t| t.requests)
+        .iter()
+        .map(|t| Point {
+            requests: t.requests,
+            live: t.rss,
+            rss: None,
+            quiescent: t.quiescent,
+            round: 0,
+        })
+        .collect();
+    let mut v = verdict::judge(&points, &Params::default());
+    v.reason = watch_wording(&v.reason, "RSS");
+    let probe = if node { "node" } else { "node|python" };
+    let mut caveat = format!(
+        "RSS cannot separate the runtime's own growth (heap steps, JIT, allocator pages) from \
+         objects retained per request; run with --probe {probe} to judge the heap itself"
+    );
+    if v.class == Class::Leak && node {
+        v.class = Class::Inconclusive;
+        let slope = v.slope.map_or_else(String::new, |s| {
+            format!(" {} B/request", units::rate(s.bytes_per_request))
+        });
+        v.reason = format!(
+            "RSS grew{slope} steadily, but a Node process's RSS grows like this without a leak \
+             too: inconclusive, run with --probe node"
+        );
+        caveat = "Node's RSS grew by kilobytes per request on Next.js routes whose heap was \
+                  flat: only the probe's post-GC heap can tell"
+            .to_string();
+    }
+    WatchVerdict {
+        basis: Basis::Rss,
+        verdict: v,
+        caveat: Some(caveat),
+    }
+}
+
+/// The variants' reason as it reads for a watch: the series named, and no advice about a flag
+/// watch does not have (`--rounds`: kick the loop several times instead).
+fn watch_wording(reason: &str, series: &str) -> String {
+    reason
+        .replace("live heap", series)
+        .replace(" or use --rounds 3", " or repeat the loop (several --kick)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A post-GC heap that climbs fast and then ever more slowly (V8 warming up), `n` requests,
+    /// a reading every 50, plus `leak` bytes per request.
+    fn warming(n: u64, leak: f64) -> Vec<HeapRow> {
+        (0..=n / 50)
+            .map(|i| {
+                let r = i * 50;
+                let warm = 4e6 * (1.0 - (-(r as f64) / 900.0).exp());
+                HeapRow {
+                    requests: r,
+                    live: (3e6 + warm + leak * r as f64) as u64,
+                    quiescent: r == 0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_short_node_run_is_inconclusive_and_a_long_one_is_judged() {
+        let short = judge(&[], Some(&warming(2_000, 0.0)), true);
+        assert_eq!(short.basis, Basis::Heap);
+        assert_eq!(
+            short.verdict.class,
+            Class::Inconclusive,
+            "{}",
+            short.verdict.reason
+        );
+        assert!(
+            short.verdict.reason.contains("run ≥ 10,000"),
+            "{}",
+            short.verdict.reason
+        );
+        let clean = judge(&[], Some(&warming(20_000, 0.0)), true);
+        assert!(
+            matches!(clean.verdict.class, Class::Stable | Class::Bounded),
+            "{}",
+            clean.verdict.reason
+        );
+        let leak = judge(&[], Some(&warming(20_000, 256.0)), true);
+        assert_eq!(leak.verdict.class, Class::Leak, "{}", leak.verdict.reason);
+        let b = leak.verdict.slope.map_or(0.0, |s| s.bytes_per_request);
+        assert!((b - 256.0).abs() < 0.1 * 256.0, "{b}");
+    }
+
+    #[test]
+    fn start_up_before_the_first_request_is_not_judged() {
+        // 50 MB of start-up (a framework compiling), then a flat loop.
+        let mut rows: Vec<TreeRow> = (0..20)
+            .map(|i| TreeRow {
+                requests: 0,
+                rss: 10_000_000 + i * 2_500_000,
+                pss: None,
+                anon: 0,
+                quiescent: true,
+            })
+            .collect();
+        rows.extend((1..=100).map(|i| TreeRow {
+            requests: i * 100,
+            rss: 60_000_000,
+            pss: None,
+            anon: 0,
+            quiescent: false,
+        }));
+        let w = judge(&rows, None, false);
+        assert_eq!(w.basis, Basis::Rss);
+        assert_eq!(w.verdict.class, Class::Stable, "{}", w.verdict.reason);
+    }
+}

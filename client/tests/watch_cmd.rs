@@ -1,0 +1,383 @@
+//! `leak-client watch` end to end on the example programs: a clean Python loop is not a leak, a
+//! planted one is (at its size), a Node loop's planted leak is found by `--probe node`, a
+//! command that cannot start or never sends a request fails with exit code 1, and Ctrl-C ends
+//! the watch with a summary, a complete JSONL and the command's process group gone.
+//! Each case is bounded (a few thousand requests, a timeout on every wait).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_leak-client")
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("leakprobe-watch-cmd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test past that.
+fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait().expect("wait") {
+            Some(_) => return child.wait_with_output().expect("output"),
+            None if t0.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "leak-client watch did not finish within {limit:?}; stderr:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Runs `leak-client watch ARGS` with `env`, bounded to 60 s.
+fn watch(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let child = Command::new(bin())
+        .arg("watch")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn leak-client");
+    wait_bounded(child, Duration::from_secs(60))
+}
+
+fn summary(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON summary; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    serde_json::from_str(line).expect("summary parses")
+}
+
+fn class(s: &Value) -> &str {
+    s["judged"]["verdict"]["class"].as_str().unwrap_or("?")
+}
+
+fn slope(s: &Value) -> f64 {
+    s["judged"]["verdict"]["slope"]["bytes_per_request"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
+}
+
+fn python_loop() -> String {
+    examples().join("python/loop.py").display().to_string()
+}
+
+#[test]
+fn a_clean_python_loop_is_not_a_leak() {
+    let jsonl = tmp("clean.jsonl");
+    let j = jsonl.display().to_string();
+    let out = watch(
+        &["--json", "--jsonl", &j, "--", "python3", &python_loop()],
+        &[("REQUESTS", "3000")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["requests"], 3000);
+    assert_ne!(class(&s), "leak", "{s}");
+    assert_eq!(s["judged"]["basis"], "rss");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LEAKPROBE_URL=http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("RSS cannot separate"), "{stderr}");
+    let text = std::fs::read_to_string(&jsonl).expect("jsonl");
+    let rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each JSONL line parses"))
+        .collect();
+    assert!(rows.len() >= 20, "{} rows", rows.len());
+    assert_eq!(
+        rows.last().map(|r| r["requests"].clone()),
+        Some(3000.into())
+    );
+}
+
+#[test]
+fn a_planted_python_leak_is_a_leak_at_its_size_and_fails_the_gate() {
+    let out = watch(
+        &[
+            "--json",
+            "--quiet",
+            "--fail-on-leak",
+            "--",
+            "python3",
+            &python_loop(),
+        ],
+        &[("REQUESTS", "4000"), ("LEAK_BYTES", "8192")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "--fail-on-leak: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(class(&s), "leak", "{s}");
+    let b = slope(&s);
+    assert!((b - 8192.0).abs() <= 0.25 * 8192.0, "slope {b}");
+}
+
+#[test]
+fn a_planted_node_leak_is_found_by_the_node_probe() {
+    let out = watch(
+        &[
+            "--json",
+            "--quiet",
+            "--probe",
+            "node",
+            "--probe-every",
+            "100ms",
+            "--",
+            "node",
+            &examples().join("node/fetch.js").display().to_string(),
+        ],
+        &[
+            ("REQUESTS", "6000"),
+            ("PAUSE_MS", "0"),
+            ("LEAK_BYTES", "1024"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["judged"]["basis"], "heap", "{s}");
+    assert_eq!(class(&s), "leak", "{s}");
+    let b = slope(&s);
+    assert!((b - 1024.0).abs() <= 0.15 * 1024.0, "slope {b}");
+}
+
+#[test]
+fn a_command_that_cannot_start_fails_with_a_clear_error() {
+    let out = watch(&["--", "/nonexistent/leakprobe-no-such-program"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot start `/nonexistent/leakprobe-no-such-program`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_command_that_exits_before_any_request_fails() {
+    let out = watch(&["--json", "--", "sh", "-c", "exit 0"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("before any request"), "{stderr}");
+    assert!(stderr.contains("LEAKPROBE_URL"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains('{'),
+        "no summary"
+    );
+}
+
+#[test]
+fn ctrl_c_prints_the_summary_completes_the_jsonl_and_ends_the_command_group() {
+    let jsonl = tmp("interrupted.jsonl");
+    let mut child = Command::new(bin())
+        .args(["watch", "--json", "--jsonl"])
+        .arg(&jsonl)
+        .args(["--", "python3", &python_loop()])
+        .env("REQUESTS", "10000000")
+        .env("PAUSE_MS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn leak-client");
+    // Until requests flow.
+    let t0 = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&jsonl).unwrap_or_default();
+        let served = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok());
+        if served
+            .into_iter()
+            .any(|r| r["requests"].as_u64() > Some(100))
+        {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no requests served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let mut stderr = String::new();
+    let out = {
+        let mut err = child.stderr.take().expect("stderr");
+        let o = wait_bounded(child, Duration::from_secs(20));
+        err.read_to_string(&mut stderr).expect("stderr");
+        o
+    };
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("watch summary"), "{stderr}");
+    assert!(stderr.contains("stopped by signal"), "{stderr}");
+    let s = summary(&out);
+    assert_eq!(s["stopped_by"], "signal");
+    // Every line whole.
+    let text = std::fs::read_to_string(&jsonl).expect("jsonl");
+    assert!(text.ends_with('\n'));
+    for l in text.lines() {
+        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+    }
+    // The command's process group is gone.
+    let group: i32 = stderr
+        .split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {stderr}"));
+    assert_eq!(
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), None),
+        Err(nix::errno::Errno::ESRCH),
+        "process group {group} still exists"
+    );
+}
+
+#[test]
+fn what_the_command_leaves_running_in_its_group_is_stopped_with_it() {
+    let script = format!("sleep 300 & exec python3 '{}'", python_loop());
+    let out = watch(
+        &["--json", "--quiet", "--", "sh", "-c", &script],
+        &[("REQUESTS", "1500")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["stopped_by"], "exited");
+    let group = i32::try_from(s["pid"].as_u64().expect("pid")).expect("pid fits");
+    assert_eq!(
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(group), None),
+        Err(nix::errno::Errno::ESRCH),
+        "the background sleep of group {group} still runs"
+    );
+}
+
+#[test]
+fn compare_puts_a_watched_program_beside_the_variants() {
+    let dir = tmp("compare");
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = format!("py=python3 '{}'", python_loop());
+    let child = Command::new(bin())
+        .args([
+            "compare",
+            "--variants",
+            "raw",
+            "--requests",
+            "1500",
+            "--rounds",
+            "1",
+            "--linger",
+            "0s",
+            "--latency",
+            "1ms",
+            "--concurrency",
+            "1",
+            "--watch",
+            &spec,
+            "--out",
+        ])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .env_remove("REQUESTS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn leak-client");
+    let out = wait_bounded(child, Duration::from_secs(90));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header = stdout.lines().find(|l| l.contains("raw")).unwrap_or("");
+    assert!(header.contains("py"), "table heading: {stdout}");
+    assert!(stdout.contains("1,500 served"), "{stdout}");
+    assert!(stdout.contains("py: note: RSS cannot separate"), "{stdout}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("read"))
+            .expect("parses");
+    let runs = summary["runs"].as_array().expect("runs");
+    let names: Vec<&str> = runs.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(names, ["raw", "py"]);
+    assert_eq!(runs[1]["summary"]["variant"], "watch");
+    assert_eq!(
+        runs[1]["summary"]["requests"], 1500,
+        "REQUESTS set from --requests"
+    );
+    assert_eq!(runs[1]["summary"]["judged"]["basis"], "rss");
+    assert!(dir.join("py.jsonl").is_file() && dir.join("py.log").is_file());
+    assert!(dir.join("memory.svg").is_file());
+}
+
+#[test]
+fn the_python_probe_measures_a_planted_leak_in_bytes() {
+    let out = watch(
+        &[
+            "--json",
+            "--quiet",
+            "--probe",
+            "python",
+            "--probe-every",
+            "100ms",
+            "--",
+            "python3",
+            &python_loop(),
+        ],
+        &[("REQUESTS", "3000"), ("LEAK_BYTES", "8192")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert_eq!(s["judged"]["basis"], "heap", "{s}");
+    assert_eq!(class(&s), "leak", "{s}");
+    // tracemalloc's traced bytes: the bytearray and its object header.
+    let b = slope(&s);
+    assert!((b - 8192.0).abs() <= 0.05 * 8192.0, "slope {b}");
+}

@@ -1,0 +1,209 @@
+//! The watch verdict on recorded series of real programs (`client/tests/data/watch/`): what it
+//! must say about Node's and Python's loops and the Next.js example, with and without a probe.
+
+use std::path::Path;
+
+use leak_client::verdict::Class;
+use leak_client::watch::judge::{Basis, HeapRow, TreeRow, WatchVerdict, judge};
+use serde_json::Value;
+
+fn load(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/watch")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn col(v: &Value, columns: &str, name: &str) -> usize {
+    v[columns]
+        .as_array()
+        .and_then(|c| c.iter().position(|x| x == name))
+        .unwrap_or_else(|| panic!("no column {name}"))
+}
+
+/// The fixture as the watch command would have recorded it: a reading is quiescent when the
+/// served count has not moved since the previous one.
+fn verdict_of(name: &str) -> WatchVerdict {
+    let v = load(name);
+    let (rq, rss, pss, anon) = (
+        col(&v, "tree_columns", "requests"),
+        col(&v, "tree_columns", "rss"),
+        col(&v, "tree_columns", "pss"),
+        col(&v, "tree_columns", "anon"),
+    );
+    let mut prev = u64::MAX;
+    let tree: Vec<TreeRow> = v["tree"]
+        .as_array()
+        .expect("tree")
+        .iter()
+        .map(|r| {
+            let requests = r[rq].as_u64().unwrap_or(0);
+            let quiescent = requests == prev;
+            prev = requests;
+            TreeRow {
+                requests,
+                rss: r[rss].as_u64().unwrap_or(0),
+                pss: r[pss].as_u64(),
+                anon: r[anon].as_u64().unwrap_or(0),
+                quiescent,
+            }
+        })
+        .collect();
+    let heap: Option<Vec<HeapRow>> = v["heap"].as_array().map(|rows| {
+        let hq = col(&v, "heap_columns", "requests");
+        let hl = if v["probe"] == "python" {
+            col(&v, "heap_columns", "traced")
+        } else {
+            col(&v, "heap_columns", "heap_used")
+        };
+        let mut prev = u64::MAX;
+        rows.iter()
+            .filter_map(|r| {
+                let requests = r[hq].as_u64()?;
+                let live = r[hl].as_u64()?;
+                let quiescent = requests == prev;
+                prev = requests;
+                Some(HeapRow {
+                    requests,
+                    live,
+                    quiescent,
+                })
+            })
+            .collect()
+    });
+    let node = v["labels"].get("node").is_some();
+    judge(&tree, heap.as_deref().filter(|h| !h.is_empty()), node)
+}
+
+fn slope(w: &WatchVerdict) -> f64 {
+    w.verdict.slope.map_or(f64::NAN, |s| s.bytes_per_request)
+}
+
+fn assert_leak_near(name: &str, w: &WatchVerdict, want: f64, tolerance: f64) {
+    assert_eq!(w.verdict.class, Class::Leak, "{name}: {}", w.verdict.reason);
+    let got = slope(w);
+    assert!(
+        (got - want).abs() <= tolerance * want,
+        "{name}: slope {got:.1} B/request, want {want} ±{:.0}%",
+        tolerance * 100.0
+    );
+}
+
+#[test]
+fn planted_leaks_are_leaks_at_their_size() {
+    let w = verdict_of("node-fetch-leak256-probe");
+    assert_eq!(w.basis, Basis::Heap);
+    // V8 adds 20–35 B/request of its own in a loop's first 10,000 requests.
+    assert_leak_near("node-fetch-leak256-probe", &w, 256.0, 0.15);
+    assert_leak_near("py-leak8k-rss", &verdict_of("py-leak8k-rss"), 8192.0, 0.25);
+    assert_leak_near(
+        "py-leak8k-tracemalloc",
+        &verdict_of("py-leak8k-tracemalloc"),
+        8192.0,
+        0.05,
+    );
+}
+
+#[test]
+fn clean_loops_are_never_leaks_with_or_without_a_probe() {
+    for name in [
+        "node-fetch-read-probe",
+        "node-fetch-skip-probe",
+        "node-fetch-clean10k-probe",
+        "node-http-read-probe",
+        "node-fetch-read-rss",
+        "node-fetch-skip-rss",
+        "node-http-read-rss",
+        "py-clean-rss",
+        "py-clean-tracemalloc",
+    ] {
+        let w = verdict_of(name);
+        assert_ne!(w.verdict.class, Class::Leak, "{name}: {}", w.verdict.reason);
+    }
+    // Node's native fetch over 30,000 requests, with the probe: nothing to find.
+    for name in ["node-fetch-read-probe", "node-fetch-skip-probe"] {
+        let w = verdict_of(name);
+        assert!(
+            matches!(w.verdict.class, Class::Stable | Class::Bounded),
+            "{name}: {}",
+            w.verdict.reason
+        );
+    }
+    for name in ["py-clean-rss", "py-clean-tracemalloc"] {
+        assert_eq!(verdict_of(name).verdict.class, Class::Stable, "{name}");
+    }
+}
+
+#[test]
+fn the_nextjs_fetch_leak_is_found_by_the_probe_and_not_claimed_from_rss() {
+    // next@14.2.0-canary.62's fetch route retains ~1.5 KB per request.
+    assert_leak_near(
+        "next-canary-start-fetch-probe",
+        &verdict_of("next-canary-start-fetch-probe"),
+        1500.0,
+        0.33,
+    );
+    // Under `next dev` a one-off release of 3 MB in the early half widens that half's interval:
+    // the verdict may ask for a longer run, but it measures the slope and never clears it.
+    let dev = verdict_of("next-canary-dev-fetch-probe");
+    assert!(
+        matches!(dev.verdict.class, Class::Leak | Class::Inconclusive),
+        "{}",
+        dev.verdict.reason
+    );
+    assert!((1000.0..=2000.0).contains(&slope(&dev)), "{}", slope(&dev));
+    // Its `http` route, and the fixed 14.2.35: not leaks.
+    for name in ["next-canary-dev-http-probe", "next-fixed-dev-fetch-probe"] {
+        let w = verdict_of(name);
+        assert_ne!(w.verdict.class, Class::Leak, "{name}: {}", w.verdict.reason);
+    }
+    // RSS grows by kilobytes per request on every route and version: it cannot tell them
+    // apart, so it never says `leak` for Node, and says why.
+    for name in [
+        "next-canary-dev-fetch-rss",
+        "next-canary-dev-http-rss",
+        "next-fixed-dev-fetch-rss",
+        "node-fetch-leak1k-rss",
+        "node-fetch-leak256-rss",
+    ] {
+        let w = verdict_of(name);
+        assert_eq!(w.basis, Basis::Rss);
+        assert_ne!(w.verdict.class, Class::Leak, "{name}: {}", w.verdict.reason);
+        let caveat = w.caveat.as_deref().unwrap_or("");
+        assert!(
+            w.verdict.reason.contains("--probe node") || caveat.contains("probe"),
+            "{name}: {} / {caveat}",
+            w.verdict.reason
+        );
+    }
+}
+
+#[test]
+fn an_rss_verdict_always_says_what_rss_cannot_tell() {
+    for name in ["py-leak8k-rss", "py-clean-rss", "node-fetch-read-rss"] {
+        let w = verdict_of(name);
+        assert_eq!(w.basis, Basis::Rss);
+        let caveat = w.caveat.unwrap_or_default();
+        assert!(caveat.contains("RSS cannot separate"), "{name}: {caveat}");
+        assert!(caveat.contains("--probe"), "{name}: {caveat}");
+        assert!(
+            !w.verdict.reason.contains("live heap"),
+            "{name}: {}",
+            w.verdict.reason
+        );
+    }
+    // Advice about flags watch has not.
+    for name in [
+        "node-fetch-leak1k-rss",
+        "next-canary-dev-http-rss",
+        "node-http-read-probe",
+    ] {
+        let w = verdict_of(name);
+        assert!(
+            !w.verdict.reason.contains("--rounds"),
+            "{name}: {}",
+            w.verdict.reason
+        );
+    }
+}
