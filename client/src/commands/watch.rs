@@ -78,13 +78,58 @@ impl Served {
     }
 }
 
+impl Served {
+    /// The final count, once the program has stopped: read now (not a cached poll), after
+    /// the requests still in flight at the server have been answered (at most [`SETTLE`]), so
+    /// the last requests the program sent are all counted.
+    fn settle(&mut self, backend: &Backend) -> u64 {
+        let until = Instant::now() + SETTLE;
+        loop {
+            let (served, in_flight) = match self {
+                Served::InProcess => match backend.server.as_ref() {
+                    Some(s) => {
+                        let st = s.stats();
+                        (st.served, st.in_flight)
+                    }
+                    None => return 0,
+                },
+                Served::Remote {
+                    authority,
+                    path,
+                    base,
+                    last,
+                    ..
+                } => match stats_counts(authority, path) {
+                    Some((n, in_flight)) => {
+                        *last = n.saturating_sub(*base);
+                        (*last, in_flight)
+                    }
+                    None => return *last,
+                },
+            };
+            if in_flight == 0 || Instant::now() >= until {
+                return served;
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+}
+
+/// How long the final count waits for the server's requests in flight.
+const SETTLE: Duration = Duration::from_secs(1);
+
 fn stats_served(authority: &str, path: &str) -> Option<u64> {
+    stats_counts(authority, path).map(|(served, _)| served)
+}
+
+/// `(served, in_flight)` from a latency-server's `/__stats`.
+fn stats_counts(authority: &str, path: &str) -> Option<(u64, u64)> {
     let (status, body) = http_get_parts(authority, path, Duration::from_secs(2)).ok()?;
     if status != 200 {
         return None;
     }
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v.get("served")?.as_u64()
+    Some((v.get("served")?.as_u64()?, v.get("in_flight")?.as_u64()?))
 }
 
 /// Messages from the kick thread.
@@ -363,7 +408,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             exit_status = status;
         }
     }
-    let requests = served.read(&backend);
+    let requests = served.settle(&backend);
     let elapsed = started.elapsed().as_secs_f64();
     backend.stop();
     let _ = std::fs::remove_dir_all(&dir);
