@@ -1,6 +1,7 @@
 //! `just bench-peers`: leakprobe beside the tools people already trust, in one table, each cell
 //! repeated (median and min–max). Against nginx (`return 200`, 1000-character paths):
-//! - `wrk`, the reference load generator, at 1, 8 and 64 connections;
+//! - `wrk`, the reference load generator, at 1, 8 and 64 connections, run once beside each
+//!   variant (so each ratio compares runs seconds apart);
 //! - `leak-client raw` and `leak-client ureq` (`--ureq-timeout phases` and `global`): the real
 //!   binary with its monitor, series, histograms and log, as `compare` runs it — requests/s and
 //!   its ratio to wrk's in the same repeat;
@@ -223,18 +224,23 @@ impl Client {
         }
     }
 
-    /// The clients of one connection count, in the order they run (and are printed).
+    /// The clients of one connection count, in the order they are printed.
     fn all() -> Vec<Client> {
         let mut v = vec![Client::Wrk];
-        for (variant, timeout) in [
+        for group in Client::groups() {
+            v.extend(&group[1..]);
+        }
+        v
+    }
+
+    /// What runs together: wrk, then a variant inside leak-client and in the bare loop.
+    fn groups() -> [[Client; 3]; 3] {
+        [
             (VariantName::Raw, TimeoutMode::Phases),
             (VariantName::Ureq, TimeoutMode::Phases),
             (VariantName::Ureq, TimeoutMode::Global),
-        ] {
-            v.push(Client::Leak(variant, timeout));
-            v.push(Client::Bare(variant, timeout));
-        }
-        v
+        ]
+        .map(|(v, t)| [Client::Wrk, Client::Leak(v, t), Client::Bare(v, t)])
     }
 }
 
@@ -333,44 +339,50 @@ fn bench(args: &[String]) -> Result<(), String> {
         let nginx = anchors::Nginx::start()?;
         let url = format!("http://127.0.0.1:{}/", nginx.port);
         for &c in &opts.conns {
-            // Every other repeat in reverse order, so no client always runs first.
-            let mut order = clients.clone();
-            if repeat % 2 == 1 {
-                order.reverse();
-            }
-            let mut runs: Vec<(Client, Run)> = Vec::new();
-            for client in order {
-                eprint!("  c={c} {} ... ", client.name().trim());
-                let run = match client {
-                    Client::Wrk => wrk_run(nginx.port, c, opts.secs),
-                    Client::Leak(v, t) => client_run(&exe, None, v, t, c, opts.secs, &url, &out),
-                    Client::Bare(v, t) => {
-                        client_run(&exe, Some(&me), v, t, c, opts.secs, &url, &out)
-                    }
-                }?;
-                eprintln!("{} req/s", units::count(run.rps.round() as u64));
-                runs.push((client, run));
-            }
-            let find = |k: Client| runs.iter().find(|(x, _)| *x == k).map(|(_, r)| *r);
-            let wrk = find(Client::Wrk).map_or(f64::NAN, |r| r.rps);
-            for (client, conns, row) in rows.iter_mut() {
-                if *conns != c {
-                    continue;
+            // Each variant runs beside a wrk run of its own and its bare loop, so every ratio
+            // compares runs seconds apart (the machine's other load drifts over minutes).
+            for group in Client::groups() {
+                let mut order = group.to_vec();
+                // Every other repeat in reverse order, so no client always runs first.
+                if repeat % 2 == 1 {
+                    order.reverse();
                 }
-                let Some(run) = find(*client) else { continue };
-                row.rps.push(run.rps);
-                row.vs_wrk.push(run.rps / wrk);
-                if let Client::Leak(v, t) = client {
-                    if let Some(bare) = find(Client::Bare(*v, *t)) {
-                        row.vs_bare.push(run.rps / bare.rps);
-                    }
+                let mut runs: Vec<(Client, Run)> = Vec::new();
+                for client in order {
+                    eprint!("  c={c} {} ... ", client.name().trim());
+                    let run = match client {
+                        Client::Wrk => wrk_run(nginx.port, c, opts.secs),
+                        Client::Leak(v, t) => {
+                            client_run(&exe, None, v, t, c, opts.secs, &url, &out)
+                        }
+                        Client::Bare(v, t) => {
+                            client_run(&exe, Some(&me), v, t, c, opts.secs, &url, &out)
+                        }
+                    }?;
+                    eprintln!("{} req/s", units::count(run.rps.round() as u64));
+                    runs.push((client, run));
                 }
-                row.cpu_us
-                    .push(run.cpu_seconds * 1e6 / run.requests.max(1.0));
-                row.allocs.extend(run.allocs);
-                row.bytes.extend(run.bytes);
-                row.rss.extend(run.rss.map(|r| r as f64));
-                row.errors += run.errors;
+                let find = |k: Client| runs.iter().find(|(x, _)| *x == k).map(|(_, r)| *r);
+                let wrk = find(Client::Wrk).map_or(f64::NAN, |r| r.rps);
+                for (client, conns, row) in rows.iter_mut() {
+                    if *conns != c {
+                        continue;
+                    }
+                    let Some(run) = find(*client) else { continue };
+                    row.rps.push(run.rps);
+                    row.vs_wrk.push(run.rps / wrk);
+                    if let Client::Leak(v, t) = client {
+                        if let Some(bare) = find(Client::Bare(*v, *t)) {
+                            row.vs_bare.push(run.rps / bare.rps);
+                        }
+                    }
+                    row.cpu_us
+                        .push(run.cpu_seconds * 1e6 / run.requests.max(1.0));
+                    row.allocs.extend(run.allocs);
+                    row.bytes.extend(run.bytes);
+                    row.rss.extend(run.rss.map(|r| r as f64));
+                    row.errors += run.errors;
+                }
             }
         }
         drop(nginx);
