@@ -16,7 +16,7 @@
 //! / 100 connections, and latency-server at 50 ms / 1000 connections against Little's bound,
 //! with the server's CPU µs per request.
 //!
-//! `cargo bench -p leak-client --bench peers [-- --secs 4 --repeats 3 --conns 1,8,64 --no-server]`
+//! `cargo bench -p leak-client --bench peers [-- --secs 3 --repeats 5 --conns 1,8,64 --no-server]`
 //!
 //! This binary also plays two child roles, chosen by its first argument: `--bare <leak-client
 //! argv>` (the bare loop) and `--serve <latency-server flags>` (the latency-server library in a
@@ -165,8 +165,8 @@ struct Opts {
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
     let mut opts = Opts {
-        secs: 4,
-        repeats: 3,
+        secs: 3,
+        repeats: 5,
         conns: vec![1, 8, 64],
         server_rows: true,
     };
