@@ -34,7 +34,7 @@ bench-server *args:
     -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
     cargo bench -p latency-server --bench peers -- "$@"
 
-# leak-client (raw; ureq with --ureq-timeout phases and global) beside wrk against nginx at 1, 8, 64 connections, each beside a bare loop of the same client calls, plus the server rows of bench-server; repeated, one table (e.g. `just bench-peers --secs 3 --repeats 5`, the defaults). Installs nginx and wrk from Debian when missing and root; otherwise says so and skips.
+# leak-client (raw; ureq with --ureq-timeout phases and global) beside wrk against nginx at 1, 8, 64 connections, each beside a bare loop of the same client calls, plus the server rows of bench-server; repeated, one table (defaults `--secs 3 --repeats 5 --conns 1,8,64`; `--no-server` leaves out the server rows). Installs nginx and wrk from Debian when missing and root; otherwise says so and skips.
 bench-peers *args:
     -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
     cargo bench -p leak-client --bench peers -- "$@"
