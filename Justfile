@@ -54,6 +54,11 @@ bench-server *args:
     -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
     cargo bench -p latency-server --bench peers -- "$@"
 
+# leak-client (raw; ureq with --ureq-timeout phases and global) beside wrk against nginx at 1, 8, 64 connections, each beside a bare loop of the same client calls, plus the server rows of bench-server; repeated, one table (defaults `--secs 3 --repeats 5 --conns 1,8,64`; `--no-server` leaves out the server rows). Installs nginx and wrk from Debian when missing and root; otherwise says so and skips.
+bench-peers *args:
+    -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
+    cargo bench -p leak-client --bench peers -- "$@"
+
 # The allocator's cost: ns per alloc+free for System, the counting wrapper without and with the sampling code (off, on), e.g. `just bench-alloc 9`.
 bench-alloc *args:
     cargo bench -p heapmeter --bench alloc -- "$@"

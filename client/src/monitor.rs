@@ -48,8 +48,16 @@ pub struct Monitor {
     pub sites_warmup_at: Option<u64>,
 }
 
+/// Messages the channel holds; a worker finding it full drops its sample (and counts it).
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// How long the monitor lets samples queue after the first one wakes it. Workers then rarely
+/// find it asleep (a futex wake per sample, and a monitor wake-up, cost more than the sample
+/// itself); the channel overflows only past `CHANNEL_CAPACITY` / `BATCH` = 200,000 samples/s.
+const BATCH: Duration = Duration::from_millis(5);
+
 pub fn channel() -> (Sender<Msg>, Receiver<Msg>) {
-    crossbeam_channel::bounded(1024)
+    crossbeam_channel::bounded(CHANNEL_CAPACITY)
 }
 
 impl Monitor {
@@ -95,37 +103,54 @@ impl Monitor {
                 sites_warmup = Some(crate::sites::Reading::now("warm-up", s));
             }
         };
-        loop {
-            let msg = rx.recv_timeout(next_tick.saturating_duration_since(Instant::now()));
-            match msg {
-                Ok(Msg::Sample(mut s)) => {
-                    if s.rss.is_none() {
-                        s.rss = heapmeter::rss_bytes();
+        let mut finished = false;
+        while !finished {
+            let first = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(first) = first {
+                // Let the rest of a burst of request samples queue, then take them together:
+                // one wake-up and one RSS read per batch, not per sample.
+                std::thread::sleep(BATCH);
+                let mut batch_rss = None;
+                for msg in std::iter::once(first).chain(rx.try_iter().take(CHANNEL_CAPACITY)) {
+                    match msg {
+                        Msg::Sample(mut s) => {
+                            if s.rss.is_none() {
+                                s.rss = *batch_rss.get_or_insert_with(heapmeter::rss_bytes);
+                            }
+                            rss_peak = rss_peak.max(s.rss);
+                            last = s;
+                            warmup(&s);
+                            record(s, &mut series, &mut self.jsonl);
+                        }
+                        Msg::Finish => {
+                            finished = true;
+                            break;
+                        }
                     }
-                    rss_peak = rss_peak.max(s.rss);
-                    last = s;
-                    warmup(&s);
-                    record(s, &mut series, &mut self.jsonl);
                 }
-                Ok(Msg::Finish) | Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    let kind = if counters.idle.load(Relaxed) {
-                        SampleKind::Quiescent
-                    } else {
-                        SampleKind::Interval
-                    };
-                    let s = counters.sample(kind, true);
-                    rss_peak = rss_peak.max(s.rss);
-                    log::info!("{}", log_line(self.label, &baseline, &prev, &s));
-                    prev = s;
-                    last = s;
-                    warmup(&s);
-                    record(s, &mut series, &mut self.jsonl);
-                    next_tick += self.every;
-                    let now = Instant::now();
-                    if next_tick < now {
-                        next_tick = now + self.every;
-                    }
+            }
+            // The periodic reading is due even while request samples keep arriving.
+            let now = Instant::now();
+            if !finished && now >= next_tick {
+                let kind = if counters.idle.load(Relaxed) {
+                    SampleKind::Quiescent
+                } else {
+                    SampleKind::Interval
+                };
+                let s = counters.sample(kind, true);
+                rss_peak = rss_peak.max(s.rss);
+                log::info!("{}", log_line(self.label, &baseline, &prev, &s));
+                prev = s;
+                last = s;
+                warmup(&s);
+                record(s, &mut series, &mut self.jsonl);
+                next_tick += self.every;
+                if next_tick < now {
+                    next_tick = now + self.every;
                 }
             }
         }

@@ -125,6 +125,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
         let worker = Worker {
             client,
             latency: latencies[id as usize % latencies.len()].clone(),
+            pending: Pending::default(),
             urls: urls.clone(),
             counters: counters.clone(),
             rounds: rounds.clone(),
@@ -361,8 +362,11 @@ fn forget_block(bytes: usize) {
 
 struct Worker {
     client: Box<dyn Variant>,
-    /// This worker's latency shard (shared with a few others; held for one record).
+    /// This worker's latency shard (shared with a few others; held for one flush).
     latency: Arc<Mutex<Histogram<u64>>>,
+    /// Latencies not yet in the shard: recorded under one lock per `LATENCY_BATCH` requests
+    /// (and at the end of each round, before the shards are read), not one per request.
+    pending: Pending,
     urls: UrlGen,
     counters: Arc<Counters>,
     rounds: Arc<RoundState>,
@@ -438,12 +442,14 @@ impl Worker {
                 break;
             };
             self.round(started, &mut url, &mut warned);
+            self.flush_latencies();
             let _ = self.done.send(());
         }
     }
 
     fn round(&mut self, started: Instant, url: &mut String, warned: &mut [bool]) {
-        let r = &self.rounds;
+        let rounds = Arc::clone(&self.rounds);
+        let r = &*rounds;
         loop {
             if self.stop.is_set() {
                 return;
@@ -510,8 +516,18 @@ impl Worker {
         }
     }
 
+    /// Records the pending latencies in this worker's shard.
+    fn flush_latencies(&mut self) {
+        let batch = self.pending.take();
+        if let Ok(mut h) = self.latency.lock() {
+            for &us in batch {
+                h.saturating_record(us);
+            }
+        }
+    }
+
     fn count(
-        &self,
+        &mut self,
         result: Result<crate::variant::Outcome, RequestError>,
         took: Duration,
         warned: &mut [bool],
@@ -521,8 +537,8 @@ impl Worker {
             Ok(o) if o.status < 400 => {
                 c.ok.fetch_add(1, Relaxed);
                 c.body_bytes.fetch_add(o.body_bytes, Relaxed);
-                if let Ok(mut h) = self.latency.lock() {
-                    h.saturating_record(took.as_micros().max(1) as u64);
+                if self.pending.push(took.as_micros().max(1) as u64) {
+                    self.flush_latencies();
                 }
                 return Reach::Answered;
             }
@@ -552,6 +568,40 @@ impl Worker {
     }
 }
 
+/// Latencies a worker holds before recording them in its shared histogram shard.
+const LATENCY_BATCH: usize = 64;
+
+/// A worker's unrecorded latencies, µs (fixed size: nothing allocated per request).
+#[derive(Debug)]
+struct Pending {
+    us: [u64; LATENCY_BATCH],
+    len: usize,
+}
+
+impl Default for Pending {
+    fn default() -> Pending {
+        Pending {
+            us: [0; LATENCY_BATCH],
+            len: 0,
+        }
+    }
+}
+
+impl Pending {
+    /// Adds one latency; true when the batch is full and must be flushed.
+    fn push(&mut self, us: u64) -> bool {
+        self.us[self.len] = us;
+        self.len += 1;
+        self.len == LATENCY_BATCH
+    }
+
+    /// The pending latencies, emptying the batch.
+    fn take(&mut self) -> &[u64] {
+        let n = std::mem::take(&mut self.len);
+        &self.us[..n]
+    }
+}
+
 /// The first error of each kind per worker is a warning with its detail; later ones are debug.
 fn report_error(warned: &mut [bool], kind: ErrorKind, detail: impl FnOnce() -> String) {
     if !warned[kind.index()] {
@@ -568,6 +618,20 @@ fn report_error(warned: &mut [bool], kind: ErrorKind, detail: impl FnOnce() -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_latencies_fill_a_batch_then_empty_in_order() {
+        let mut p = Pending::default();
+        for us in 1..LATENCY_BATCH as u64 {
+            assert!(!p.push(us), "not full at {us}");
+        }
+        assert!(p.push(LATENCY_BATCH as u64), "full at {LATENCY_BATCH}");
+        let taken: Vec<u64> = p.take().to_vec();
+        assert_eq!(taken, (1..=LATENCY_BATCH as u64).collect::<Vec<_>>());
+        assert!(p.take().is_empty());
+        assert!(!p.push(7));
+        assert_eq!(p.take(), &[7]);
+    }
 
     #[test]
     fn back_off_doubles_from_10ms_to_1s_with_jitter_and_resets() {

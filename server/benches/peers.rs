@@ -9,29 +9,26 @@
 //! `cargo bench -p latency-server --bench peers [-- --secs 5 --repeats 3 --callgrind]`; add
 //! `--exe PATH` to measure another latency-server build (e.g. the one before a change).
 
+mod anchors;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use anchors::{
+    Cell, FAST_CONNS, PATH_LEN, Reaped, SLOW_CONNS, SLOW_LATENCY, free_port, have, load_average,
+    spread, wait_for_port,
+};
 use latency_server::{Config, Server};
 
 // Counts the allocations of the in-process server (the load generator here makes none).
 #[global_allocator]
 static ALLOC: heapmeter::MeteredAlloc =
     heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
-
-/// Characters in every request path, `/` included.
-const PATH_LEN: usize = 1000;
-/// The nginx configuration, with `{prefix}` and `{port}` to fill in.
-const NGINX_CONF: &str = include_str!("nginx.conf");
-/// Little's bound of the 50 ms cell: connections / latency.
-const SLOW_CONNS: u32 = 1000;
-const SLOW_LATENCY: Duration = Duration::from_millis(50);
-const FAST_CONNS: u32 = 100;
 
 struct Opts {
     secs: u64,
@@ -140,7 +137,7 @@ fn run() -> Result<(), String> {
         eprint!("run {}/{}: ", run + 1, opts.repeats);
         let nginx = if nginx_ok {
             eprint!("nginx ");
-            Some(nginx_cell(opts.secs)?)
+            Some(anchors::nginx_cell(FAST_CONNS, opts.secs)?)
         } else {
             None
         };
@@ -152,24 +149,12 @@ fn run() -> Result<(), String> {
             rows.vs_nginx.push(zero.rps / n.rps);
             rows.nginx.push(n.clone());
         }
-        let little = f64::from(SLOW_CONNS) / SLOW_LATENCY.as_secs_f64();
-        rows.vs_little.push(slow.rps / little);
+        rows.vs_little.push(slow.rps / anchors::little_bound());
         rows.zero.push(zero);
         rows.slow.push(slow);
     }
     rows.print();
     Ok(())
-}
-
-/// One wrk run against one server.
-#[derive(Debug, Clone)]
-struct Cell {
-    rps: f64,
-    cpu_us_per_request: f64,
-    /// wrk's mean latency, in milliseconds.
-    mean_ms: f64,
-    /// Non-2xx answers and socket errors wrk reported.
-    errors: u64,
 }
 
 #[derive(Default)]
@@ -234,254 +219,15 @@ impl Rows {
     }
 }
 
-/// `median (min–max)`, with `decimals` digits.
-fn spread(values: &[f64], decimals: usize) -> String {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let median = if v.len() % 2 == 1 {
-        v[v.len() / 2]
-    } else {
-        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-    };
-    let (lo, hi) = (v[0], v[v.len() - 1]);
-    if v.len() == 1 {
-        format!("{median:.decimals$}")
-    } else {
-        format!("{median:.decimals$} ({lo:.decimals$}–{hi:.decimals$})")
-    }
-}
-
 /// latency-server as its own process with this latency, loaded by wrk with `conns`.
 fn server_cell(exe: &Path, latency: Duration, conns: u32, secs: u64) -> Result<Cell, String> {
     let port = free_port()?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["--addr", &format!("127.0.0.1:{port}")])
         .args(["--latency", &format!("{}ms", latency.as_millis())])
-        .args(["--report-every", "0s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-    let child = Reaped(child);
-    wait_for_port(port, Duration::from_secs(10))?;
-    let pids = [child.0.id()];
-    wrk_cell(port, conns, secs, &pids)
-}
-
-/// nginx from the configuration beside this file, in a temporary prefix.
-fn nginx_cell(secs: u64) -> Result<Cell, String> {
-    let port = free_port()?;
-    let prefix = std::env::temp_dir().join(format!("leakprobe-nginx-{}", std::process::id()));
-    std::fs::create_dir_all(&prefix).map_err(|e| format!("{}: {e}", prefix.display()))?;
-    let conf = NGINX_CONF
-        .replace("{prefix}", &prefix.display().to_string())
-        .replace("{port}", &port.to_string());
-    let conf_path = prefix.join("nginx.conf");
-    std::fs::write(&conf_path, conf).map_err(|e| format!("{}: {e}", conf_path.display()))?;
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-e")
-        .arg(prefix.join("error.log"))
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start nginx: {e}"))?;
-    let child = Reaped(child);
-    wait_for_port(port, Duration::from_secs(10))?;
-    let master = child.0.id();
-    let mut pids = vec![master];
-    pids.extend(children_of(master));
-    let cell = wrk_cell(port, FAST_CONNS, secs, &pids);
-    drop(child);
-    let _ = std::fs::remove_dir_all(&prefix);
-    cell
-}
-
-/// Runs wrk against `port` and measures the CPU time of `pids` over the run.
-fn wrk_cell(port: u16, conns: u32, secs: u64, pids: &[u32]) -> Result<Cell, String> {
-    let url = format!("http://127.0.0.1:{port}/{}", "a".repeat(PATH_LEN - 1));
-    let before = cpu_seconds(pids)?;
-    let out = Command::new("wrk")
-        .args(["-t2", &format!("-c{conns}"), &format!("-d{secs}s")])
-        .arg(&url)
-        .output()
-        .map_err(|e| format!("cannot run wrk: {e}"))?;
-    let after = cpu_seconds(pids)?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "wrk failed: {}{}",
-            text,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let requests = wrk_number(&text, "requests in").ok_or("wrk printed no request count")?;
-    let rps = wrk_number(&text, "Requests/sec:").ok_or("wrk printed no Requests/sec")?;
-    let errors =
-        wrk_number(&text, "Non-2xx or 3xx responses:").unwrap_or(0.0) + wrk_socket_errors(&text);
-    Ok(Cell {
-        rps,
-        cpu_us_per_request: (after - before) * 1e6 / requests.max(1.0),
-        mean_ms: wrk_mean_latency_ms(&text).unwrap_or(f64::NAN),
-        errors: errors as u64,
-    })
-}
-
-/// The number on the line containing `label`: before it (`N requests in`) or after it.
-fn wrk_number(text: &str, label: &str) -> Option<f64> {
-    let line = text.lines().find(|l| l.contains(label))?;
-    let (before, after) = line.split_once(label)?;
-    let word = if before.trim().is_empty() {
-        after.split_whitespace().next()?
-    } else {
-        before.split_whitespace().last()?
-    };
-    word.trim_end_matches(',').parse().ok()
-}
-
-/// The average of wrk's `Latency` line (`Latency 50.89ms 2.40ms ...`), in milliseconds.
-fn wrk_mean_latency_ms(text: &str) -> Option<f64> {
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("Latency "))?;
-    let value = line.split_whitespace().nth(1)?;
-    let (number, scale) = if let Some(v) = value.strip_suffix("us") {
-        (v, 1e-3)
-    } else if let Some(v) = value.strip_suffix("ms") {
-        (v, 1.0)
-    } else if let Some(v) = value.strip_suffix('s') {
-        (v, 1e3)
-    } else {
-        (value, 1.0)
-    };
-    number.parse::<f64>().ok().map(|n| n * scale)
-}
-
-/// `Socket errors: connect 0, read 0, write 0, timeout 0` summed.
-fn wrk_socket_errors(text: &str) -> f64 {
-    let Some(line) = text.lines().find(|l| l.contains("Socket errors:")) else {
-        return 0.0;
-    };
-    line.split(',')
-        .filter_map(|part| part.split_whitespace().last()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// utime + stime of `pids` (all their threads), in seconds.
-fn cpu_seconds(pids: &[u32]) -> Result<f64, String> {
-    let ticks_per_second = clock_ticks();
-    let mut total = 0u64;
-    for pid in pids {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_err(|e| format!("/proc/{pid}/stat: {e} (CPU times need Linux)"))?;
-        // Fields after the command name, which ends at the last `)`: state is field 3,
-        // utime 14, stime 15 (1-based, `man 5 proc`).
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        for i in [11, 12] {
-            total += fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Ok(total as f64 / ticks_per_second)
-}
-
-/// `sysconf(_SC_CLK_TCK)` through `getconf`; 100 (Linux's constant) if that fails.
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// Processes whose parent is `pid` (nginx's workers).
-fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s.rsplit_once(')')?.1.to_owned();
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "n/a".into())
-}
-
-/// A free loopback port below the ephemeral range (so wrk's own connections cannot take it
-/// between this check and the server's bind).
-fn free_port() -> Result<u16, String> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let start = 20_000u16.min(low.saturating_sub(2000));
-    let span = low.saturating_sub(start).max(1);
-    let offset = (std::process::id() as u16).wrapping_mul(7919) % span;
-    for i in 0..span.min(500) {
-        let port = start + (offset + i * 37) % span;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err("no free loopback port".into())
-}
-
-fn wait_for_port(port: u16, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("nothing listens on port {port} after {timeout:?}"));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
-/// A child process ended (SIGTERM, then SIGKILL if it lingers) and reaped when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+        .args(["--report-every", "0s"]);
+    anchors::server_cell(command, port, conns, secs)
 }
 
 /// The request every client here sends (keep-alive, a 1000-character path).

@@ -1,0 +1,741 @@
+//! `just bench-peers`: leakprobe beside the tools people already trust, in one table, each cell
+//! repeated (median and min–max). Against nginx (`return 200`, 1000-character paths):
+//! - `wrk`, the reference load generator, at 1, 8 and 64 connections, run once beside each
+//!   variant (so each ratio compares runs seconds apart);
+//! - `leak-client raw` and `leak-client ureq` (`--ureq-timeout phases` and `global`): the real
+//!   binary with its monitor, series, histograms and log, as `compare` runs it — requests/s and
+//!   its ratio to wrk's in the same repeat;
+//! - a bare loop of the same client calls in the same process setup (the same argv parsed into
+//!   the same `RunConfig`, the same `VariantName::builder`, `UrlGen` URLs, the counting
+//!   allocator, one thread per connection; no monitor, counters, histograms or log): the
+//!   harness ratio is leak-client ÷ bare loop;
+//! - per row: CPU µs per request of the load generator's process, allocations and bytes
+//!   allocated per request (the counting allocator), peak RSS (VmHWM).
+//!
+//! Then the server rows of `just bench-server`: nginx and latency-server under wrk at latency 0
+//! / 100 connections, and latency-server at 50 ms / 1000 connections against Little's bound,
+//! with the server's CPU µs per request.
+//!
+//! `cargo bench -p leak-client --bench peers [-- --secs 3 --repeats 5 --conns 1,8,64 --no-server]`
+//!
+//! This binary also plays two child roles, chosen by its first argument: `--bare <leak-client
+//! argv>` (the bare loop) and `--serve <latency-server flags>` (the latency-server library in a
+//! process of its own, with the same allocator as the `latency-server` binary).
+
+#[path = "../../server/benches/anchors/mod.rs"]
+mod anchors;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anchors::{FAST_CONNS, SLOW_CONNS, SLOW_LATENCY, spread};
+use clap::Parser;
+use leak_client::child::Job;
+use leak_client::cli::{Cli, Command as ClientCommand, Workload};
+use leak_client::clients::VariantName;
+use leak_client::summary::Summary;
+use leak_client::units;
+use leak_client::variant::TimeoutMode;
+use leak_client::workload::UrlGen;
+
+/// The allocator of `leak-client` and `latency-server` (their `main.rs`), for the child roles.
+#[global_allocator]
+static ALLOC: heapmeter::MeteredAlloc =
+    heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("--bare") => bare_loop(&args[1..]),
+        Some("--serve") => serve(&args[1..]),
+        _ => bench(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-peers: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The child roles.
+
+/// The bare loop: `argv` is a `leak-client ureq|raw` command line (with `--duration`), parsed
+/// and resolved exactly as the binary does; then one thread per `--concurrency` calls the
+/// variant's `get` on the run's URLs until the duration is over. Prints one JSON line.
+fn bare_loop(argv: &[String]) -> Result<(), String> {
+    let cli =
+        Cli::try_parse_from(std::iter::once("leak-client").chain(argv.iter().map(|s| s.as_str())))
+            .map_err(|e| e.to_string())?;
+    let (variant, args) = match cli.command {
+        ClientCommand::Raw(a) => (VariantName::Raw, a),
+        ClientCommand::Ureq(a) => (VariantName::Ureq, a),
+        _ => return Err("--bare takes a `ureq` or `raw` command line".into()),
+    };
+    let cfg = args.config(variant);
+    let duration = cfg.duration.ok_or("--bare needs --duration")?;
+    let connections = Arc::new(AtomicU64::new(0));
+    let build = variant.builder(&cfg.variant_config(connections.clone()));
+    let urls = UrlGen::new(&cfg.url, cfg.path_len, cfg.seed, cfg.unique);
+    let workers = cfg.concurrency as usize;
+    let go = Arc::new(Barrier::new(workers + 1));
+    let mut handles = Vec::with_capacity(workers);
+    for id in 0..workers {
+        let mut client = build();
+        let urls = urls.clone();
+        let go = go.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn(move || {
+                let mut url = String::with_capacity(urls.max_len());
+                let (mut ok, mut errors) = (0u64, 0u64);
+                // Each worker its own share of the sequence numbers: no shared counter.
+                let mut seq = id as u64;
+                go.wait();
+                let deadline = Instant::now() + duration;
+                while Instant::now() < deadline {
+                    urls.write(seq, &mut url);
+                    seq += workers as u64;
+                    match client.get(&url) {
+                        Ok(o) if o.status < 400 => ok += 1,
+                        _ => errors += 1,
+                    }
+                }
+                (ok, errors)
+            })
+            .map_err(|e| format!("cannot start worker {id}: {e}"))?;
+        handles.push(spawned);
+    }
+    drop(build);
+    let before = heapmeter::snapshot();
+    go.wait();
+    let started = Instant::now();
+    let (mut ok, mut errors) = (0, 0);
+    for h in handles {
+        let (o, e) = h.join().map_err(|_| "a worker panicked")?;
+        ok += o;
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = heapmeter::snapshot();
+    let requests = (ok + errors).max(1) as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": ok + errors,
+            "errors": errors,
+            "rps": (ok + errors) as f64 / elapsed,
+            "allocs_per_request": after.allocs.saturating_sub(before.allocs) as f64 / requests,
+            "bytes_allocated_per_request":
+                after.allocated_bytes.saturating_sub(before.allocated_bytes) as f64 / requests,
+        })
+    );
+    Ok(())
+}
+
+/// latency-server in this process, from its own flags, until SIGTERM.
+fn serve(argv: &[String]) -> Result<(), String> {
+    let cli = latency_server::cli::Cli::try_parse_from(
+        std::iter::once("latency-server").chain(argv.iter().map(|s| s.as_str())),
+    )
+    .map_err(|e| e.to_string())?;
+    let config = cli.config(cli.seed.unwrap_or(1));
+    let _server = latency_server::Server::start(config).map_err(|e| e.to_string())?;
+    loop {
+        thread::park();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bench.
+
+struct Opts {
+    secs: u64,
+    repeats: usize,
+    conns: Vec<u32>,
+    server_rows: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Opts, String> {
+    let mut opts = Opts {
+        secs: 3,
+        repeats: 5,
+        conns: vec![1, 8, 64],
+        server_rows: true,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} takes a value"));
+        let positive = |name: &str, v: &str| -> Result<u64, String> {
+            v.parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name} takes a positive whole number, not {v:?}"))
+        };
+        match arg.as_str() {
+            "--secs" => opts.secs = positive("--secs", value("--secs")?)?,
+            "--repeats" => opts.repeats = positive("--repeats", value("--repeats")?)? as usize,
+            "--conns" => {
+                let list = value("--conns")?;
+                opts.conns = list
+                    .split(',')
+                    .map(|c| positive("--conns", c.trim()).map(|n| n.min(4096) as u32))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--no-server" => opts.server_rows = false,
+            // `cargo bench` passes `--bench`.
+            "--bench" => {}
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (expected --secs N, --repeats N, --conns 1,8,64, \
+                     --no-server)"
+                ));
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// The clients measured against nginx, in table order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Client {
+    Wrk,
+    Leak(VariantName, TimeoutMode),
+    Bare(VariantName, TimeoutMode),
+}
+
+impl Client {
+    fn name(self) -> String {
+        let variant = |v: VariantName, t: TimeoutMode| match v {
+            VariantName::Raw => "raw".to_owned(),
+            VariantName::Ureq => format!("ureq {}", t.as_str()),
+        };
+        match self {
+            Client::Wrk => "wrk".into(),
+            Client::Leak(v, t) => format!("leak-client {}", variant(v, t)),
+            Client::Bare(v, t) => format!("  bare loop {}", variant(v, t)),
+        }
+    }
+
+    /// The clients of one connection count, in the order they are printed.
+    fn all() -> Vec<Client> {
+        let mut v = vec![Client::Wrk];
+        for group in Client::groups() {
+            v.extend(&group[1..]);
+        }
+        v
+    }
+
+    /// What runs together: wrk, then a variant inside leak-client and in the bare loop.
+    fn groups() -> [[Client; 3]; 3] {
+        [
+            (VariantName::Raw, TimeoutMode::Phases),
+            (VariantName::Ureq, TimeoutMode::Phases),
+            (VariantName::Ureq, TimeoutMode::Global),
+        ]
+        .map(|(v, t)| [Client::Wrk, Client::Leak(v, t), Client::Bare(v, t)])
+    }
+}
+
+/// One client's measurements at one connection count, one entry per repeat.
+#[derive(Debug, Default)]
+struct Row {
+    rps: Vec<f64>,
+    /// Ratio to wrk's req/s in the same repeat.
+    vs_wrk: Vec<f64>,
+    /// leak-client ÷ bare loop in the same repeat (leak-client rows only).
+    vs_bare: Vec<f64>,
+    cpu_us: Vec<f64>,
+    allocs: Vec<f64>,
+    bytes: Vec<f64>,
+    rss: Vec<f64>,
+    errors: u64,
+}
+
+/// One measured client run.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    rps: f64,
+    requests: f64,
+    errors: u64,
+    cpu_seconds: f64,
+    allocs: Option<f64>,
+    bytes: Option<f64>,
+    rss: Option<u64>,
+}
+
+/// The server rows, one entry per repeat.
+#[derive(Debug, Default)]
+struct ServerRows {
+    nginx: Vec<anchors::Cell>,
+    zero: Vec<anchors::Cell>,
+    slow: Vec<anchors::Cell>,
+    vs_nginx: Vec<f64>,
+    vs_little: Vec<f64>,
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let opts = parse_args(args)?;
+    let max_conns = opts
+        .conns
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(SLOW_CONNS);
+    let needed = latency_server::server_descriptors_needed(u64::from(max_conns));
+    let _ = latency_server::raise_open_files_limit(needed, "1000 connections");
+
+    println!(
+        "leakprobe beside nginx and wrk: {}-char paths, {} s per cell, {} runs (median, min–max); \
+         {}, load average {} at start",
+        anchors::PATH_LEN,
+        opts.secs,
+        opts.repeats,
+        anchors::machine(),
+        anchors::load_average(),
+    );
+    println!(
+        "(servers and load generators share this machine: compare the ratios of one run, not \
+         absolute numbers)"
+    );
+    if !anchors::have("wrk") || !anchors::have("nginx") {
+        println!(
+            "wrk or nginx not found (Debian: apt-get install nginx wrk; `just bench-peers` \
+             installs them when run as root): nothing to compare against, skipping every row"
+        );
+        return Ok(());
+    }
+
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_leak-client"));
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this bench: {e}"))?;
+    let out = std::env::temp_dir().join(format!("leakprobe-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+
+    let clients = Client::all();
+    let mut rows: Vec<(Client, u32, Row)> = Vec::new();
+    for &c in &opts.conns {
+        for &client in &clients {
+            rows.push((client, c, Row::default()));
+        }
+    }
+    let mut server = ServerRows::default();
+    let mut loads = Vec::new();
+    for repeat in 0..opts.repeats {
+        loads.push(anchors::load_average());
+        eprintln!(
+            "run {}/{} (load {}):",
+            repeat + 1,
+            opts.repeats,
+            loads[repeat]
+        );
+        let nginx = anchors::Nginx::start()?;
+        let url = format!("http://127.0.0.1:{}/", nginx.port);
+        for &c in &opts.conns {
+            // Each variant runs beside a wrk run of its own and its bare loop, so every ratio
+            // compares runs seconds apart (the machine's other load drifts over minutes).
+            for group in Client::groups() {
+                let mut order = group.to_vec();
+                // Every other repeat in reverse order, so no client always runs first.
+                if repeat % 2 == 1 {
+                    order.reverse();
+                }
+                let mut runs: Vec<(Client, Run)> = Vec::new();
+                for client in order {
+                    eprint!("  c={c} {} ... ", client.name().trim());
+                    let run = match client {
+                        Client::Wrk => wrk_run(nginx.port, c, opts.secs),
+                        Client::Leak(v, t) => {
+                            client_run(&exe, None, v, t, c, opts.secs, &url, &out)
+                        }
+                        Client::Bare(v, t) => {
+                            client_run(&exe, Some(&me), v, t, c, opts.secs, &url, &out)
+                        }
+                    }?;
+                    eprintln!("{} req/s", units::count(run.rps.round() as u64));
+                    runs.push((client, run));
+                }
+                let find = |k: Client| runs.iter().find(|(x, _)| *x == k).map(|(_, r)| *r);
+                let wrk = find(Client::Wrk).map_or(f64::NAN, |r| r.rps);
+                for (client, conns, row) in rows.iter_mut() {
+                    if *conns != c {
+                        continue;
+                    }
+                    let Some(run) = find(*client) else { continue };
+                    row.rps.push(run.rps);
+                    row.vs_wrk.push(run.rps / wrk);
+                    if let Client::Leak(v, t) = client {
+                        if let Some(bare) = find(Client::Bare(*v, *t)) {
+                            row.vs_bare.push(run.rps / bare.rps);
+                        }
+                    }
+                    row.cpu_us
+                        .push(run.cpu_seconds * 1e6 / run.requests.max(1.0));
+                    row.allocs.extend(run.allocs);
+                    row.bytes.extend(run.bytes);
+                    row.rss.extend(run.rss.map(|r| r as f64));
+                    row.errors += run.errors;
+                }
+            }
+        }
+        drop(nginx);
+        if opts.server_rows {
+            eprint!("  servers: nginx ... ");
+            let n = anchors::nginx_cell(FAST_CONNS, opts.secs)?;
+            eprint!("latency-server 0 ... ");
+            let zero = serve_cell(&me, Duration::ZERO, FAST_CONNS, opts.secs)?;
+            eprintln!("latency-server 50ms");
+            let slow = serve_cell(&me, SLOW_LATENCY, SLOW_CONNS, opts.secs)?;
+            server.vs_nginx.push(zero.rps / n.rps);
+            server.vs_little.push(slow.rps / anchors::little_bound());
+            server.nginx.push(n);
+            server.zero.push(zero);
+            server.slow.push(slow);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    println!("load average before each run: {}", loads.join(", "));
+    println!();
+    print_table(&rows, &server);
+    println!();
+    print_targets(&rows, &server);
+    Ok(())
+}
+
+fn wrk_run(port: u16, conns: u32, secs: u64) -> Result<Run, String> {
+    let m = anchors::run_measured(anchors::wrk_command(port, conns, secs).stderr(Stdio::null()))?;
+    if !m.success {
+        return Err(format!("wrk failed: {}", m.stdout));
+    }
+    let w = anchors::parse_wrk(&m.stdout)?;
+    Ok(Run {
+        rps: w.rps,
+        requests: w.requests,
+        errors: w.errors,
+        cpu_seconds: m.cpu_seconds,
+        allocs: None,
+        bytes: None,
+        rss: m.peak_rss,
+    })
+}
+
+/// `leak-client <variant>` (or, with `bare` = this bench's path, the bare loop) for `secs`
+/// against `url`, with every workload flag at its default but these.
+#[allow(clippy::too_many_arguments)]
+fn client_run(
+    exe: &Path,
+    bare: Option<&Path>,
+    variant: VariantName,
+    timeout: TimeoutMode,
+    conns: u32,
+    secs: u64,
+    url: &str,
+    out: &Path,
+) -> Result<Run, String> {
+    let name = format!(
+        "{}{}-{}-c{conns}",
+        if bare.is_some() { "bare-" } else { "" },
+        variant.as_str(),
+        timeout.as_str()
+    );
+    let job = Job {
+        name: name.clone(),
+        variant,
+        workload: Workload {
+            duration: Some(Duration::from_secs(secs)),
+            concurrency: conns,
+            ureq_timeout: timeout,
+            ..Workload::defaults()
+        },
+        control: false,
+    };
+    let argv = job.argv(url, &out.join(format!("{name}.jsonl")));
+    let log = out.join(format!("{name}.log"));
+    let stderr = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut command = match bare {
+        Some(me) => {
+            let mut c = Command::new(me);
+            c.arg("--bare");
+            c
+        }
+        None => Command::new(exe),
+    };
+    command.args(&argv).stdin(Stdio::null()).stderr(stderr);
+    let m = anchors::run_measured(&mut command)?;
+    let failed = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        format!("{name} failed; its stderr:\n{text}")
+    };
+    let last_json = m.stdout.lines().rev().find(|l| l.starts_with('{'));
+    let mut run = if bare.is_some() {
+        let v: serde_json::Value = last_json
+            .and_then(|l| serde_json::from_str(l).ok())
+            .ok_or_else(failed)?;
+        let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+        Run {
+            rps: num("rps").ok_or_else(failed)?,
+            requests: num("requests").ok_or_else(failed)?,
+            errors: num("errors").unwrap_or(0.0) as u64,
+            cpu_seconds: 0.0,
+            allocs: num("allocs_per_request"),
+            bytes: num("bytes_allocated_per_request"),
+            rss: None,
+        }
+    } else {
+        let s: Summary = last_json
+            .and_then(|l| serde_json::from_str(l).ok())
+            .ok_or_else(failed)?;
+        Run {
+            rps: s.rps,
+            requests: s.requests as f64,
+            errors: s.errors,
+            cpu_seconds: 0.0,
+            allocs: Some(s.memory.allocs_per_request),
+            bytes: Some(s.memory.bytes_allocated_per_request),
+            rss: None,
+        }
+    };
+    run.cpu_seconds = m.cpu_seconds;
+    run.rss = m.peak_rss;
+    Ok(run)
+}
+
+/// The latency-server library in a child process of its own (this bench in `--serve` role).
+fn serve_cell(
+    me: &Path,
+    latency: Duration,
+    conns: u32,
+    secs: u64,
+) -> Result<anchors::Cell, String> {
+    let port = anchors::free_port()?;
+    let mut command = Command::new(me);
+    command
+        .arg("--serve")
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--latency", &format!("{}ms", latency.as_millis())])
+        .args(["--report-every", "0s"]);
+    anchors::server_cell(command, port, conns, secs)
+}
+
+fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
+fn rps_spread(values: &[f64]) -> String {
+    if values.is_empty() {
+        return "–".into();
+    }
+    let f = |v: f64| units::count(v.round() as u64);
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.len() == 1 {
+        f(lo)
+    } else {
+        format!("{} ({}–{})", f(anchors::median(values)), f(lo), f(hi))
+    }
+}
+
+fn print_table(rows: &[(Client, u32, Row)], server: &ServerRows) {
+    println!(
+        "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>10} {:>10} {:>9} {:>6}",
+        "load generator → nginx",
+        "conns",
+        "req/s",
+        "ratio",
+        "harness",
+        "CPU µs/req",
+        "allocs/req",
+        "bytes/req",
+        "peak RSS",
+        "errors"
+    );
+    let mut last_conns = None;
+    for (client, conns, row) in rows {
+        if row.rps.is_empty() {
+            continue;
+        }
+        if last_conns.is_some_and(|c| c != *conns) {
+            println!();
+        }
+        last_conns = Some(*conns);
+        let ratio = match client {
+            Client::Wrk => "1.00".to_owned(),
+            _ => format!("{}× wrk", spread(&row.vs_wrk, 2)),
+        };
+        let harness = match client {
+            Client::Leak(..) => format!("{}×", spread(&row.vs_bare, 2)),
+            _ => String::new(),
+        };
+        let median_or = |v: &[f64], f: &dyn Fn(f64) -> String| {
+            if v.is_empty() {
+                "–".to_owned()
+            } else {
+                f(anchors::median(v))
+            }
+        };
+        println!(
+            "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>10} {:>10} {:>9} {:>6}",
+            client.name(),
+            conns,
+            rps_spread(&row.rps),
+            ratio,
+            harness,
+            spread(&row.cpu_us, 1),
+            median_or(&row.allocs, &|v| format!("{v:.2}")),
+            median_or(&row.bytes, &|v| units::bytes(v)),
+            median_or(&row.rss, &mib),
+            units::count(row.errors),
+        );
+    }
+    if server.zero.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>10} {:>10} {:>9} {:>6}",
+        "server ← wrk",
+        "conns",
+        "req/s",
+        "ratio",
+        "wrk mean ms",
+        "CPU µs/req",
+        "",
+        "",
+        "peak RSS",
+        "errors"
+    );
+    let line = |name: &str, conns: u32, cells: &[anchors::Cell], ratio: String| {
+        let rps: Vec<f64> = cells.iter().map(|c| c.rps).collect();
+        let cpu: Vec<f64> = cells.iter().map(|c| c.cpu_us_per_request).collect();
+        let mean: Vec<f64> = cells.iter().map(|c| c.mean_ms).collect();
+        let rss: Vec<f64> = cells
+            .iter()
+            .filter_map(|c| c.server_rss)
+            .map(|r| r as f64)
+            .collect();
+        let errors: u64 = cells.iter().map(|c| c.errors).sum();
+        println!(
+            "{name:<26} {conns:>5}  {:<24} {ratio:<26} {:<18} {:<18} {:>10} {:>10} {:>9} {:>6}",
+            rps_spread(&rps),
+            spread(&mean, 2),
+            spread(&cpu, 1),
+            "",
+            "",
+            if rss.is_empty() {
+                "–".into()
+            } else {
+                mib(anchors::median(&rss))
+            },
+            units::count(errors),
+        );
+    };
+    line(
+        "nginx (return 200)",
+        FAST_CONNS,
+        &server.nginx,
+        "1.00".into(),
+    );
+    line(
+        "latency-server, 0 ms",
+        FAST_CONNS,
+        &server.zero,
+        format!("{}× nginx", spread(&server.vs_nginx, 2)),
+    );
+    line(
+        &format!("latency-server, {} ms", SLOW_LATENCY.as_millis()),
+        SLOW_CONNS,
+        &server.slow,
+        format!(
+            "{}× Little {}/s",
+            spread(&server.vs_little, 2),
+            units::count(anchors::little_bound() as u64)
+        ),
+    );
+    println!(
+        "(load generator rows: CPU is the load generator's process; server rows: the server's \
+         (nginx: master and workers). latency-server runs as this bench's `--serve` child: the \
+         library with the binary's allocator.)"
+    );
+}
+
+/// The issue's targets, each with the median it is judged on.
+fn print_targets(rows: &[(Client, u32, Row)], server: &ServerRows) {
+    let median_of = |client: Client, conns: u32, pick: &dyn Fn(&Row) -> &Vec<f64>| {
+        rows.iter()
+            .find(|(c, n, _)| *c == client && *n == conns)
+            .map(|(_, _, r)| pick(r))
+            .filter(|v| !v.is_empty())
+            .map(|v| anchors::median(v))
+    };
+    let check = |what: String, value: Option<f64>, ok: &dyn Fn(f64) -> bool| {
+        if let Some(v) = value {
+            let verdict = if ok(v) { "met" } else { "NOT met" };
+            println!("  {what:<58} {v:>8.2}  {verdict}");
+        }
+    };
+    println!("targets (medians of the runs above):");
+    let raw = Client::Leak(VariantName::Raw, TimeoutMode::Phases);
+    let phases = Client::Leak(VariantName::Ureq, TimeoutMode::Phases);
+    check(
+        "leak-client raw ≥ 0.90× wrk at 8 connections".into(),
+        median_of(raw, 8, &|r| &r.vs_wrk),
+        &|v| v >= 0.90,
+    );
+    check(
+        "leak-client raw ≥ 0.85× wrk at 64 connections".into(),
+        median_of(raw, 64, &|r| &r.vs_wrk),
+        &|v| v >= 0.85,
+    );
+    check(
+        "leak-client ureq phases ≥ 0.40× wrk at 8 connections".into(),
+        median_of(phases, 8, &|r| &r.vs_wrk),
+        &|v| v >= 0.40,
+    );
+    let rate = |c| median_of(phases, c, &|r| &r.rps);
+    if let (Some(r1), Some(r8), Some(r64)) = (rate(1), rate(8), rate(64)) {
+        check(
+            "ureq phases req/s grows with concurrency: c=8 ÷ c=1".into(),
+            Some(r8 / r1),
+            &|v| v > 1.0,
+        );
+        check(
+            "  and does not fall beyond: c=64 ÷ c=8 (≥ 0.95)".into(),
+            Some(r64 / r8),
+            &|v| v >= 0.95,
+        );
+    }
+    for (client, conns, row) in rows {
+        if let Client::Leak(..) = client {
+            check(
+                format!("{} c={conns}: harness ≥ 0.95× bare loop", client.name()),
+                (!row.vs_bare.is_empty()).then(|| anchors::median(&row.vs_bare)),
+                &|v| v >= 0.95,
+            );
+        }
+    }
+    let cells_median = |cells: &[anchors::Cell], f: &dyn Fn(&anchors::Cell) -> f64| {
+        (!cells.is_empty()).then(|| anchors::median(&cells.iter().map(f).collect::<Vec<_>>()))
+    };
+    check(
+        "latency-server at 0 ms ≥ 0.60× nginx req/s".into(),
+        (!server.vs_nginx.is_empty()).then(|| anchors::median(&server.vs_nginx)),
+        &|v| v >= 0.60,
+    );
+    check(
+        "latency-server at 50 ms / 1000 conns ≥ 0.95× Little's bound".into(),
+        (!server.vs_little.is_empty()).then(|| anchors::median(&server.vs_little)),
+        &|v| v >= 0.95,
+    );
+    check(
+        "latency-server at 50 ms / 1000 conns ≤ 40 µs CPU/request".into(),
+        cells_median(&server.slow, &|c| c.cpu_us_per_request),
+        &|v| v <= 40.0,
+    );
+}
