@@ -156,51 +156,41 @@ fn serve(argv: &[String]) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------------
 // The bench.
 
+/// `just bench-peers [OPTIONS]`: leak-client beside wrk against nginx, each variant beside a bare
+/// loop, and the server rows.
+#[derive(clap::Parser)]
+#[command(name = "bench-peers")]
 struct Opts {
+    /// Seconds per measured run.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     secs: u64,
-    repeats: usize,
+    /// Repeats of the whole table (medians and min–max over them).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    repeats: u64,
+    /// Connection counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
     conns: Vec<u32>,
-    server_rows: bool,
+    /// Skip the server rows (latency-server beside nginx).
+    #[arg(long)]
+    no_server: bool,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
-    let mut opts = Opts {
-        secs: 3,
-        repeats: 5,
-        conns: vec![1, 8, 64],
-        server_rows: true,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} takes a value"));
-        let positive = |name: &str, v: &str| -> Result<u64, String> {
-            v.parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{name} takes a positive whole number, not {v:?}"))
-        };
-        match arg.as_str() {
-            "--secs" => opts.secs = positive("--secs", value("--secs")?)?,
-            "--repeats" => opts.repeats = positive("--repeats", value("--repeats")?)? as usize,
-            "--conns" => {
-                let list = value("--conns")?;
-                opts.conns = list
-                    .split(',')
-                    .map(|c| positive("--conns", c.trim()).map(|n| n.min(4096) as u32))
-                    .collect::<Result<_, _>>()?;
-            }
-            "--no-server" => opts.server_rows = false,
-            // `cargo bench` passes `--bench`.
-            "--bench" => {}
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (expected --secs N, --repeats N, --conns 1,8,64, \
-                     --no-server)"
-                ));
-            }
+    use clap::Parser;
+    let argv = std::iter::once("bench-peers".to_string()).chain(args.iter().cloned());
+    Opts::try_parse_from(argv).map_err(|e| {
+        if e.use_stderr() {
+            e.to_string()
+        } else {
+            // --help: print it and stop.
+            let _ = e.print();
+            std::process::exit(0)
         }
-    }
-    Ok(opts)
+    })
 }
 
 /// The clients measured against nginx, in table order.
@@ -298,7 +288,7 @@ fn bench(args: &[String]) -> Result<(), String> {
          {}, load average {} at start",
         anchors::PATH_LEN,
         opts.secs,
-        opts.repeats,
+        (opts.repeats as usize),
         anchors::machine(),
         anchors::load_average(),
     );
@@ -328,12 +318,12 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     let mut server = ServerRows::default();
     let mut loads = Vec::new();
-    for repeat in 0..opts.repeats {
+    for repeat in 0..(opts.repeats as usize) {
         loads.push(anchors::load_average());
         eprintln!(
             "run {}/{} (load {}):",
             repeat + 1,
-            opts.repeats,
+            (opts.repeats as usize),
             loads[repeat]
         );
         let nginx = anchors::Nginx::start()?;
@@ -386,7 +376,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             }
         }
         drop(nginx);
-        if opts.server_rows {
+        if !opts.no_server {
             eprint!("  servers: nginx ... ");
             let n = anchors::nginx_cell(FAST_CONNS, opts.secs)?;
             eprint!("latency-server 0 ... ");

@@ -30,11 +30,25 @@ use latency_server::{Config, Server};
 static ALLOC: heapmeter::MeteredAlloc =
     heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
 
+/// `just bench-server [OPTIONS]`: latency-server beside nginx under wrk, repeated.
+#[derive(clap::Parser)]
+#[command(name = "bench-server")]
 struct Opts {
+    /// Seconds per measured run.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     secs: u64,
-    repeats: usize,
+    /// Repeats (medians and min–max over them).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    repeats: u64,
+    /// Also count user-space instructions per request under valgrind's callgrind.
+    #[arg(long)]
     callgrind: bool,
+    /// The latency-server binary to measure.
+    #[arg(long, default_value = env!("CARGO_BIN_EXE_latency-server"))]
     exe: PathBuf,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn main() -> ExitCode {
@@ -48,41 +62,17 @@ fn main() -> ExitCode {
 }
 
 fn parse_args() -> Result<Opts, String> {
-    let mut opts = Opts {
-        secs: 5,
-        repeats: 3,
-        callgrind: false,
-        exe: PathBuf::from(env!("CARGO_BIN_EXE_latency-server")),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut number = |name: &str| -> Result<u64, String> {
-            args.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{name} takes a positive whole number"))
-        };
-        match arg.as_str() {
-            "--secs" => opts.secs = number("--secs")?,
-            "--repeats" => opts.repeats = number("--repeats")? as usize,
-            "--callgrind" => opts.callgrind = true,
-            "--exe" => {
-                opts.exe = args
-                    .next()
-                    .map(PathBuf::from)
-                    .ok_or("--exe takes the path of a latency-server binary")?;
-            }
-            // `cargo bench` passes `--bench`.
-            "--bench" => {}
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (expected --secs N, --repeats N, --callgrind, \
-                     --exe PATH)"
-                ));
-            }
+    use clap::Parser;
+    let argv = std::iter::once("bench-server".to_string()).chain(std::env::args().skip(1));
+    Opts::try_parse_from(argv).map_err(|e| {
+        if e.use_stderr() {
+            e.to_string()
+        } else {
+            // --help: print it and stop.
+            let _ = e.print();
+            std::process::exit(0)
         }
-    }
-    Ok(opts)
+    })
 }
 
 fn run() -> Result<(), String> {
@@ -96,7 +86,7 @@ fn run() -> Result<(), String> {
         "latency-server beside nginx under wrk: {PATH_LEN}-char paths, {} s per cell, {} runs \
          (median, min–max); {} CPUs, load average {} at start",
         opts.secs,
-        opts.repeats,
+        (opts.repeats as usize),
         thread::available_parallelism().map_or(1, |n| n.get()),
         load_average(),
     );
@@ -133,8 +123,8 @@ fn run() -> Result<(), String> {
         secs: opts.secs,
         ..Rows::default()
     };
-    for run in 0..opts.repeats {
-        eprint!("run {}/{}: ", run + 1, opts.repeats);
+    for run in 0..(opts.repeats as usize) {
+        eprint!("run {}/{}: ", run + 1, (opts.repeats as usize));
         let nginx = if nginx_ok {
             eprint!("nginx ");
             Some(anchors::nginx_cell(FAST_CONNS, opts.secs)?)
