@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::{command_line, install_signal_handler, now_utc, prepare};
-use crate::child::{Job, run_job, took};
+use crate::child::{Job, JobError, JobResult, run_job, took};
 use crate::cli::{CompareArgs, Preset, Workload};
 use crate::clients::VariantName;
 use crate::exit;
@@ -61,17 +61,19 @@ pub fn compare(args: CompareArgs) -> u8 {
     let started_at = now_utc();
     let mut results = Vec::new();
     let mut failed = false;
-    for job in &jobs {
+    // One run, the variants' and the watched commands' alike: skipped once interrupted,
+    // reported in one line, kept or counted as failed.
+    let mut one = |name: &str, run: &mut dyn FnMut() -> Result<JobResult, JobError>| {
         if stop.is_set() {
-            eprintln!("{:>9}: skipped (interrupted)", job.name);
-            continue;
+            eprintln!("{name:>9}: skipped (interrupted)");
+            return;
         }
         let t0 = Instant::now();
-        match run_job(&exe, job, &target.url, &args.out, &stop) {
+        match run() {
             Ok(r) => {
                 eprintln!(
                     "{:>9}: {} requests in {}, verdict {}",
-                    job.name,
+                    name,
                     crate::units::count(r.summary.requests),
                     took(t0),
                     r.summary.verdict.class.as_str().to_uppercase()
@@ -83,29 +85,16 @@ pub fn compare(args: CompareArgs) -> u8 {
                 failed = true;
             }
         }
+    };
+    for job in &jobs {
+        one(&job.name, &mut || {
+            run_job(&exe, job, &target.url, &args.out, &stop)
+        });
     }
     for spec in &args.watch {
-        if stop.is_set() {
-            eprintln!("{:>9}: skipped (interrupted)", spec.name);
-            continue;
-        }
-        let t0 = Instant::now();
-        match super::watch::run_in_compare(&exe, spec, args.probe, w, &target.url, &args.out) {
-            Ok(r) => {
-                eprintln!(
-                    "{:>9}: {} requests in {}, verdict {}",
-                    spec.name,
-                    crate::units::count(r.summary.requests),
-                    took(t0),
-                    r.summary.verdict.class.as_str().to_uppercase()
-                );
-                results.push(r);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
-        }
+        one(&spec.name, &mut || {
+            super::watch::run_in_compare(&exe, spec, args.probe, w, &target.url, &args.out)
+        });
     }
     let ctx = Context {
         command: command_line(),
