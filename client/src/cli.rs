@@ -181,10 +181,11 @@ pub enum ProbeRuntime {
 /// Flags of `watch`: what to watch, the server, when to stop, how often to read, the outputs.
 #[derive(Debug, Clone, Args)]
 #[command(mut_arg("latency", |a| a.default_value("1ms")))]
+#[command(group(clap::ArgGroup::new("what").args(["command", "pid"]).required(true)))]
 pub struct WatchArgs {
     /// Watch this running process and its descendants instead of starting COMMAND; needs --url,
     /// the running latency-server the process already sends its requests to.
-    #[arg(long, value_name = "PID", conflicts_with_all = ["command", "probe"], required_unless_present = "command", requires = "url")]
+    #[arg(long, value_name = "PID", conflicts_with_all = ["command", "probe"], requires = "url")]
     pub pid: Option<u32>,
 
     /// Load this runtime's probe into COMMAND and judge its post-GC heap (without: RSS only,
