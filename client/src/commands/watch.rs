@@ -319,7 +319,10 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
                 }
                 mem.rss_end = Some(s.mem.rss);
                 mem.rss_peak = mem.rss_peak.max(Some(s.mem.rss));
-                mem.pss_end = s.live.pss.or(mem.pss_end);
+                // PSS of live processes only: once all have exited it reads 0, not their PSS.
+                if s.procs > 0 {
+                    mem.pss_end = s.live.pss.or(mem.pss_end);
+                }
                 mem.anon_end = Some(s.mem.anon);
                 mem.processes_peak = mem.processes_peak.max(s.procs);
             }
