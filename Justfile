@@ -33,13 +33,13 @@ watch *args:
 watch-node body="read":
     REQUESTS="${REQUESTS:-20000}" PAUSE_MS="${PAUSE_MS:-1}" cargo run --release -p leak-client -- watch --probe node -- node examples/node/fetch.js "$1"
 
-# The original investigation's Next.js app (examples/next-app, `next dev`; npm installs VERSION on first use) under watch with the node probe: one loop of 10,000 requests through ROUTE (start-fetch or start-custom-fetch). 14.2.0-canary.62's start-fetch leaks ~1.5 KB/request; 14.2.35 does not. Env PORT (default 3123).
-watch-next version="14.2.0-canary.62" route="start-fetch":
+# The original investigation's Next.js app (examples/next-app; npm installs VERSION on first use) under watch with the node probe: one loop of 10,000 requests through ROUTE (start-fetch or start-custom-fetch), under MODE `dev` (`next dev`) or `start` (`next build` + `next start`). 14.2.0-canary.62's start-fetch leaks ~1.5 KB/request; 14.2.35 does not. Env PORT (default 3123).
+watch-next version="14.2.0-canary.62" route="start-fetch" mode="dev":
     #!/bin/sh
     set -eu
     port="${PORT:-3123}"
     base="http://127.0.0.1:$port"
-    PORT="$port" exec cargo run --release -p leak-client -- watch --probe node --probe-every 1s --latency 5ms --ready "$base/" --kick "$base/api/$2?n=1" --kick "$base/api/$2?n=10000&pause=5" --linger 3s -- examples/next-app/run.sh "$1" dev
+    PORT="$port" exec cargo run --release -p leak-client -- watch --probe node --probe-every 1s --latency 5ms --ready "$base/" --kick "$base/api/$2?n=1" --kick "$base/api/$2?n=10000&pause=5" --linger 3s -- examples/next-app/run.sh "$1" "$3"
 
 # Throughput, allocations and live heap per variant at concurrency 1, 8, 64 (e.g. `just bench 100k 1,8`).
 bench *args:
