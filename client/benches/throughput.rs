@@ -37,16 +37,7 @@ fn main() {
         .map(|a| a.split(',').filter_map(|c| c.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 8, 64]);
 
-    let server = latency_server::Server::start(latency_server::Config {
-        addr: "127.0.0.1:0".parse().expect("loopback address"),
-        latency: Duration::ZERO,
-        report_every: None,
-        ..latency_server::Config::default()
-    })
-    .expect("latency server starts");
-    let out = std::env::temp_dir().join(format!("leakprobe-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&out).expect("temp dir");
-    let exe = Path::new(env!("CARGO_BIN_EXE_leak-client"));
+    let (server, out, exe) = setup("bench");
     let stop = Stop::new();
 
     println!(
