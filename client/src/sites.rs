@@ -204,7 +204,7 @@ impl SiteRow {
             frames: r.frames[from..]
                 .iter()
                 .take(FRAMES)
-                .map(|f| format!("{} ({})", f.function, short_location(f)))
+                .map(|f| format!("{} ({})", f.function, location(f.file.as_deref(), f.line)))
                 .collect(),
             first_bytes: g.first_bytes,
             last_bytes: g.last_bytes,
@@ -218,21 +218,18 @@ impl SiteRow {
         }
     }
 
-    /// `file:line` with the file shortened to its last three components.
+    /// `file:line` with the file shortened (see [`short_file`]).
     pub fn location(&self) -> String {
-        format!(
-            "{}:{}",
-            self.file.as_deref().map_or_else(|| "?".into(), short_file),
-            self.line.map_or_else(|| "?".into(), |l| l.to_string())
-        )
+        location(self.file.as_deref(), self.line)
     }
 }
 
-fn short_location(f: &hs::Frame) -> String {
+/// `file:line` with the file shortened (see [`short_file`]); `?` for what is unknown.
+fn location(file: Option<&str>, line: Option<u32>) -> String {
     format!(
         "{}:{}",
-        f.file.as_deref().map_or_else(|| "?".into(), short_file),
-        f.line.map_or_else(|| "?".into(), |l| l.to_string())
+        file.map_or_else(|| "?".into(), short_file),
+        line.map_or_else(|| "?".into(), |l| l.to_string())
     )
 }
 
