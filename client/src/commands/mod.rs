@@ -3,11 +3,15 @@
 //! orchestrating commands start. Kept out of `main.rs` so tests can run a whole command
 //! in-process. Exit codes are `crate::exit`'s.
 
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cli::Outputs;
+use crate::exit;
 use crate::stop::{Stop, StopReason};
+use crate::verdict::Class;
 
 pub mod calibrate;
 pub mod compare;
@@ -18,6 +22,37 @@ pub use calibrate::calibrate;
 pub use compare::compare;
 pub use variant::run_variant;
 pub use watch::watch;
+
+/// How a measured run (`ureq`, `raw`, `watch`) ends: its summary in human form on stderr, a
+/// failed JSONL write said after it, the JSON form on stdout with `--json`; then the exit code:
+/// `FAILURE` when stdout or the JSONL file could not be written or the run `failed` (stopped
+/// unreachable, a kick failed), `LEAK` for `--fail-on-leak` and a leak, else `OK`.
+fn finish_run(
+    human: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    json: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    jsonl_error: Option<&str>,
+    failed: bool,
+    class: Class,
+    outputs: &Outputs,
+) -> u8 {
+    let _ = human(&mut std::io::stderr().lock());
+    if let Some(e) = jsonl_error {
+        eprintln!("error: writing the JSONL file failed: {e}");
+    }
+    if outputs.json {
+        let mut stdout = std::io::stdout().lock();
+        if json(&mut stdout).and_then(|()| stdout.flush()).is_err() {
+            return exit::FAILURE;
+        }
+    }
+    if jsonl_error.is_some() || failed {
+        return exit::FAILURE;
+    }
+    if outputs.fail_on_leak && class == Class::Leak {
+        return exit::LEAK;
+    }
+    exit::OK
+}
 
 /// The allocator cap, as the binary's `#[global_allocator]` exposes it.
 pub trait Cap: Sync {

@@ -1,8 +1,6 @@
 //! `leak-client ureq|raw`: one measured run in this process — cap the allocator, run, print the
 //! summary (human on stderr, `--json` on stdout), and map the outcome to an exit code.
 
-use std::io::Write;
-
 use super::{Cap, install_signal_handler};
 use crate::cli::RunArgs;
 use crate::clients::VariantName;
@@ -10,7 +8,6 @@ use crate::exit;
 use crate::run;
 use crate::stop::{Stop, StopReason};
 use crate::summary::Summary;
-use crate::verdict::Class;
 
 /// `leak-client ureq|raw`: runs, prints the summary, returns the exit code.
 pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 {
@@ -49,25 +46,12 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
             }
         }
     }
-    let _ = summary.print_human(&mut std::io::stderr().lock());
-    if let Some(e) = &out.monitor.jsonl_error {
-        eprintln!("error: writing the JSONL file failed: {e}");
-    }
-    if args.outputs.json {
-        let mut stdout = std::io::stdout().lock();
-        if summary
-            .print_json(&mut stdout)
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            return exit::FAILURE;
-        }
-    }
-    if out.monitor.jsonl_error.is_some() || summary.stopped_by == StopReason::Unreachable {
-        return exit::FAILURE;
-    }
-    if args.outputs.fail_on_leak && summary.verdict.class == Class::Leak {
-        return exit::LEAK;
-    }
-    exit::OK
+    super::finish_run(
+        &|w| summary.print_human(w),
+        &|w| summary.print_json(w),
+        out.monitor.jsonl_error.as_deref(),
+        summary.stopped_by == StopReason::Unreachable,
+        summary.verdict.class,
+        &args.outputs,
+    )
 }

@@ -18,7 +18,6 @@ use super::{Backend, install_signal_handler};
 use crate::cli::{ProbeRuntime, WatchArgs};
 use crate::exit;
 use crate::stop::Stop;
-use crate::verdict::Class;
 use crate::watch::judge::{HeapRow, TreeRow, judge};
 use crate::watch::pair::ServedLog;
 use crate::watch::probe::{
@@ -461,27 +460,14 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         probe_bad_lines: reader.as_ref().map_or(0, ProbeReader::bad_lines),
         judged,
     };
-    let _ = summary.print_human(&mut std::io::stderr().lock());
-    if let Some(e) = &out.error {
-        eprintln!("error: writing the JSONL file failed: {e}");
-    }
-    if args.outputs.json {
-        let mut stdout = std::io::stdout().lock();
-        if summary
-            .print_json(&mut stdout)
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            return Ok(exit::FAILURE);
-        }
-    }
-    if out.error.is_some() || kick_error.is_some() {
-        return Ok(exit::FAILURE);
-    }
-    if args.outputs.fail_on_leak && summary.judged.verdict.class == Class::Leak {
-        return Ok(exit::LEAK);
-    }
-    Ok(exit::OK)
+    Ok(super::finish_run(
+        &|w| summary.print_human(w),
+        &|w| summary.print_json(w),
+        out.error.as_deref(),
+        kick_error.is_some(),
+        summary.judged.verdict.class,
+        &args.outputs,
+    ))
 }
 
 /// The JSONL file, one unbuffered write per line.
