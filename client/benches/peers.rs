@@ -180,17 +180,7 @@ struct Opts {
 }
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
-    use clap::Parser;
-    let argv = std::iter::once("bench-peers".to_string()).chain(args.iter().cloned());
-    Opts::try_parse_from(argv).map_err(|e| {
-        if e.use_stderr() {
-            e.to_string()
-        } else {
-            // --help: print it and stop.
-            let _ = e.print();
-            std::process::exit(0)
-        }
-    })
+    anchors::parse_opts("bench-peers", args.iter().cloned())
 }
 
 /// The clients measured against nginx, in table order.

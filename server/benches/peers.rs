@@ -62,17 +62,7 @@ fn main() -> ExitCode {
 }
 
 fn parse_args() -> Result<Opts, String> {
-    use clap::Parser;
-    let argv = std::iter::once("bench-server".to_string()).chain(std::env::args().skip(1));
-    Opts::try_parse_from(argv).map_err(|e| {
-        if e.use_stderr() {
-            e.to_string()
-        } else {
-            // --help: print it and stop.
-            let _ = e.print();
-            std::process::exit(0)
-        }
-    })
+    anchors::parse_opts("bench-server", std::env::args().skip(1))
 }
 
 fn run() -> Result<(), String> {

@@ -23,6 +23,22 @@ pub const FAST_CONNS: u32 = 100;
 pub const SLOW_CONNS: u32 = 1000;
 pub const SLOW_LATENCY: Duration = Duration::from_millis(50);
 
+/// A bench's options from `args` (after the program name) under the name `name`; `--help`
+/// prints them and exits, any other problem is clap's message.
+pub fn parse_opts<T: clap::Parser>(
+    name: &str,
+    args: impl IntoIterator<Item = String>,
+) -> Result<T, String> {
+    T::try_parse_from(std::iter::once(name.to_string()).chain(args)).map_err(|e| {
+        if e.use_stderr() {
+            e.to_string()
+        } else {
+            let _ = e.print();
+            std::process::exit(0)
+        }
+    })
+}
+
 /// Little's bound of the slow cell, requests/s.
 pub fn little_bound() -> f64 {
     f64::from(SLOW_CONNS) / SLOW_LATENCY.as_secs_f64()
