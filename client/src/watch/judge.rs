@@ -159,11 +159,7 @@ fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
         })
         .collect();
     let total = points.iter().map(|p| p.requests).max().unwrap_or(0);
-    let params = heap_params_for(total, node);
-    let mut v = verdict::judge(&points, &params);
-    if let Some(set_aside) = one_release_set_aside(&points, &v, &params) {
-        v = set_aside;
-    }
+    let mut v = verdict::judge(&points, &heap_params_for(total, node));
     v.reason = watch_wording(&v.reason, "post-GC heap");
     if node && total < NODE_MIN_REQUESTS && v.class != Class::Inconclusive {
         v.reason = format!(
@@ -183,78 +179,6 @@ fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
         verdict: v,
         caveat: None,
     }
-}
-
-/// A release smaller than this is never set aside (see [`one_release_set_aside`]).
-pub const MIN_RELEASE: u64 = 1 << 20;
-/// A release is at least this many times the median change between two readings.
-const RELEASE_VS_MEDIAN_STEP: f64 = 10.0;
-
-/// A garbage-collected heap that grows steadily can drop once mid-run when the runtime or a
-/// framework releases something of its own (next@14.2.0-canary.62 under `next dev`: +1.5 KB
-/// per request for 10,000 requests, and one drop of 2.4 MB near request 4,700). The drop drags
-/// the early half's slope down and widens its interval, so the variants' rule (both halves must
-/// grow) reads "a step, or a leak that began late": `inconclusive`.
-///
-/// Only in exactly that case — the whole run's slope significant, the late half growing, the
-/// early half not significantly — and only if the series has **exactly one** drop between two
-/// readings of at least [`MIN_RELEASE`] and [`RELEASE_VS_MEDIAN_STEP`] times the median change,
-/// the drop (plus the run's own rate across that interval) is added back to every later
-/// reading and the series judged again. If that is a
-/// `leak`, it is the verdict, and its reason says what was set aside. A heap that is cleared
-/// again and again (a sawtooth: several drops) is never re-levelled, and a flat heap with one
-/// drop re-levels to a step, which the rules call `bounded` or `inconclusive`, never `leak`.
-fn one_release_set_aside(points: &[Point], v: &Verdict, params: &Params) -> Option<Verdict> {
-    let (Some(all), Some(early), Some(late)) = (v.slope, v.early_slope, v.late_slope) else {
-        return None;
-    };
-    let late_only = v.class == Class::Inconclusive
-        && all.lo > params.leak_floor
-        && early.lo <= 0.0
-        && late.lo > 0.0;
-    if !late_only {
-        return None;
-    }
-    let mut pts = points.to_vec();
-    pts.sort_by_key(|p| p.requests);
-    let mut steps: Vec<u64> = pts
-        .windows(2)
-        .map(|w| w[1].live.abs_diff(w[0].live))
-        .collect();
-    if steps.is_empty() {
-        return None;
-    }
-    steps.sort_unstable();
-    let median = steps[steps.len() / 2] as f64;
-    let threshold = (MIN_RELEASE as f64).max(RELEASE_VS_MEDIAN_STEP * median);
-    let drops: Vec<(usize, u64)> = pts
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[1].live < w[0].live && (w[0].live - w[1].live) as f64 >= threshold)
-        .map(|(i, w)| (i + 1, w[0].live - w[1].live))
-        .collect();
-    let [(at, drop)] = drops[..] else {
-        return None;
-    };
-    let at_requests = pts[at].requests;
-    // Back to where the run's own rate would have taken it across that interval.
-    let expected = (all.bytes_per_request.max(0.0)
-        * at_requests.saturating_sub(pts[at - 1].requests) as f64) as u64;
-    for p in &mut pts[at..] {
-        p.live += drop + expected;
-    }
-    let mut again = verdict::judge(&pts, params);
-    if again.class != Class::Leak {
-        return None;
-    }
-    again.reason = format!(
-        "one release of {} at {} requests set aside (the heap grew steadily before and after \
-         it): {}",
-        units::bytes(drop as f64),
-        units::count(at_requests),
-        again.reason
-    );
-    Some(again)
 }
 
 fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
