@@ -44,6 +44,16 @@ fn wait_bounded(mut child: Child, limit: Duration) -> Output {
     }
 }
 
+/// Asserts the exit code, showing stderr when it differs.
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs `leak-client watch ARGS` with `env`, bounded to 60 s.
 fn watch(args: &[&str], env: &[(&str, &str)]) -> Output {
     let child = Command::new(bin())
@@ -95,12 +105,7 @@ fn a_clean_python_loop_is_not_a_leak() {
         &["--json", "--jsonl", &j, "--", "python3", &python_loop()],
         &[("REQUESTS", "3000")],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let s = summary(&out);
     assert_eq!(s["requests"], 3000);
     assert_ne!(class(&s), "leak", "{s}");
@@ -168,12 +173,7 @@ fn a_planted_node_leak_is_found_by_the_node_probe() {
             ("LEAK_BYTES", "1024"),
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let s = summary(&out);
     assert_eq!(s["judged"]["basis"], "heap", "{s}");
     assert_eq!(class(&s), "leak", "{s}");
@@ -276,12 +276,7 @@ fn what_the_command_leaves_running_in_its_group_is_stopped_with_it() {
         &["--json", "--quiet", "--", "sh", "-c", &script],
         &[("REQUESTS", "1500")],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let s = summary(&out);
     assert_eq!(s["stopped_by"], "exited");
     let group = i32::try_from(s["pid"].as_u64().expect("pid")).expect("pid fits");
@@ -368,12 +363,7 @@ fn the_python_probe_measures_a_planted_leak_in_bytes() {
         ],
         &[("REQUESTS", "3000"), ("LEAK_BYTES", "8192")],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let s = summary(&out);
     assert_eq!(s["judged"]["basis"], "heap", "{s}");
     assert_eq!(class(&s), "leak", "{s}");
