@@ -145,6 +145,12 @@ impl RunningServer {
         self.inner.shared.snapshot()
     }
 
+    /// Requests of the catch-all route answered so far: [`Self::stats`]'s `served` alone, one
+    /// atomic load (no heap or RSS reading), for callers that poll it often.
+    pub fn served(&self) -> u64 {
+        self.inner.shared.counters.served.load(Relaxed)
+    }
+
     /// Stops accepting connections, answers any further request on open connections with
     /// `503` + `Connection: close`, waits up to `grace` for requests in flight, and returns
     /// the final counters. Connections still open afterwards are closed by the idle timeout

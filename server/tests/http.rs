@@ -260,6 +260,11 @@ fn pipelined_requests_sleep_at_the_same_time_not_one_after_another() {
         t.elapsed()
     );
     assert_eq!(server.stats().served, 3);
+    assert_eq!(
+        server.served(),
+        3,
+        "the counter alone agrees with the snapshot"
+    );
 }
 
 #[test]

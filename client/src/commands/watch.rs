@@ -57,7 +57,8 @@ const REMOTE_POLL: Duration = Duration::from_millis(20);
 impl Served {
     fn read(&mut self, backend: &Backend) -> u64 {
         match self {
-            Served::InProcess => backend.server.as_ref().map_or(0, |s| s.stats().served),
+            // Every tick (5 ms): the counter alone, not a whole snapshot with its RSS read.
+            Served::InProcess => backend.server.as_ref().map_or(0, |s| s.served()),
             Served::Remote {
                 authority,
                 path,
