@@ -7,8 +7,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -43,15 +42,17 @@ enum Served {
     /// A running latency-server's `/__stats`, minus its count when the watch began, read every
     /// [`REMOTE_POLL`] at most.
     Remote {
-        authority: String,
-        path: String,
+        /// Keeps one connection to the server alive across polls.
+        agent: ureq::Agent,
+        /// `http://ADDR/__stats`.
+        stats: String,
         base: u64,
         last: u64,
         next: Instant,
     },
 }
 
-/// How often a `--url` server's `/__stats` is read (one connection each).
+/// How often a `--url` server's `/__stats` is read.
 const REMOTE_POLL: Duration = Duration::from_millis(20);
 
 impl Served {
@@ -60,15 +61,15 @@ impl Served {
             // Every tick (5 ms): the counter alone, not a whole snapshot with its RSS read.
             Served::InProcess => backend.server.as_ref().map_or(0, |s| s.served()),
             Served::Remote {
-                authority,
-                path,
+                agent,
+                stats,
                 base,
                 last,
                 next,
             } => {
                 if Instant::now() >= *next {
                     *next = Instant::now() + REMOTE_POLL;
-                    if let Some(n) = stats_served(authority, path) {
+                    if let Some((n, _)) = stats_counts(agent, stats) {
                         *last = n.saturating_sub(*base);
                     }
                 }
@@ -94,12 +95,12 @@ impl Served {
                     None => return 0,
                 },
                 Served::Remote {
-                    authority,
-                    path,
+                    agent,
+                    stats,
                     base,
                     last,
                     ..
-                } => match stats_counts(authority, path) {
+                } => match stats_counts(agent, stats) {
                     Some((n, in_flight)) => {
                         *last = n.saturating_sub(*base);
                         (*last, in_flight)
@@ -118,13 +119,9 @@ impl Served {
 /// How long the final count waits for the server's requests in flight.
 const SETTLE: Duration = Duration::from_secs(1);
 
-fn stats_served(authority: &str, path: &str) -> Option<u64> {
-    stats_counts(authority, path).map(|(served, _)| served)
-}
-
 /// `(served, in_flight)` from a latency-server's `/__stats`.
-fn stats_counts(authority: &str, path: &str) -> Option<(u64, u64)> {
-    let (status, body) = http_get_parts(authority, path, Duration::from_secs(2)).ok()?;
+fn stats_counts(agent: &ureq::Agent, stats: &str) -> Option<(u64, u64)> {
+    let (status, body) = http_get(agent, stats).ok()?;
     if status != 200 {
         return None;
     }
@@ -157,15 +154,17 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     let url = backend.url.clone();
     let mut served = match &args.server.url {
         None => Served::InProcess,
-        Some(_) => {
-            let (authority, _) = split_url(&url)?;
-            let path = latency_server::STATS_PATH.to_string();
-            let base = stats_served(&authority, &path).ok_or_else(|| {
-                format!("--url {url}: no latency-server answers {path} there (watch needs its served count)")
+        Some(target) => {
+            let agent = agent(Duration::from_secs(2));
+            let stats = format!("http://{}{}", target.authority, latency_server::STATS_PATH);
+            let (base, _) = stats_counts(&agent, &stats).ok_or_else(|| {
+                format!(
+                    "--url {url}: no latency-server answers {stats} (watch needs its served count)"
+                )
             })?;
             Served::Remote {
-                authority,
-                path,
+                agent,
+                stats,
                 base,
                 last: 0,
                 next: Instant::now(),
@@ -570,7 +569,8 @@ fn start_kicks(args: &WatchArgs) -> Option<mpsc::Receiver<Kick>> {
     std::thread::spawn(move || {
         if let Some(r) = ready {
             let t0 = Instant::now();
-            while !matches!(http_get(&r, Duration::from_secs(120)), Ok((200, _))) {
+            let agent = agent(Duration::from_secs(120));
+            while !matches!(http_get(&agent, &r), Ok((200, _))) {
                 if t0.elapsed() > Duration::from_secs(600) {
                     let _ = tx.send(Kick::NeverReady);
                     return;
@@ -579,16 +579,15 @@ fn start_kicks(args: &WatchArgs) -> Option<mpsc::Receiver<Kick>> {
             }
             let _ = tx.send(Kick::Ready);
         }
+        // A kick answers when the program's loop is done: minutes, not seconds.
+        let agent = agent(Duration::from_secs(24 * 3600));
         for k in kicks {
-            match http_get(&k, Duration::from_secs(24 * 3600)) {
+            match http_get(&agent, &k) {
                 Ok((status, _)) => {
                     let _ = tx.send(Kick::Answered { url: k, status });
                 }
                 Err(e) => {
-                    let _ = tx.send(Kick::Failed {
-                        url: k,
-                        why: e.to_string(),
-                    });
+                    let _ = tx.send(Kick::Failed { url: k, why: e });
                     return;
                 }
             }
@@ -598,44 +597,27 @@ fn start_kicks(args: &WatchArgs) -> Option<mpsc::Receiver<Kick>> {
     Some(rx)
 }
 
-/// `http://host:port/path` → (`host:port`, `/path`).
-fn split_url(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs"))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    Ok((authority.to_string(), path.to_string()))
+/// An agent for watch's own requests (`/__stats` polls, `--ready`, `--kick`): any status is a
+/// response, each phase of an exchange bounded by `timeout` (no resolver thread per request).
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(timeout))
+        .timeout_send_request(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_recv_body(Some(timeout))
+        .build()
+        .into()
 }
 
-/// A minimal `GET` over one connection (`Connection: close`): status and body.
-fn http_get(url: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
-    let (authority, path) = split_url(url).map_err(std::io::Error::other)?;
-    http_get_parts(&authority, &path, timeout)
-}
-
-fn http_get_parts(
-    authority: &str,
-    path: &str,
-    timeout: Duration,
-) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(authority)?;
-    s.set_read_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
+/// `GET url`: the status and the body.
+fn http_get(agent: &ureq::Agent, url: &str) -> Result<(u16, String), String> {
+    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
     Ok((status, body))
 }
 
