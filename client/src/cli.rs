@@ -156,7 +156,8 @@ pub struct ServerArgs {
 /// Where a run's results go, and whether a leak fails it: `ureq`, `raw` and `watch`.
 #[derive(Debug, Clone, Args)]
 pub struct Outputs {
-    /// Append every sample to FILE as one JSON object per line, flushed per line.
+    /// Append every sample to FILE as one JSON object per line, written unbuffered as the run goes
+    /// (at most a few milliseconds behind it).
     #[arg(long, value_name = "FILE")]
     pub jsonl: Option<PathBuf>,
 

@@ -1,5 +1,5 @@
 //! The monitor thread: takes the periodic sample, logs one line per interval, appends every
-//! sample to the JSONL file (flushed per line) and keeps the analysis series.
+//! sample to the JSONL file (written out at every wake-up) and keeps the analysis series.
 //! It never touches the network and never blocks a worker (workers `try_send` to it).
 
 use std::fs::File;
@@ -71,28 +71,18 @@ impl Monitor {
         mut series: Series,
         baseline: Sample,
     ) -> MonitorOutput {
-        let mut line = Vec::with_capacity(512);
-        let mut jsonl_error = None;
+        let mut jsonl = Jsonl::new(self.jsonl.take());
         let mut rss_peak = baseline.rss;
         let mut last = baseline;
-        let mut record = |s: Sample, series: &mut Series, jsonl: &mut Option<File>| {
+        let record = |s: Sample, series: &mut Series, jsonl: &mut Jsonl| {
             if series.push(s) {
                 let stride = counters.stride.load(Relaxed);
                 counters.stride.store(stride.saturating_mul(2), Relaxed);
             }
-            if let Some(file) = jsonl {
-                line.clear();
-                if serde_json::to_writer(&mut line, &s).is_ok() {
-                    line.push(b'\n');
-                    // One write per line on an unbuffered file: nothing is lost on Ctrl-C or a crash.
-                    if let Err(e) = file.write_all(&line) {
-                        jsonl_error = Some(e.to_string());
-                        *jsonl = None;
-                    }
-                }
-            }
+            jsonl.push(&s);
         };
-        record(baseline, &mut series, &mut self.jsonl);
+        record(baseline, &mut series, &mut jsonl);
+        jsonl.flush();
 
         let mut next_tick = Instant::now() + self.every;
         let mut prev = baseline;
@@ -124,7 +114,7 @@ impl Monitor {
                             rss_peak = rss_peak.max(s.rss);
                             last = s;
                             warmup(&s);
-                            record(s, &mut series, &mut self.jsonl);
+                            record(s, &mut series, &mut jsonl);
                         }
                         Msg::Finish => {
                             finished = true;
@@ -147,21 +137,63 @@ impl Monitor {
                 prev = s;
                 last = s;
                 warmup(&s);
-                record(s, &mut series, &mut self.jsonl);
+                record(s, &mut series, &mut jsonl);
                 next_tick += self.every;
                 if next_tick < now {
                     next_tick = now + self.every;
                 }
             }
+            // Whatever this wake-up recorded reaches the file now, in one write.
+            jsonl.flush();
         }
+        jsonl.flush();
         MonitorOutput {
             series,
             baseline,
             last,
             rss_peak,
-            jsonl_error,
+            jsonl_error: jsonl.error,
             sites_warmup,
         }
+    }
+}
+
+/// The JSONL file: the lines of one monitor wake-up (a batch of request samples, a periodic
+/// reading) go out in one write, unbuffered, before the monitor sleeps again, so the file is at
+/// most one wake-up (~5 ms) behind the run and nothing is lost on Ctrl-C or a crash.
+struct Jsonl {
+    file: Option<File>,
+    lines: Vec<u8>,
+    error: Option<String>,
+}
+
+impl Jsonl {
+    fn new(file: Option<File>) -> Jsonl {
+        Jsonl {
+            // Room for a full batch of request samples (~200 bytes each): no growth in steady state.
+            lines: Vec::with_capacity(if file.is_some() { 256 * 1024 } else { 0 }),
+            file,
+            error: None,
+        }
+    }
+
+    fn push(&mut self, s: &Sample) {
+        if self.file.is_some() && serde_json::to_writer(&mut self.lines, s).is_ok() {
+            self.lines.push(b'\n');
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(file) = &mut self.file {
+            if !self.lines.is_empty() {
+                if let Err(e) = file.write_all(&self.lines) {
+                    // The run goes on; the summary reports the file as incomplete.
+                    self.error = Some(e.to_string());
+                    self.file = None;
+                }
+            }
+        }
+        self.lines.clear();
     }
 }
 
@@ -198,6 +230,52 @@ pub fn log_line(label: &str, baseline: &Sample, prev: &Sample, now: &Sample) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jsonl_lines_reach_the_file_at_each_flush_and_a_failed_write_is_reported() {
+        let path = std::env::temp_dir().join(format!("leakprobe-jsonl-{}", std::process::id()));
+        let file = File::create(&path).expect("temp file");
+        let mut j = Jsonl::new(Some(file));
+        let mut s = Sample {
+            t_ms: 1,
+            kind: SampleKind::Request,
+            round: 0,
+            requests: 0,
+            ok: 0,
+            errors: 0,
+            live: 1,
+            peak: 1,
+            allocs: 0,
+            allocated_bytes: 0,
+            rss: None,
+            connections: 1,
+        };
+        for requests in [10, 20] {
+            s.requests = requests;
+            j.push(&s);
+        }
+        let read = || std::fs::read_to_string(&path).expect("read back");
+        assert_eq!(read(), "", "nothing written before the flush");
+        j.flush();
+        let lines: Vec<Sample> = read()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON sample per line"))
+            .collect();
+        assert_eq!(
+            lines.iter().map(|s| s.requests).collect::<Vec<_>>(),
+            [10, 20]
+        );
+        j.flush();
+        assert_eq!(read().lines().count(), 2, "an empty flush writes nothing");
+        let _ = std::fs::remove_file(&path);
+
+        // A file that refuses writes (opened read-only): the error is kept, the run goes on.
+        let mut j = Jsonl::new(Some(File::open("/dev/null").expect("/dev/null")));
+        j.push(&s);
+        j.flush();
+        assert!(j.error.is_some(), "the write error is reported");
+        assert!(j.file.is_none(), "and the file is no longer written");
+    }
 
     #[test]
     fn the_log_line_reads_at_a_glance() {
