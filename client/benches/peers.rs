@@ -9,8 +9,13 @@
 //!   the same `RunConfig`, the same `VariantName::builder`, `UrlGen` URLs, the counting
 //!   allocator, one thread per connection; no monitor, counters, histograms or log): the
 //!   harness ratio is leak-client ÷ bare loop;
-//! - per row: CPU µs per request of the load generator's process, allocations and bytes
-//!   allocated per request (the counting allocator), peak RSS (VmHWM).
+//! - the blocking floor: the cheapest client of the raw variant's design (one thread blocking on
+//!   one keep-alive `TcpStream` per connection) — the same request bytes every time, written
+//!   once, the response read to its known length, nothing parsed, counted or generated. No
+//!   thread-per-connection client can beat it, so raw ÷ floor is how close the control is to its
+//!   design's limit, and floor ÷ wrk is what the design itself costs against an event loop;
+//! - per row: CPU µs and context switches per request of the load generator's process,
+//!   allocations and bytes allocated per request (the counting allocator), peak RSS (VmHWM).
 //!
 //! Then the server rows of `just bench-server`: nginx and latency-server under wrk at latency 0
 //! / 100 connections, and latency-server at 50 ms / 1000 connections against Little's bound,
@@ -18,9 +23,10 @@
 //!
 //! `cargo bench -p leak-client --bench peers [-- --secs 3 --repeats 5 --conns 1,8,64 --no-server]`
 //!
-//! This binary also plays two child roles, chosen by its first argument: `--bare <leak-client
-//! argv>` (the bare loop) and `--serve <latency-server flags>` (the latency-server library in a
-//! process of its own, with the same allocator as the `latency-server` binary).
+//! This binary also plays three child roles, chosen by its first argument: `--bare <leak-client
+//! argv>` (the bare loop), `--floor PORT CONNS SECS` (the blocking floor) and `--serve
+//! <latency-server flags>` (the latency-server library in a process of its own, with the same
+//! allocator as the `latency-server` binary).
 
 #[path = "../../server/benches/anchors/mod.rs"]
 mod anchors;
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("--bare") => bare_loop(&args[1..]),
+        Some("--floor") => floor_loop(&args[1..]),
         Some("--serve") => serve(&args[1..]),
         _ => bench(&args),
     };
@@ -140,6 +147,108 @@ fn bare_loop(argv: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The blocking floor: `CONNS` threads, each on one keep-alive connection to 127.0.0.1:`PORT`,
+/// write the same request (the raw variant's bytes for a `PATH_LEN`-character path) and read the
+/// response to its length, learned from the first response, for `SECS` seconds. Prints the same
+/// JSON line as the bare loop.
+fn floor_loop(argv: &[String]) -> Result<(), String> {
+    let [port, conns, secs] = argv else {
+        return Err("--floor takes PORT CONNS SECS".into());
+    };
+    let bad = |what: &str| format!("--floor: bad {what}");
+    let port: u16 = port.parse().map_err(|_| bad("PORT"))?;
+    let conns: usize = conns.parse().map_err(|_| bad("CONNS"))?;
+    let secs: u64 = secs.parse().map_err(|_| bad("SECS"))?;
+    let request = format!(
+        "GET /{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: leakprobe-raw/0.1\r\n\
+         Accept: */*\r\nConnection: keep-alive\r\n\r\n",
+        "a".repeat(anchors::PATH_LEN - 1)
+    );
+    let response_len = floor_response_len(port, request.as_bytes())?;
+    let duration = Duration::from_secs(secs);
+    let go = Arc::new(Barrier::new(conns + 1));
+    let mut handles = Vec::with_capacity(conns);
+    for id in 0..conns {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("floor connection {id}: {e}"))?;
+        conn.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (go, request) = (go.clone(), request.clone());
+        let worker = move || -> Result<u64, String> {
+            use std::io::{Read, Write};
+            let mut buf = vec![0u8; response_len.max(8192)];
+            let mut done = 0u64;
+            go.wait();
+            let deadline = Instant::now() + duration;
+            while Instant::now() < deadline {
+                conn.write_all(request.as_bytes())
+                    .map_err(|e| format!("write: {e}"))?;
+                let mut got = 0;
+                while got < response_len {
+                    match conn.read(&mut buf[got..]) {
+                        Ok(0) => return Err("the server closed the connection".into()),
+                        Ok(n) => got += n,
+                        Err(e) => return Err(format!("read: {e}")),
+                    }
+                }
+                if got != response_len {
+                    return Err(format!("a response of {got} bytes, not {response_len}"));
+                }
+                done += 1;
+            }
+            Ok(done)
+        };
+        let spawned = thread::Builder::new()
+            .name(format!("floor-{id}"))
+            .spawn(worker)
+            .map_err(|e| format!("cannot start floor thread {id}: {e}"))?;
+        handles.push(spawned);
+    }
+    go.wait();
+    let started = Instant::now();
+    let mut requests = 0;
+    for h in handles {
+        requests += h.join().map_err(|_| "a floor thread panicked")??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({ "requests": requests, "errors": 0, "rps": requests as f64 / elapsed })
+    );
+    Ok(())
+}
+
+/// The length of the server's whole response to `request` (head and a Content-Length body),
+/// read once with the raw variant's parser, so the floor's loop can read without parsing.
+fn floor_response_len(port: u16, request: &[u8]) -> Result<usize, String> {
+    use leak_client::raw::wire::{Framing, Status, parse_head};
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| format!("floor: connect: {e}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(request)
+        .map_err(|e| format!("floor: write: {e}"))?;
+    let mut buf = vec![0u8; 8192];
+    let mut got = 0;
+    loop {
+        match conn.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => return Err("floor: no complete response head".into()),
+            Ok(n) => got += n,
+        }
+        if let Ok(Status::Complete(head_len, head)) = parse_head(&buf[..got], false) {
+            return match head.framing {
+                Framing::ContentLength(n) if head.status == 200 && head.keep_alive => {
+                    Ok(head_len + n as usize)
+                }
+                _ => Err("floor: the server's answer is not a keep-alive 200 with a length".into()),
+            };
+        }
+        if got == buf.len() {
+            return Err("floor: response head too large".into());
+        }
+    }
+}
+
 /// latency-server in this process, from its own flags, until SIGTERM.
 fn serve(argv: &[String]) -> Result<(), String> {
     let cli = latency_server::cli::Cli::try_parse_from(
@@ -189,6 +298,8 @@ enum Client {
     Wrk,
     Leak(VariantName, TimeoutMode),
     Bare(VariantName, TimeoutMode),
+    /// The cheapest thread-per-connection blocking client (`--floor`).
+    Floor,
 }
 
 impl Client {
@@ -201,6 +312,7 @@ impl Client {
             Client::Wrk => "wrk".into(),
             Client::Leak(v, t) => format!("leak-client {}", variant(v, t)),
             Client::Bare(v, t) => format!("  bare loop {}", variant(v, t)),
+            Client::Floor => "  blocking floor".into(),
         }
     }
 
@@ -213,14 +325,21 @@ impl Client {
         v
     }
 
-    /// What runs together: wrk, then a variant inside leak-client and in the bare loop.
-    fn groups() -> [[Client; 3]; 3] {
+    /// What runs together: wrk, then a variant inside leak-client and in the bare loop (and,
+    /// beside raw, the blocking floor of its design).
+    fn groups() -> [Vec<Client>; 3] {
         [
             (VariantName::Raw, TimeoutMode::Phases),
             (VariantName::Ureq, TimeoutMode::Phases),
             (VariantName::Ureq, TimeoutMode::Global),
         ]
-        .map(|(v, t)| [Client::Wrk, Client::Leak(v, t), Client::Bare(v, t)])
+        .map(|(v, t)| {
+            let mut group = vec![Client::Wrk, Client::Leak(v, t), Client::Bare(v, t)];
+            if v == VariantName::Raw {
+                group.push(Client::Floor);
+            }
+            group
+        })
     }
 }
 
@@ -233,6 +352,8 @@ struct Row {
     /// leak-client ÷ bare loop in the same repeat (leak-client rows only).
     vs_bare: Vec<f64>,
     cpu_us: Vec<f64>,
+    /// Context switches per request.
+    switches: Vec<f64>,
     allocs: Vec<f64>,
     bytes: Vec<f64>,
     rss: Vec<f64>,
@@ -246,6 +367,7 @@ struct Run {
     requests: f64,
     errors: u64,
     cpu_seconds: f64,
+    context_switches: f64,
     allocs: Option<f64>,
     bytes: Option<f64>,
     rss: Option<u64>,
@@ -322,7 +444,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             // Each variant runs beside a wrk run of its own and its bare loop, so every ratio
             // compares runs seconds apart (the machine's other load drifts over minutes).
             for group in Client::groups() {
-                let mut order = group.to_vec();
+                let mut order = group;
                 // Every other repeat in reverse order, so no client always runs first.
                 if repeat % 2 == 1 {
                     order.reverse();
@@ -338,6 +460,7 @@ fn bench(args: &[String]) -> Result<(), String> {
                         Client::Bare(v, t) => {
                             client_run(&exe, Some(&me), v, t, c, opts.secs, &url, &out)
                         }
+                        Client::Floor => floor_run(&me, nginx.port, c, opts.secs),
                     }?;
                     eprintln!("{} req/s", units::count(run.rps.round() as u64));
                     runs.push((client, run));
@@ -358,6 +481,8 @@ fn bench(args: &[String]) -> Result<(), String> {
                     }
                     row.cpu_us
                         .push(run.cpu_seconds * 1e6 / run.requests.max(1.0));
+                    row.switches
+                        .push(run.context_switches / run.requests.max(1.0));
                     row.allocs.extend(run.allocs);
                     row.bytes.extend(run.bytes);
                     row.rss.extend(run.rss.map(|r| r as f64));
@@ -400,6 +525,36 @@ fn wrk_run(port: u16, conns: u32, secs: u64) -> Result<Run, String> {
         requests: w.requests,
         errors: w.errors,
         cpu_seconds: m.cpu_seconds,
+        context_switches: m.context_switches,
+        allocs: None,
+        bytes: None,
+        rss: m.peak_rss,
+    })
+}
+
+/// The blocking floor (this bench in its `--floor` role) against nginx on `port`.
+fn floor_run(me: &Path, port: u16, conns: u32, secs: u64) -> Result<Run, String> {
+    let mut command = Command::new(me);
+    command
+        .arg("--floor")
+        .args([port.to_string(), conns.to_string(), secs.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    let m = anchors::run_measured(&mut command)?;
+    let v: serde_json::Value = m
+        .stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .filter(|_| m.success)
+        .ok_or("the blocking floor failed (its error is above)")?;
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    Ok(Run {
+        rps: num("rps").ok_or("the floor printed no rps")?,
+        requests: num("requests").ok_or("the floor printed no requests")?,
+        errors: 0,
+        cpu_seconds: m.cpu_seconds,
+        context_switches: m.context_switches,
         allocs: None,
         bytes: None,
         rss: m.peak_rss,
@@ -464,6 +619,7 @@ fn client_run(
             requests: num("requests").ok_or_else(failed)?,
             errors: num("errors").unwrap_or(0.0) as u64,
             cpu_seconds: 0.0,
+            context_switches: 0.0,
             allocs: num("allocs_per_request"),
             bytes: num("bytes_allocated_per_request"),
             rss: None,
@@ -477,12 +633,14 @@ fn client_run(
             requests: s.requests as f64,
             errors: s.errors,
             cpu_seconds: 0.0,
+            context_switches: 0.0,
             allocs: Some(s.memory.allocs_per_request),
             bytes: Some(s.memory.bytes_allocated_per_request),
             rss: None,
         }
     };
     run.cpu_seconds = m.cpu_seconds;
+    run.context_switches = m.context_switches;
     run.rss = m.peak_rss;
     Ok(run)
 }
@@ -524,13 +682,14 @@ fn rps_spread(values: &[f64]) -> String {
 
 fn print_table(rows: &[(Client, u32, Row)], server: &ServerRows) {
     println!(
-        "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>10} {:>10} {:>9} {:>6}",
+        "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>7} {:>10} {:>10} {:>9} {:>6}",
         "load generator → nginx",
         "conns",
         "req/s",
         "ratio",
         "harness",
         "CPU µs/req",
+        "cs/req",
         "allocs/req",
         "bytes/req",
         "peak RSS",
@@ -561,13 +720,14 @@ fn print_table(rows: &[(Client, u32, Row)], server: &ServerRows) {
             }
         };
         println!(
-            "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>10} {:>10} {:>9} {:>6}",
+            "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>7} {:>10} {:>10} {:>9} {:>6}",
             client.name(),
             conns,
             rps_spread(&row.rps),
             ratio,
             harness,
             spread(&row.cpu_us, 1),
+            median_or(&row.switches, &|v| format!("{v:.2}")),
             median_or(&row.allocs, &|v| format!("{v:.2}")),
             median_or(&row.bytes, &|v| units::bytes(v)),
             median_or(&row.rss, &mib),
@@ -579,13 +739,14 @@ fn print_table(rows: &[(Client, u32, Row)], server: &ServerRows) {
     }
     println!();
     println!(
-        "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>10} {:>10} {:>9} {:>6}",
+        "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>7} {:>10} {:>10} {:>9} {:>6}",
         "server ← wrk",
         "conns",
         "req/s",
         "ratio",
         "wrk mean ms",
         "CPU µs/req",
+        "",
         "",
         "",
         "peak RSS",
@@ -602,10 +763,11 @@ fn print_table(rows: &[(Client, u32, Row)], server: &ServerRows) {
             .collect();
         let errors: u64 = cells.iter().map(|c| c.errors).sum();
         println!(
-            "{name:<26} {conns:>5}  {:<24} {ratio:<26} {:<18} {:<18} {:>10} {:>10} {:>9} {:>6}",
+            "{name:<26} {conns:>5}  {:<24} {ratio:<26} {:<18} {:<18} {:>7} {:>10} {:>10} {:>9} {:>6}",
             rps_spread(&rps),
             spread(&mean, 2),
             spread(&cpu, 1),
+            "",
             "",
             "",
             if rss.is_empty() {
@@ -660,6 +822,17 @@ fn print_targets(rows: &[(Client, u32, Row)], server: &ServerRows) {
             println!("  {what:<58} {v:>8.2}  {verdict}");
         }
     };
+    // a ÷ b in each repeat (both measured beside the same wrk run), median.
+    let ratio_of = |a: Client, b: Client, conns: u32| {
+        let of = |k: Client| {
+            rows.iter()
+                .find(|(c, n, _)| *c == k && *n == conns)
+                .map(|(_, _, r)| &r.vs_wrk)
+        };
+        let (x, y) = (of(a)?, of(b)?);
+        let ratios: Vec<f64> = x.iter().zip(y.iter()).map(|(p, q)| p / q).collect();
+        (!ratios.is_empty()).then(|| anchors::median(&ratios))
+    };
     println!("targets (medians of the runs above):");
     let raw = Client::Leak(VariantName::Raw, TimeoutMode::Phases);
     let phases = Client::Leak(VariantName::Ureq, TimeoutMode::Phases);
@@ -673,6 +846,22 @@ fn print_targets(rows: &[(Client, u32, Row)], server: &ServerRows) {
         median_of(raw, 64, &|r| &r.vs_wrk),
         &|v| v >= 0.85,
     );
+    // What bounds the two lines above: the design's own limit, and how close raw comes to it.
+    for conns in [8, 64] {
+        if let (Some(floor), Some(vs_floor)) = (
+            median_of(Client::Floor, conns, &|r| &r.vs_wrk),
+            ratio_of(raw, Client::Floor, conns),
+        ) {
+            println!(
+                "  {:<58} {floor:>8.2}  (bound of the design)",
+                format!("  blocking floor ÷ wrk at {conns} connections")
+            );
+            println!(
+                "  {:<58} {vs_floor:>8.2}",
+                format!("  leak-client raw ÷ blocking floor at {conns} connections")
+            );
+        }
+    }
     check(
         "leak-client ureq phases ≥ 0.40× wrk at 8 connections".into(),
         median_of(phases, 8, &|r| &r.vs_wrk),

@@ -1,6 +1,7 @@
 //! The reference tools both peer benches measure against, and how they are run and read:
 //! nginx (`nginx.conf` beside this folder) as the reference server, `wrk` as the reference load
-//! generator, CPU time and peak RSS of child processes from `/proc`, and the `median (min–max)`
+//! generator, CPU time and context switches of child processes (`getrusage`), CPU time of other
+//! processes and peak RSS from `/proc`, and the `median (min–max)`
 //! cells of their tables. `just bench-server` (server/benches/peers.rs) and `just bench-peers`
 //! (client/benches/peers.rs, through `#[path]`) include this file; each uses part of it.
 #![allow(dead_code)]
@@ -249,20 +250,22 @@ fn wrk_socket_errors(text: &str) -> f64 {
 }
 
 /// A child process run to its end, measured: its stdout, its CPU time (utime + stime, all
-/// threads, read as this process's waited-for children's time before and after) and its peak
-/// RSS (VmHWM, read at 10 Hz while it runs: the last reading before it exits).
+/// threads) and context switches (voluntary + involuntary, all threads), both read as this
+/// process's waited-for children's usage before and after, and its peak RSS (VmHWM, read at
+/// 10 Hz while it runs: the last reading before it exits).
 #[derive(Debug)]
 pub struct Measured {
     pub stdout: String,
     pub success: bool,
     pub cpu_seconds: f64,
+    pub context_switches: f64,
     pub peak_rss: Option<u64>,
 }
 
 /// Runs `command` (stdout captured; stdin and stderr as the caller set them) and measures it.
 /// Nothing else of this process may be waited for meanwhile.
 pub fn run_measured(command: &mut Command) -> Result<Measured, String> {
-    let before = children_cpu_seconds()?;
+    let before = children_usage()?;
     let mut child = command
         .stdout(Stdio::piped())
         .spawn()
@@ -284,12 +287,13 @@ pub fn run_measured(command: &mut Command) -> Result<Measured, String> {
             Err(e) => return Err(format!("cannot wait for the child: {e}")),
         }
     };
-    let after = children_cpu_seconds()?;
+    let after = children_usage()?;
     let stdout = reader.join().unwrap_or_default();
     Ok(Measured {
         stdout,
         success: status.success(),
-        cpu_seconds: after - before,
+        cpu_seconds: after.cpu_seconds - before.cpu_seconds,
+        context_switches: after.context_switches - before.context_switches,
         peak_rss: peak,
     })
 }
@@ -325,12 +329,21 @@ pub fn cpu_seconds(pids: &[u32]) -> Result<f64, String> {
     Ok(total as f64 / clock_ticks())
 }
 
-/// cutime + cstime of this process (its waited-for children), in seconds.
-fn children_cpu_seconds() -> Result<f64, String> {
-    let fields = stat_fields("self")?;
-    // cutime and cstime: fields 16 and 17.
-    let ticks = fields.get(13).copied().unwrap_or(0) + fields.get(14).copied().unwrap_or(0);
-    Ok(ticks as f64 / clock_ticks())
+/// What this process's waited-for children used, summed over them and their threads.
+struct Usage {
+    cpu_seconds: f64,
+    context_switches: f64,
+}
+
+fn children_usage() -> Result<Usage, String> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN).map_err(|e| format!("getrusage: {e}"))?;
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 * 1e-6;
+    Ok(Usage {
+        cpu_seconds: seconds(u.user_time()) + seconds(u.system_time()),
+        context_switches: (u.voluntary_context_switches() + u.involuntary_context_switches())
+            as f64,
+    })
 }
 
 /// `sysconf(_SC_CLK_TCK)` through `getconf`; 100 (Linux's constant) if that fails.
