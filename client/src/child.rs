@@ -16,6 +16,8 @@ use crate::clients::VariantName;
 use crate::sample::Sample;
 use crate::stop::Stop;
 use crate::summary::Summary;
+use crate::verdict::Verdict;
+use crate::watch::summary::WatchSummary;
 
 /// One child run: a variant and the workload it runs.
 #[derive(Debug, Clone)]
@@ -58,9 +60,70 @@ pub struct JobResult {
     pub jsonl: PathBuf,
     pub log: PathBuf,
     pub command: String,
-    /// A `compare --watch` run: the watch's own summary (`summary` then holds the figures that
-    /// apply, for the table, and `samples` the probe's post-GC heap readings).
-    pub watch: Option<crate::watch::summary::WatchSummary>,
+}
+
+/// What a `compare --watch` run produced: the watch's own summary, and the probe's post-GC heap
+/// readings as samples (none without `--probe`).
+#[derive(Debug, Clone)]
+pub struct WatchResult {
+    pub name: String,
+    pub summary: WatchSummary,
+    pub samples: Vec<Sample>,
+    pub jsonl: PathBuf,
+    pub log: PathBuf,
+    pub command: String,
+}
+
+/// One run of a comparison: a variant's or a watched command's.
+#[derive(Debug, Clone)]
+pub enum RunResult {
+    Variant(Box<JobResult>),
+    Watch(Box<WatchResult>),
+}
+
+impl RunResult {
+    pub fn name(&self) -> &str {
+        match self {
+            RunResult::Variant(r) => &r.job.name,
+            RunResult::Watch(w) => &w.name,
+        }
+    }
+
+    /// A planted-leak control run (only variants have one).
+    pub fn control(&self) -> bool {
+        matches!(self, RunResult::Variant(r) if r.job.control)
+    }
+
+    pub fn verdict(&self) -> &Verdict {
+        match self {
+            RunResult::Variant(r) => &r.summary.verdict,
+            RunResult::Watch(w) => &w.summary.judged.verdict,
+        }
+    }
+
+    /// Requests completed (a variant) or served to the watched program.
+    pub fn requests(&self) -> u64 {
+        match self {
+            RunResult::Variant(r) => r.summary.requests,
+            RunResult::Watch(w) => w.summary.requests,
+        }
+    }
+
+    /// The heap readings the plot draws.
+    pub fn samples(&self) -> &[Sample] {
+        match self {
+            RunResult::Variant(r) => &r.samples,
+            RunResult::Watch(w) => &w.samples,
+        }
+    }
+
+    /// The run's command line, its JSONL and its log.
+    pub fn files(&self) -> (&str, &Path, &Path) {
+        match self {
+            RunResult::Variant(r) => (&r.command, &r.jsonl, &r.log),
+            RunResult::Watch(w) => (&w.command, &w.jsonl, &w.log),
+        }
+    }
 }
 
 /// A child run that failed to produce a summary.
@@ -207,7 +270,6 @@ pub fn run_job(
         jsonl,
         log,
         command,
-        watch: None,
     })
 }
 

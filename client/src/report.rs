@@ -6,10 +6,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::child::JobResult;
+use crate::child::RunResult;
 use crate::plot;
 use crate::summary::Summary;
 use crate::units;
+use crate::verdict::Verdict;
+use crate::watch::summary::WatchSummary;
 
 /// Facts about the comparison that every output repeats.
 #[derive(Debug, Clone, Serialize)]
@@ -68,84 +70,67 @@ const UREQ_VERSION: &str = env!("LEAKPROBE_UREQ_VERSION");
 /// One table row: a label and one cell per run.
 type Row = (&'static str, Vec<String>);
 
-fn rows(results: &[JobResult]) -> Vec<Row> {
-    let col =
-        |f: &dyn Fn(&Summary) -> String| results.iter().map(|r| f(&r.summary)).collect::<Vec<_>>();
-    let opt_bytes = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64));
-    let mut rows = vec![
-        (
-            "requests ok / sent",
-            col(&|s| format!("{} / {}", units::count(s.ok), units::count(s.requests))),
-        ),
-        ("errors", col(&|s| errors_cell(s))),
-        ("requests/s", col(&|s| units::count(s.rps.round() as u64))),
-        (
-            "latency p50 / p99",
-            col(&|s| format!("{:.2} / {:.2} ms", s.latency_ms.p50, s.latency_ms.p99)),
-        ),
-        (
-            "connections opened",
-            col(&|s| units::count(s.connections_opened)),
-        ),
-        (
-            "live baseline",
-            col(&|s| units::bytes(s.memory.baseline as f64)),
-        ),
-        ("live end", col(&|s| units::bytes(s.memory.end as f64))),
-        ("live peak", col(&|s| units::bytes(s.memory.peak as f64))),
-        (
-            "retained after idle (vs start)",
-            col(&|s| {
-                s.memory
-                    .retained_after_idle
-                    .map_or_else(|| "?".into(), |r| units::bytes(r as f64))
-            }),
-        ),
-        (
-            "rss start → end",
-            col(&|s| {
-                format!(
-                    "{} → {}",
-                    opt_bytes(s.memory.rss_start),
-                    opt_bytes(s.memory.rss_end)
-                )
-            }),
-        ),
-        (
-            "allocs / request",
-            col(&|s| format!("{:.2}", s.memory.allocs_per_request)),
-        ),
-        (
-            "bytes allocated / request",
-            col(&|s| units::bytes(s.memory.bytes_allocated_per_request)),
-        ),
-        ("slope (B/request, 95% CI)", col(&|s| slope_cell(s))),
-        (
-            "growth per 1M requests",
-            col(&|s| {
-                s.verdict
-                    .slope
-                    .map_or_else(|| "?".into(), |sl| units::bytes(sl.per_million as f64))
-            }),
-        ),
-        ("verdict", col(&|s| s.verdict.class.as_str().to_uppercase())),
-    ];
-    for (i, r) in results.iter().enumerate() {
-        if let Some(w) = &r.watch {
-            for (label, cells) in &mut rows {
-                if let Some(c) = watch_cell(label, w) {
-                    cells[i] = c;
-                }
-            }
-        }
-    }
-    rows
+fn rows(results: &[RunResult]) -> Vec<Row> {
+    // A row's cells: `f` of a variant's summary; a watched program's own figures (`watch_cell`).
+    let col = |label: &'static str, f: &dyn Fn(&Summary) -> String| -> Row {
+        let cells = results
+            .iter()
+            .map(|r| match r {
+                RunResult::Variant(v) => f(&v.summary),
+                RunResult::Watch(w) => watch_cell(label, &w.summary),
+            })
+            .collect();
+        (label, cells)
+    };
+    vec![
+        col("requests ok / sent", &|s| {
+            format!("{} / {}", units::count(s.ok), units::count(s.requests))
+        }),
+        col("errors", &errors_cell),
+        col("requests/s", &|s| units::count(s.rps.round() as u64)),
+        col("latency p50 / p99", &|s| {
+            format!("{:.2} / {:.2} ms", s.latency_ms.p50, s.latency_ms.p99)
+        }),
+        col("connections opened", &|s| {
+            units::count(s.connections_opened)
+        }),
+        col("live baseline", &|s| units::bytes(s.memory.baseline as f64)),
+        col("live end", &|s| units::bytes(s.memory.end as f64)),
+        col("live peak", &|s| units::bytes(s.memory.peak as f64)),
+        col("retained after idle (vs start)", &|s| {
+            s.memory
+                .retained_after_idle
+                .map_or_else(|| "?".into(), |r| units::bytes(r as f64))
+        }),
+        col("rss start → end", &|s| {
+            format!(
+                "{} → {}",
+                opt_bytes(s.memory.rss_start),
+                opt_bytes(s.memory.rss_end)
+            )
+        }),
+        col("allocs / request", &|s| {
+            format!("{:.2}", s.memory.allocs_per_request)
+        }),
+        col("bytes allocated / request", &|s| {
+            units::bytes(s.memory.bytes_allocated_per_request)
+        }),
+        col("slope (B/request, 95% CI)", &|s| {
+            slope_cell(&s.verdict, None)
+        }),
+        col("growth per 1M requests", &|s| per_million_cell(&s.verdict)),
+        col("verdict", &|s| s.verdict.class.as_str().to_uppercase()),
+    ]
 }
 
-/// A `compare --watch` run's cell where the variants' figure does not apply to a watched
-/// program (it has no counting allocator and no request counters of its own); `None` keeps the
-/// cell its summary gave.
-fn watch_cell(label: &str, w: &crate::watch::summary::WatchSummary) -> Option<String> {
+fn opt_bytes(v: Option<u64>) -> String {
+    v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64))
+}
+
+/// A `compare --watch` run's cell of the row `label`: the watch's own figure, or `n/a` where
+/// the variants' figure does not apply to a watched program (it has no counting allocator and
+/// no request counters of its own).
+fn watch_cell(label: &str, w: &WatchSummary) -> String {
     let heap = |v: Option<u64>| {
         v.map_or_else(
             || "n/a (no --probe)".to_string(),
@@ -153,27 +138,19 @@ fn watch_cell(label: &str, w: &crate::watch::summary::WatchSummary) -> Option<St
         )
     };
     let m = &w.memory;
+    let verdict = &w.judged.verdict;
     match label {
-        "requests ok / sent" => Some(format!("{} served", units::count(w.requests))),
-        "errors"
-        | "latency p50 / p99"
-        | "connections opened"
-        | "allocs / request"
-        | "bytes allocated / request"
-        | "retained after idle (vs start)" => Some("n/a".into()),
-        "live baseline" => Some(heap(m.heap_start)),
-        "live end" => Some(heap(m.heap_end)),
-        "live peak" => Some(heap(m.heap_peak)),
-        "slope (B/request, 95% CI)" => {
-            let basis = w.judged.basis.as_str();
-            w.judged.verdict.slope.map(|sl| {
-                format!(
-                    "{:+.1} [{:+.1}, {:+.1}] ({basis})",
-                    sl.bytes_per_request, sl.lo, sl.hi
-                )
-            })
-        }
-        _ => None,
+        "requests ok / sent" => format!("{} served", units::count(w.requests)),
+        "requests/s" => units::count(w.rps.round() as u64),
+        "live baseline" => heap(m.heap_start),
+        "live end" => heap(m.heap_end),
+        "live peak" => heap(m.heap_peak),
+        "rss start → end" => format!("{} → {}", opt_bytes(m.rss_start), opt_bytes(m.rss_end)),
+        "slope (B/request, 95% CI)" => slope_cell(verdict, Some(w.judged.basis.as_str())),
+        "growth per 1M requests" => per_million_cell(verdict),
+        "verdict" => verdict.class.as_str().to_uppercase(),
+        // errors, latency, connections, allocations, retained after idle
+        _ => "n/a".into(),
     }
 }
 
@@ -189,31 +166,41 @@ fn errors_cell(s: &Summary) -> String {
     format!("{} ({})", units::count(s.errors), kinds.join(", "))
 }
 
-fn slope_cell(s: &Summary) -> String {
-    match &s.verdict.slope {
-        Some(sl) => format!(
+/// The slope and its 95% interval, with the series it was judged on when that varies (watch).
+fn slope_cell(v: &Verdict, basis: Option<&str>) -> String {
+    match (&v.slope, basis) {
+        (Some(sl), None) => format!(
             "{:+.1} [{:+.1}, {:+.1}]",
             sl.bytes_per_request, sl.lo, sl.hi
         ),
-        None => "?".into(),
+        (Some(sl), Some(basis)) => format!(
+            "{:+.1} [{:+.1}, {:+.1}] ({basis})",
+            sl.bytes_per_request, sl.lo, sl.hi
+        ),
+        (None, _) => "?".into(),
     }
+}
+
+fn per_million_cell(v: &Verdict) -> String {
+    v.slope
+        .map_or_else(|| "?".into(), |sl| units::bytes(sl.per_million as f64))
 }
 
 /// A run's column heading: its name, marked when it is the planted-leak control.
-fn header(r: &JobResult) -> String {
-    if r.job.control {
-        format!("{} (control)", r.job.name)
+fn header(r: &RunResult) -> String {
+    if r.control() {
+        format!("{} (control)", r.name())
     } else {
-        r.job.name.clone()
+        r.name().to_owned()
     }
 }
 
-fn headers(results: &[JobResult]) -> Vec<String> {
+fn headers(results: &[RunResult]) -> Vec<String> {
     results.iter().map(header).collect()
 }
 
 /// The side-by-side table for a terminal: metrics down, runs across.
-pub fn print_table(w: &mut dyn Write, results: &[JobResult]) -> io::Result<()> {
+pub fn print_table(w: &mut dyn Write, results: &[RunResult]) -> io::Result<()> {
     let rows = rows(results);
     let heads = headers(results);
     let label_w = rows
@@ -249,16 +236,18 @@ pub fn print_table(w: &mut dyn Write, results: &[JobResult]) -> io::Result<()> {
     }
     writeln!(w)?;
     for (h, r) in heads.iter().zip(results) {
-        writeln!(w, "{h}: {}", r.summary.verdict.reason)?;
-        if let Some(c) = r.watch.as_ref().and_then(|w| w.judged.caveat.as_ref()) {
-            writeln!(w, "{h}: note: {c}")?;
+        writeln!(w, "{h}: {}", r.verdict().reason)?;
+        if let RunResult::Watch(watched) = r {
+            if let Some(c) = &watched.summary.judged.caveat {
+                writeln!(w, "{h}: note: {c}")?;
+            }
         }
     }
     Ok(())
 }
 
 /// The same table in Markdown.
-pub fn markdown_table(w: &mut dyn Write, results: &[JobResult]) -> io::Result<()> {
+pub fn markdown_table(w: &mut dyn Write, results: &[RunResult]) -> io::Result<()> {
     let heads = headers(results);
     writeln!(w, "| | {} |", heads.join(" | "))?;
     writeln!(w, "|---|{}", "---|".repeat(heads.len()))?;
@@ -269,24 +258,26 @@ pub fn markdown_table(w: &mut dyn Write, results: &[JobResult]) -> io::Result<()
 }
 
 /// Writes `report.md`, `summary.json` and `memory.svg` into `dir`.
-pub fn write_all(dir: &Path, ctx: &Context, results: &[JobResult]) -> Result<(), String> {
+pub fn write_all(dir: &Path, ctx: &Context, results: &[RunResult]) -> Result<(), String> {
     let io_err =
         |what: &str, e: io::Error| format!("cannot write {}: {e}", dir.join(what).display());
 
     let lines: Vec<plot::Line<'_>> = results
         .iter()
         .map(|r| plot::Line {
-            label: match &r.watch {
-                Some(_) if r.samples.is_empty() => format!(
+            label: match r {
+                RunResult::Watch(w) if w.samples.is_empty() => format!(
                     "{} — {} (RSS only, not plotted)",
                     header(r),
-                    r.summary.verdict.class
+                    r.verdict().class
                 ),
-                Some(_) => format!("{} — {} (post-GC heap)", header(r), r.summary.verdict.class),
-                None => format!("{} — {}", header(r), r.summary.verdict.class),
+                RunResult::Watch(_) => {
+                    format!("{} — {} (post-GC heap)", header(r), r.verdict().class)
+                }
+                RunResult::Variant(_) => format!("{} — {}", header(r), r.verdict().class),
             },
-            samples: &r.samples,
-            dashed: r.job.control,
+            samples: r.samples(),
+            dashed: r.control(),
         })
         .collect();
     let title = match &ctx.server_latency {
@@ -298,17 +289,20 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[JobResult]) -> Result<(),
 
     let json = serde_json::json!({
         "context": ctx,
-        "runs": results.iter().map(|r| serde_json::json!({
-            "name": r.job.name,
-            "control": r.job.control,
-            "command": r.command,
-            "jsonl": r.jsonl.file_name().map(|n| n.to_string_lossy().to_string()),
-            "log": r.log.file_name().map(|n| n.to_string_lossy().to_string()),
-            "summary": match &r.watch {
-                Some(w) => serde_json::json!(w),
-                None => serde_json::json!(r.summary),
-            },
-        })).collect::<Vec<_>>(),
+        "runs": results.iter().map(|r| {
+            let (command, jsonl, log) = r.files();
+            serde_json::json!({
+                "name": r.name(),
+                "control": r.control(),
+                "command": command,
+                "jsonl": jsonl.file_name().map(|n| n.to_string_lossy().to_string()),
+                "log": log.file_name().map(|n| n.to_string_lossy().to_string()),
+                "summary": match r {
+                    RunResult::Watch(w) => serde_json::json!(w.summary),
+                    RunResult::Variant(v) => serde_json::json!(v.summary),
+                },
+            })
+        }).collect::<Vec<_>>(),
     });
     let mut f =
         std::fs::File::create(dir.join("summary.json")).map_err(|e| io_err("summary.json", e))?;
@@ -322,7 +316,15 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[JobResult]) -> Result<(),
     Ok(())
 }
 
-fn report_md(w: &mut dyn Write, ctx: &Context, results: &[JobResult]) -> io::Result<()> {
+/// A run's sampled allocation sites (variants run with `--sites`).
+fn sites(r: &RunResult) -> Option<&crate::sites::SitesSummary> {
+    match r {
+        RunResult::Variant(v) => v.summary.sites.as_ref(),
+        RunResult::Watch(_) => None,
+    }
+}
+
+fn report_md(w: &mut dyn Write, ctx: &Context, results: &[RunResult]) -> io::Result<()> {
     writeln!(w, "# leakprobe report\n")?;
     writeln!(
         w,
@@ -339,14 +341,14 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[JobResult]) -> io::Res
         writeln!(
             w,
             "- **{h}: {}** — {}",
-            r.summary.verdict.class.as_str().to_uppercase(),
-            r.summary.verdict.reason
+            r.verdict().class.as_str().to_uppercase(),
+            r.verdict().reason
         )?;
     }
     writeln!(w, "\n## Side by side\n")?;
     markdown_table(w, results)?;
     writeln!(w, "\n![live heap vs completed requests](memory.svg)\n")?;
-    if results.iter().any(|r| r.summary.sites.is_some()) {
+    if results.iter().any(|r| sites(r).is_some()) {
         writeln!(w, "## Allocation sites (`--sites`)\n")?;
         writeln!(
             w,
@@ -355,7 +357,7 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[JobResult]) -> io::Res
              `<name>.dhat-heap.json` (open it in Valgrind's `dh_view.html`).\n"
         )?;
         for (h, r) in headers(results).iter().zip(results) {
-            if let Some(sites) = &r.summary.sites {
+            if let Some(sites) = sites(r) {
                 writeln!(w, "### {h}\n")?;
                 sites.markdown(w)?;
             }
@@ -382,7 +384,7 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[JobResult]) -> io::Res
     )?;
     writeln!(w, "```sh")?;
     for r in results {
-        writeln!(w, "{}", r.command)?;
+        writeln!(w, "{}", r.files().0)?;
     }
     writeln!(w, "```\n")?;
     writeln!(

@@ -330,6 +330,12 @@ fn compare_puts_a_watched_program_beside_the_variants() {
     let header = stdout.lines().find(|l| l.contains("raw")).unwrap_or("");
     assert!(header.contains("py"), "table heading: {stdout}");
     assert!(stdout.contains("1,500 served"), "{stdout}");
+    // The variants' figures a watched program has not: n/a in its column, not a zero.
+    let allocs = stdout
+        .lines()
+        .find(|l| l.starts_with("allocs / request"))
+        .unwrap_or("");
+    assert!(allocs.trim_end().ends_with("n/a"), "{stdout}");
     assert!(stdout.contains("py: note: RSS cannot separate"), "{stdout}");
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("read"))

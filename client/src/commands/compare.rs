@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::{command_line, install_signal_handler, now_utc, prepare};
-use crate::child::{Job, JobError, JobResult, run_job, took};
+use crate::child::{Job, JobError, RunResult, run_job, took};
 use crate::cli::{CompareArgs, Preset, Workload};
 use crate::clients::VariantName;
 use crate::exit;
@@ -63,7 +63,7 @@ pub fn compare(args: CompareArgs) -> u8 {
     let mut failed = false;
     // One run, the variants' and the watched commands' alike: skipped once interrupted,
     // reported in one line, kept or counted as failed.
-    let mut one = |name: &str, run: &mut dyn FnMut() -> Result<JobResult, JobError>| {
+    let mut one = |name: &str, run: &mut dyn FnMut() -> Result<RunResult, JobError>| {
         if stop.is_set() {
             eprintln!("{name:>9}: skipped (interrupted)");
             return;
@@ -74,9 +74,9 @@ pub fn compare(args: CompareArgs) -> u8 {
                 eprintln!(
                     "{:>9}: {} requests in {}, verdict {}",
                     name,
-                    crate::units::count(r.summary.requests),
+                    crate::units::count(r.requests()),
                     took(t0),
-                    r.summary.verdict.class.as_str().to_uppercase()
+                    r.verdict().class.as_str().to_uppercase()
                 );
                 results.push(r);
             }
@@ -89,11 +89,13 @@ pub fn compare(args: CompareArgs) -> u8 {
     for job in &jobs {
         one(&job.name, &mut || {
             run_job(&exe, job, &target.url, &args.out, &stop)
+                .map(|r| RunResult::Variant(Box::new(r)))
         });
     }
     for spec in &args.watch {
         one(&spec.name, &mut || {
             super::watch::run_in_compare(&exe, spec, args.probe, w, &target.url, &args.out)
+                .map(|w| RunResult::Watch(Box::new(w)))
         });
     }
     let ctx = Context {
@@ -126,7 +128,7 @@ pub fn compare(args: CompareArgs) -> u8 {
     let _ = stdout.flush();
     let control_missed = results
         .iter()
-        .any(|r| r.job.control && r.summary.verdict.class != Class::Leak);
+        .any(|r| r.control() && r.verdict().class != Class::Leak);
     if control_missed {
         eprintln!(
             "error: the planted leak was NOT judged a leak: the detector cannot be trusted on this run (see report.md)"
@@ -142,7 +144,7 @@ pub fn compare(args: CompareArgs) -> u8 {
     if args.fail_on_leak
         && results
             .iter()
-            .any(|r| !r.job.control && r.summary.verdict.class == Class::Leak)
+            .any(|r| !r.control() && r.verdict().class == Class::Leak)
     {
         return exit::LEAK;
     }

@@ -623,8 +623,8 @@ fn http_get(agent: &ureq::Agent, url: &str) -> Result<(u16, String), String> {
 
 /// `compare --watch NAME=COMMAND`: runs `leak-client watch --url URL -- sh -c COMMAND` as a
 /// child of `exe` (its JSONL and log in `out`, `REQUESTS` set to the workload's total unless
-/// already set), and turns its summary into a column of the comparison: the figures that apply
-/// in a [`Summary`], the probe's post-GC heap readings as the plotted samples.
+/// already set), and collects what the comparison shows of it: the watch's summary, and the
+/// probe's post-GC heap readings as the plotted samples.
 pub(super) fn run_in_compare(
     exe: &std::path::Path,
     spec: &crate::cli::WatchSpec,
@@ -632,8 +632,8 @@ pub(super) fn run_in_compare(
     workload: &crate::cli::Workload,
     url: &str,
     out: &std::path::Path,
-) -> Result<crate::child::JobResult, crate::child::JobError> {
-    use crate::child::{Job, JobError, JobResult};
+) -> Result<crate::child::WatchResult, crate::child::JobError> {
+    use crate::child::{JobError, WatchResult};
     let jsonl = out.join(format!("{}.jsonl", spec.name));
     let log = out.join(format!("{}.log", spec.name));
     let fail = |why: String| JobError {
@@ -710,67 +710,12 @@ pub(super) fn run_in_compare(
             })
         })
         .collect();
-    Ok(JobResult {
-        job: Job {
-            name: spec.name.clone(),
-            // Not a variant: the field is only read to build a variant's argv, which a
-            // watched run does not have.
-            variant: crate::clients::VariantName::Raw,
-            workload: workload.clone(),
-            control: false,
-        },
-        summary: compare_summary(&ws),
+    Ok(WatchResult {
+        name: spec.name.clone(),
+        summary: ws,
         samples,
         jsonl,
         log,
         command,
-        watch: Some(ws),
     })
-}
-
-/// The figures of a watch that the comparison's table shows, as a variant's [`Summary`]:
-/// requests, rate, RSS, the probe's heap as the live heap (0 without a probe), the verdict.
-fn compare_summary(w: &WatchSummary) -> crate::summary::Summary {
-    use crate::stop::StopReason;
-    use crate::summary::{LatencyMs, Memory, Summary};
-    let m = &w.memory;
-    Summary {
-        variant: crate::clients::VariantName::Raw,
-        url: w.url.clone(),
-        requests: w.requests,
-        ok: w.requests,
-        errors: 0,
-        errors_by_kind: std::collections::BTreeMap::new(),
-        elapsed_s: w.elapsed_s,
-        rps: w.rps,
-        latency_ms: LatencyMs::default(),
-        memory: Memory {
-            baseline: m.heap_start.unwrap_or(0),
-            end: m.heap_end.unwrap_or(0),
-            peak: m.heap_peak.unwrap_or(0),
-            retained_after_idle: None,
-            rss_start: m.rss_start,
-            rss_end: m.rss_end,
-            rss_peak: m.rss_peak,
-            allocs_per_request: 0.0,
-            bytes_allocated_per_request: 0.0,
-            growth_per_request: 0.0,
-            limit: 0,
-        },
-        connections_opened: 0,
-        body_bytes: 0,
-        stopped_by: match w.stopped_by {
-            WatchStop::Duration => StopReason::Duration,
-            WatchStop::Signal => StopReason::Signal,
-            WatchStop::Exited | WatchStop::Requests | WatchStop::Kicks => StopReason::Requests,
-        },
-        concurrency: 1,
-        rounds: 1,
-        path_len: 0,
-        inject_leak: 0,
-        samples_dropped: 0,
-        unreachable_s: 0.0,
-        verdict: w.judged.verdict.clone(),
-        sites: None,
-    }
 }
