@@ -341,7 +341,8 @@ impl RunArgs {
 #[derive(Debug, Clone, PartialEq, Args)]
 pub struct Workload {
     /// Total path length in characters. The generated segment holds the sequence number and
-    /// seeded random alphanumerics. 0 sends the URL's path as given.
+    /// seeded random URL-safe characters (letters, digits, `-`, `_`). 0 sends the URL's path as
+    /// given.
     #[arg(long, default_value_t = 1000, value_name = "CHARS")]
     pub path_len: usize,
 

@@ -163,7 +163,7 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
     {
         return Err(UrlError::HostChar);
     }
-    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+    if !all_graphic(target.as_bytes()) {
         return Err(UrlError::TargetChar);
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
@@ -199,6 +199,17 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, UrlError> {
     })
 }
 
+/// Whether every byte is a visible ASCII character (`!` to `~`): `is_ascii_graphic` over 32-byte
+/// blocks without an early exit inside a block, which the compiler vectorizes. The raw client
+/// checks every request's 1000-character target: a byte at a time took ~0.4 µs, 3% of its CPU.
+fn all_graphic(bytes: &[u8]) -> bool {
+    bytes.chunks(32).all(|block| {
+        block
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(b'!') < b'~' - b'!' + 1))
+    })
+}
+
 /// `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986 §3.1).
 fn is_scheme(s: &str) -> bool {
     s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
@@ -216,7 +227,30 @@ impl fmt::Display for Target {
     }
 }
 
-const ALPHANUMERIC: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// The URL-safe base64 alphabet (RFC 4648 §5): letters, digits, `-` and `_`, all unreserved in a
+/// URL path (RFC 3986 §2.3).
+#[cfg(test)]
+const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// `URL_SAFE[v]` for `v < 64`, computed without a table or a branch (so a loop over a buffer
+/// vectorizes).
+#[inline]
+fn url_safe(v: u8) -> u8 {
+    let mut c = v.wrapping_add(b'A');
+    if v >= 26 {
+        c = v.wrapping_add(b'a' - 26);
+    }
+    if v >= 52 {
+        c = v.wrapping_sub(52).wrapping_add(b'0');
+    }
+    if v == 62 {
+        c = b'-';
+    }
+    if v == 63 {
+        c = b'_';
+    }
+    c
+}
 
 /// Builds request URLs into a reused buffer.
 #[derive(Debug, Clone)]
@@ -267,20 +301,16 @@ impl UrlGen {
                 SmallRng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let used = self.base_path_len + (out.len() - before);
             let mut left = self.path_len.saturating_sub(used);
-            // Eight characters per 64-bit draw: each is the high part of `r × 62`, and the low
-            // part carries on (a multiply-shift, as in Lemire's range reduction). A 1000-character
-            // path takes about 0.8 µs; one `gen_range` draw per character took 1.9 µs, an eighth
-            // of the raw client's CPU per request.
-            let mut chunk = [0u8; 64];
+            // Random bytes, six bits of each mapped to the URL-safe base64 alphabet by a
+            // branch-free function the compiler vectorizes: a 1000-character path takes ~0.25 µs
+            // (one `gen_range` draw per character took 1.9 µs, an eighth of the raw client's CPU
+            // per request; a multiply-shift per character 0.75 µs).
+            let mut chunk = [0u8; 256];
             while left > 0 {
                 let n = left.min(chunk.len());
-                for eight in chunk[..n].chunks_mut(8) {
-                    let mut r = rng.next_u64();
-                    for c in eight {
-                        let m = u128::from(r) * ALPHANUMERIC.len() as u128;
-                        *c = ALPHANUMERIC[(m >> 64) as usize];
-                        r = m as u64;
-                    }
+                rng.fill_bytes(&mut chunk[..n]);
+                for c in &mut chunk[..n] {
+                    *c = url_safe(*c & 63);
                 }
                 // ASCII by construction, so this never fails.
                 out.push_str(std::str::from_utf8(&chunk[..n]).unwrap_or_default());
@@ -451,7 +481,7 @@ mod tests {
         assert!(
             path_of(&a)["/base/00000001-".len()..]
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric())
+                .all(|b| URL_SAFE.contains(&b))
         );
         assert!(a.len() <= g.max_len());
         let other_seed = UrlGen::new(&t, 1000, 8, true);
@@ -461,7 +491,32 @@ mod tests {
     }
 
     #[test]
-    fn the_random_tail_uses_every_alphanumeric_evenly() {
+    fn all_graphic_agrees_with_is_ascii_graphic_wherever_the_odd_byte_is() {
+        for len in [0, 1, 31, 32, 33, 64, 100, 1000] {
+            let good = vec![b'a'; len];
+            assert!(all_graphic(&good), "{len} graphic bytes");
+            for at in 0..len {
+                for bad in [0u8, b' ', 0x7f, 0x80, 0xff, b'\t'] {
+                    let mut v = good.clone();
+                    v[at] = bad;
+                    assert!(!all_graphic(&v), "byte {bad:#x} at {at} of {len}");
+                }
+            }
+        }
+        for b in 0..=255u8 {
+            assert_eq!(all_graphic(&[b]), b.is_ascii_graphic(), "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn url_safe_maps_six_bits_onto_the_alphabet() {
+        for v in 0..64u8 {
+            assert_eq!(url_safe(v), URL_SAFE[usize::from(v)], "{v}");
+        }
+    }
+
+    #[test]
+    fn the_random_tail_uses_every_url_safe_character_evenly() {
         let t = Target::parse("http://127.0.0.1:8080/").expect("valid");
         let g = UrlGen::new(&t, 1000, 3, true);
         let mut counts = [0u64; 128];
@@ -473,8 +528,8 @@ mod tests {
             }
         }
         let total: u64 = counts.iter().sum();
-        let expected = total as f64 / 62.0;
-        for &c in ALPHANUMERIC {
+        let expected = total as f64 / 64.0;
+        for &c in URL_SAFE {
             let n = counts[usize::from(c)] as f64;
             assert!(
                 (n - expected).abs() < 0.1 * expected,
