@@ -819,7 +819,7 @@ fn print_targets(rows: &[(Client, u32, Row)], server: &ServerRows) {
     let check = |what: String, value: Option<f64>, ok: &dyn Fn(f64) -> bool| {
         if let Some(v) = value {
             let verdict = if ok(v) { "met" } else { "NOT met" };
-            println!("  {what:<58} {v:>8.2}  {verdict}");
+            println!("  {what:<58} {v:>8.3}  {verdict}");
         }
     };
     // a ÷ b in each repeat (both measured beside the same wrk run), median.
@@ -853,11 +853,11 @@ fn print_targets(rows: &[(Client, u32, Row)], server: &ServerRows) {
             ratio_of(raw, Client::Floor, conns),
         ) {
             println!(
-                "  {:<58} {floor:>8.2}  (bound of the design)",
+                "  {:<58} {floor:>8.3}  (bound of the design)",
                 format!("  blocking floor ÷ wrk at {conns} connections")
             );
             println!(
-                "  {:<58} {vs_floor:>8.2}",
+                "  {:<58} {vs_floor:>8.3}",
                 format!("  leak-client raw ÷ blocking floor at {conns} connections")
             );
         }
