@@ -74,25 +74,28 @@ impl Monitor {
         let mut jsonl = Jsonl::new(self.jsonl.take());
         let mut rss_peak = baseline.rss;
         let mut last = baseline;
-        let record = |s: Sample, series: &mut Series, jsonl: &mut Jsonl| {
+        let mut sites_warmup = None;
+        let warmup_at = self.sites_warmup_at;
+        // Every sample, request or periodic, goes through here: peak RSS, the last reading, the
+        // warm-up snapshot of `--sites`, the series (halving the workers' sampling rate when
+        // it thins) and the JSONL lines of this wake-up.
+        let mut record = |s: Sample, jsonl: &mut Jsonl| {
+            rss_peak = rss_peak.max(s.rss);
+            last = s;
+            if sites_warmup.is_none() && warmup_at.is_some_and(|n| s.requests >= n) {
+                sites_warmup = Some(crate::sites::Reading::now("warm-up", &s));
+            }
             if series.push(s) {
                 let stride = counters.stride.load(Relaxed);
                 counters.stride.store(stride.saturating_mul(2), Relaxed);
             }
             jsonl.push(&s);
         };
-        record(baseline, &mut series, &mut jsonl);
+        record(baseline, &mut jsonl);
         jsonl.flush();
 
         let mut next_tick = Instant::now() + self.every;
         let mut prev = baseline;
-        let mut sites_warmup = None;
-        let warmup_at = self.sites_warmup_at;
-        let mut warmup = |s: &Sample| {
-            if sites_warmup.is_none() && warmup_at.is_some_and(|n| s.requests >= n) {
-                sites_warmup = Some(crate::sites::Reading::now("warm-up", s));
-            }
-        };
         let mut finished = false;
         while !finished {
             let first = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
@@ -111,10 +114,7 @@ impl Monitor {
                             if s.rss.is_none() {
                                 s.rss = *batch_rss.get_or_insert_with(heapmeter::rss_bytes);
                             }
-                            rss_peak = rss_peak.max(s.rss);
-                            last = s;
-                            warmup(&s);
-                            record(s, &mut series, &mut jsonl);
+                            record(s, &mut jsonl);
                         }
                         Msg::Finish => {
                             finished = true;
@@ -132,21 +132,18 @@ impl Monitor {
                     SampleKind::Interval
                 };
                 let s = counters.sample(kind, true);
-                rss_peak = rss_peak.max(s.rss);
                 log::info!("{}", log_line(self.label, &baseline, &prev, &s));
                 prev = s;
-                last = s;
-                warmup(&s);
-                record(s, &mut series, &mut jsonl);
+                record(s, &mut jsonl);
                 next_tick += self.every;
                 if next_tick < now {
                     next_tick = now + self.every;
                 }
             }
-            // Whatever this wake-up recorded reaches the file now, in one write.
+            // Whatever this wake-up recorded reaches the file now, in one write (the last
+            // wake-up's too: `Finish` ends the loop here).
             jsonl.flush();
         }
-        jsonl.flush();
         MonitorOutput {
             series,
             baseline,
