@@ -195,6 +195,14 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
         }
     };
 
+    // A reading with every worker idle: to the monitor, and (`--sites`) a sites snapshot.
+    let mut quiescent_reading = |label: &'static str| {
+        let quiescent = counters.sample(SampleKind::Quiescent, true);
+        let _ = mon_tx.send(Msg::Sample(quiescent));
+        if let Some(s) = &mut sites {
+            s.take(label, &quiescent);
+        }
+    };
     let started = Instant::now();
     for index in 0..cfg.rounds {
         if stop.is_set() {
@@ -213,11 +221,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
             let _ = done_rx.recv();
         }
         counters.idle.store(true, Relaxed);
-        let quiescent = counters.sample(SampleKind::Quiescent, true);
-        let _ = mon_tx.send(Msg::Sample(quiescent));
-        if let Some(s) = &mut sites {
-            s.take("end of round", &quiescent);
-        }
+        quiescent_reading("end of round");
         if index + 1 < cfg.rounds {
             stop.sleep(cfg.pause);
         }
@@ -229,11 +233,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
             humantime::format_duration(cfg.linger)
         );
         stop.sleep(cfg.linger);
-        let quiescent = counters.sample(SampleKind::Quiescent, true);
-        let _ = mon_tx.send(Msg::Sample(quiescent));
-        if let Some(s) = &mut sites {
-            s.take("after linger", &quiescent);
-        }
+        quiescent_reading("after linger");
     }
     if let Some(s) = &mut sites {
         // Past the last reading: teardown and report-time symbolising are not sampled.
