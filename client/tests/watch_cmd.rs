@@ -44,12 +44,13 @@ fn wait_bounded(mut child: Child, limit: Duration) -> Output {
     }
 }
 
-/// Asserts the exit code, showing stderr when it differs.
+/// Asserts the exit code, showing both streams when it differs.
 fn assert_exit(out: &Output, code: i32) {
     assert_eq!(
         out.status.code(),
         Some(code),
-        "{}",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -320,13 +321,8 @@ fn compare_puts_a_watched_program_beside_the_variants() {
         .spawn()
         .expect("spawn leak-client");
     let out = wait_bounded(child, Duration::from_secs(90));
+    assert_exit(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let header = stdout.lines().find(|l| l.contains("raw")).unwrap_or("");
     assert!(header.contains("py"), "table heading: {stdout}");
     assert!(stdout.contains("1,500 served"), "{stdout}");
