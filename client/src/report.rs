@@ -71,87 +71,105 @@ const UREQ_VERSION: &str = env!("LEAKPROBE_UREQ_VERSION");
 type Row = (&'static str, Vec<String>);
 
 fn rows(results: &[RunResult]) -> Vec<Row> {
-    // A row's cells: `f` of a variant's summary; a watched program's own figures (`watch_cell`).
-    let col = |label: &'static str, f: &dyn Fn(&Summary) -> String| -> Row {
+    // A row: its label, a variant's cell from its summary, a watched program's from the watch's.
+    let col = |label: &'static str,
+               variant: &dyn Fn(&Summary) -> String,
+               watch: &dyn Fn(&WatchSummary) -> String|
+     -> Row {
         let cells = results
             .iter()
             .map(|r| match r {
-                RunResult::Variant(v) => f(&v.summary),
-                RunResult::Watch(w) => watch_cell(label, &w.summary),
+                RunResult::Variant(v) => variant(&v.summary),
+                RunResult::Watch(w) => watch(&w.summary),
             })
             .collect();
         (label, cells)
     };
-    vec![
-        col("requests ok / sent", &|s| {
-            format!("{} / {}", units::count(s.ok), units::count(s.requests))
-        }),
-        col("errors", &errors_cell),
-        col("requests/s", &|s| units::count(s.rps.round() as u64)),
-        col("latency p50 / p99", &|s| {
-            format!("{:.2} / {:.2} ms", s.latency_ms.p50, s.latency_ms.p99)
-        }),
-        col("connections opened", &|s| {
-            units::count(s.connections_opened)
-        }),
-        col("live baseline", &|s| units::bytes(s.memory.baseline as f64)),
-        col("live end", &|s| units::bytes(s.memory.end as f64)),
-        col("live peak", &|s| units::bytes(s.memory.peak as f64)),
-        col("retained after idle (vs start)", &|s| {
-            s.memory
-                .retained_after_idle
-                .map_or_else(|| "?".into(), |r| units::bytes(r as f64))
-        }),
-        col("rss start → end", &|s| {
-            format!(
-                "{} → {}",
-                opt_bytes(s.memory.rss_start),
-                opt_bytes(s.memory.rss_end)
-            )
-        }),
-        col("allocs / request", &|s| {
-            format!("{:.2}", s.memory.allocs_per_request)
-        }),
-        col("bytes allocated / request", &|s| {
-            units::bytes(s.memory.bytes_allocated_per_request)
-        }),
-        col("slope (B/request, 95% CI)", &|s| {
-            slope_cell(&s.verdict, None)
-        }),
-        col("growth per 1M requests", &|s| per_million_cell(&s.verdict)),
-        col("verdict", &|s| s.verdict.class.as_str().to_uppercase()),
-    ]
-}
-
-fn opt_bytes(v: Option<u64>) -> String {
-    v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64))
-}
-
-/// A `compare --watch` run's cell of the row `label`: the watch's own figure, or `n/a` where
-/// the variants' figure does not apply to a watched program (it has no counting allocator and
-/// no request counters of its own).
-fn watch_cell(label: &str, w: &WatchSummary) -> String {
+    // Where a variant's figure does not apply to a watched program: it has no counting
+    // allocator and no request counters of its own.
+    let na = |_: &WatchSummary| "n/a".to_string();
     let heap = |v: Option<u64>| {
         v.map_or_else(
             || "n/a (no --probe)".to_string(),
             |b| format!("{} (post-GC heap)", units::bytes(b as f64)),
         )
     };
-    let m = &w.memory;
-    let verdict = &w.judged.verdict;
-    match label {
-        "requests ok / sent" => format!("{} served", units::count(w.requests)),
-        "requests/s" => units::count(w.rps.round() as u64),
-        "live baseline" => heap(m.heap_start),
-        "live end" => heap(m.heap_end),
-        "live peak" => heap(m.heap_peak),
-        "rss start → end" => format!("{} → {}", opt_bytes(m.rss_start), opt_bytes(m.rss_end)),
-        "slope (B/request, 95% CI)" => slope_cell(verdict, Some(w.judged.basis.as_str())),
-        "growth per 1M requests" => per_million_cell(verdict),
-        "verdict" => verdict.class.as_str().to_uppercase(),
-        // errors, latency, connections, allocations, retained after idle
-        _ => "n/a".into(),
-    }
+    let rss = |start: Option<u64>, end: Option<u64>| {
+        format!("{} → {}", units::opt_bytes(start), units::opt_bytes(end))
+    };
+    vec![
+        col(
+            "requests ok / sent",
+            &|s| format!("{} / {}", units::count(s.ok), units::count(s.requests)),
+            &|w| format!("{} served", units::count(w.requests)),
+        ),
+        col("errors", &errors_cell, &na),
+        col(
+            "requests/s",
+            &|s| units::count(s.rps.round() as u64),
+            &|w| units::count(w.rps.round() as u64),
+        ),
+        col(
+            "latency p50 / p99",
+            &|s| format!("{:.2} / {:.2} ms", s.latency_ms.p50, s.latency_ms.p99),
+            &na,
+        ),
+        col(
+            "connections opened",
+            &|s| units::count(s.connections_opened),
+            &na,
+        ),
+        col(
+            "live baseline",
+            &|s| units::bytes(s.memory.baseline as f64),
+            &|w| heap(w.memory.heap_start),
+        ),
+        col("live end", &|s| units::bytes(s.memory.end as f64), &|w| {
+            heap(w.memory.heap_end)
+        }),
+        col("live peak", &|s| units::bytes(s.memory.peak as f64), &|w| {
+            heap(w.memory.heap_peak)
+        }),
+        col(
+            "retained after idle (vs start)",
+            &|s| {
+                s.memory
+                    .retained_after_idle
+                    .map_or_else(|| "?".into(), |r| units::bytes(r as f64))
+            },
+            &na,
+        ),
+        col(
+            "rss start → end",
+            &|s| rss(s.memory.rss_start, s.memory.rss_end),
+            &|w| rss(w.memory.rss_start, w.memory.rss_end),
+        ),
+        col(
+            "allocs / request",
+            &|s| format!("{:.2}", s.memory.allocs_per_request),
+            &na,
+        ),
+        col(
+            "bytes allocated / request",
+            &|s| units::bytes(s.memory.bytes_allocated_per_request),
+            &na,
+        ),
+        col(
+            "slope (B/request, 95% CI)",
+            &|s| slope_cell(&s.verdict, None),
+            &|w| slope_cell(&w.judged.verdict, Some(w.judged.basis.as_str())),
+        ),
+        col(
+            "growth per 1M requests",
+            &|s| per_million_cell(&s.verdict),
+            &|w| per_million_cell(&w.judged.verdict),
+        ),
+        col(
+            "verdict",
+            &|s| s.verdict.class.as_str().to_uppercase(),
+            &|w| w.judged.verdict.class.as_str().to_uppercase(),
+        ),
+    ]
 }
 
 fn errors_cell(s: &Summary) -> String {
@@ -168,16 +186,16 @@ fn errors_cell(s: &Summary) -> String {
 
 /// The slope and its 95% interval, with the series it was judged on when that varies (watch).
 fn slope_cell(v: &Verdict, basis: Option<&str>) -> String {
-    match (&v.slope, basis) {
-        (Some(sl), None) => format!(
-            "{:+.1} [{:+.1}, {:+.1}]",
-            sl.bytes_per_request, sl.lo, sl.hi
-        ),
-        (Some(sl), Some(basis)) => format!(
-            "{:+.1} [{:+.1}, {:+.1}] ({basis})",
-            sl.bytes_per_request, sl.lo, sl.hi
-        ),
-        (None, _) => "?".into(),
+    let Some(sl) = &v.slope else {
+        return "?".into();
+    };
+    let cell = format!(
+        "{:+.1} [{:+.1}, {:+.1}]",
+        sl.bytes_per_request, sl.lo, sl.hi
+    );
+    match basis {
+        Some(basis) => format!("{cell} ({basis})"),
+        None => cell,
     }
 }
 
@@ -265,17 +283,16 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[RunResult]) -> Result<(),
     let lines: Vec<plot::Line<'_>> = results
         .iter()
         .map(|r| plot::Line {
-            label: match r {
-                RunResult::Watch(w) if w.samples.is_empty() => format!(
-                    "{} — {} (RSS only, not plotted)",
-                    header(r),
-                    r.verdict().class
-                ),
-                RunResult::Watch(_) => {
-                    format!("{} — {} (post-GC heap)", header(r), r.verdict().class)
+            label: format!(
+                "{} — {}{}",
+                header(r),
+                r.verdict().class,
+                match r {
+                    RunResult::Watch(w) if w.samples.is_empty() => " (RSS only, not plotted)",
+                    RunResult::Watch(_) => " (post-GC heap)",
+                    RunResult::Variant(_) => "",
                 }
-                RunResult::Variant(_) => format!("{} — {}", header(r), r.verdict().class),
-            },
+            ),
             samples: r.samples(),
             dashed: r.control(),
         })

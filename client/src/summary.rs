@@ -185,7 +185,7 @@ impl Summary {
     /// The human summary (stderr in the CLI).
     pub fn print_human(&self, w: &mut dyn Write) -> io::Result<()> {
         let m = &self.memory;
-        let opt = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64));
+        let opt = units::opt_bytes;
         writeln!(
             w,
             "── {} summary ─────────────────────────────",

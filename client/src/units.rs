@@ -47,6 +47,11 @@ pub fn bytes(n: f64) -> String {
     format!("{sign}{s} {}", UNITS[unit])
 }
 
+/// [`bytes`] of a reading that may be missing (RSS off Linux): `?` then.
+pub fn opt_bytes(n: Option<u64>) -> String {
+    n.map_or_else(|| "?".to_string(), |b| bytes(b as f64))
+}
+
 /// Bytes per request with an explicit sign and one decimal: `+0.3 B`, `-12.0 B`, `+1.02 KiB`.
 pub fn per_request(n: f64) -> String {
     if n.abs() < 1024.0 {

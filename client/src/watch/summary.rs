@@ -112,7 +112,7 @@ impl WatchSummary {
     /// The human summary (stderr in the CLI).
     pub fn print_human(&self, w: &mut dyn Write) -> io::Result<()> {
         let m = &self.memory;
-        let opt = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64));
+        let opt = units::opt_bytes;
         writeln!(w, "── watch summary ─────────────────────────────")?;
         let what = if self.command.is_empty() {
             format!("pid {}", self.pid)
@@ -215,7 +215,7 @@ pub fn log_line(
 ) -> String {
     let dt = now.t_ms.saturating_sub(prev.0).max(1) as f64 / 1000.0;
     let rate = now.requests.saturating_sub(prev.1) as f64 / dt;
-    let opt = |v: Option<u64>| v.map_or_else(|| "?".to_string(), |b| units::bytes(b as f64));
+    let opt = units::opt_bytes;
     let (label, value) = match heap {
         Some(h) => ("heap", Some(h)),
         None => ("rss", now.rss),
