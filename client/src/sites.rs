@@ -86,8 +86,6 @@ impl Reading {
 pub struct Readings {
     /// Mean bytes between samples.
     pub rate: u64,
-    /// Readings taken (each a snapshot of every live sample).
-    pub taken: u32,
     start: Option<Reading>,
     warmup: Option<Reading>,
     first_round: Option<Reading>,
@@ -104,7 +102,6 @@ impl Readings {
         hs::enable().map_err(|e| e.to_string())?;
         Ok(Readings {
             rate,
-            taken: 0,
             start: None,
             warmup: None,
             first_round: None,
@@ -116,7 +113,6 @@ impl Readings {
     /// Takes a reading beside `sample` (a quiescent one, or the start).
     pub fn take(&mut self, what: &'static str, sample: &Sample) {
         let r = Reading::now(what, sample);
-        self.taken += 1;
         log::debug!(
             "sites: {what} at {} requests: {} live samples, {} estimated",
             sample.requests,
@@ -141,7 +137,6 @@ impl Readings {
 
     /// Adds the monitor's warm-up reading.
     pub fn set_warmup(&mut self, r: Reading) {
-        self.taken += 1;
         self.warmup = Some(r);
     }
 
