@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::Workload;
@@ -252,17 +254,13 @@ pub fn run_job(
     };
     bar.finish_and_clear();
     let stdout = reader.join().unwrap_or_default();
-    let summary: Summary = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| {
-            fail(format!(
-                "no JSON summary on its stdout (exit status {status})"
-            ))
-        })?;
+    let summary: Summary = last_json(&stdout).ok_or_else(|| {
+        fail(format!(
+            "no JSON summary on its stdout (exit status {status})"
+        ))
+    })?;
     let samples =
-        read_samples(&jsonl).map_err(|e| fail(format!("cannot read {}: {e}", jsonl.display())))?;
+        read_jsonl(&jsonl).map_err(|e| fail(format!("cannot read {}: {e}", jsonl.display())))?;
     Ok(JobResult {
         job: job.clone(),
         summary,
@@ -299,14 +297,23 @@ fn progress_bar(job: &Job) -> ProgressBar {
     bar
 }
 
-/// Reads a JSONL file of samples, skipping a torn last line (a child killed mid-write).
-pub fn read_samples(path: &Path) -> std::io::Result<Vec<Sample>> {
+/// Every line of a JSONL file that parses as `T` (a torn last line, or a line of another kind,
+/// is skipped).
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> std::io::Result<Vec<T>> {
     let file = File::open(path)?;
     Ok(BufReader::new(file)
         .lines()
         .map_while(Result::ok)
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect())
+}
+
+/// The last line of a child's stdout that parses as `T`: its JSON summary.
+pub fn last_json<T: DeserializeOwned>(stdout: &str) -> Option<T> {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
 }
 
 /// Follows a growing JSONL file from where it last read.

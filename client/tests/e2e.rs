@@ -288,7 +288,8 @@ fn the_jsonl_file_has_one_parseable_sample_per_line() {
             "50ms",
         ],
     );
-    let samples = leak_client::child::read_samples(&path).expect("readable");
+    let samples =
+        leak_client::child::read_jsonl::<leak_client::sample::Sample>(&path).expect("readable");
     let text = std::fs::read_to_string(&path).expect("readable");
     assert_eq!(samples.len(), text.lines().count(), "every line parses");
     assert_eq!(samples[0].kind, leak_client::sample::SampleKind::Start);

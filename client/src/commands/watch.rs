@@ -677,21 +677,15 @@ pub(super) fn run_in_compare(
         .output()
         .map_err(|e| fail(format!("cannot start {}: {e}", exe.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let ws: WatchSummary = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| {
-            fail(format!(
-                "no JSON summary on its stdout (exit status {})",
-                output.status
-            ))
-        })?;
-    let text = std::fs::read_to_string(&jsonl)
-        .map_err(|e| fail(format!("cannot read {}: {e}", jsonl.display())))?;
-    let samples: Vec<crate::sample::Sample> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<WatchSample>(l).ok())
+    let ws: WatchSummary = crate::child::last_json(&stdout).ok_or_else(|| {
+        fail(format!(
+            "no JSON summary on its stdout (exit status {})",
+            output.status
+        ))
+    })?;
+    let samples: Vec<crate::sample::Sample> = crate::child::read_jsonl::<WatchSample>(&jsonl)
+        .map_err(|e| fail(format!("cannot read {}: {e}", jsonl.display())))?
+        .into_iter()
         .filter(|s| s.kind == WatchKind::Probe)
         .filter_map(|s| {
             Some(crate::sample::Sample {
