@@ -344,9 +344,10 @@ impl SitesSummary {
         })
     }
 
-    /// Checks the sites against a verdict: `leak` (with its slope's interval, B/request) wants
+    /// Checks the sites against a verdict of `class`: `leak` (with its slope's interval, B/request) wants
     /// a growing site whose total matches the slope; any other class wants none.
-    pub fn agreement(&self, class: &str, leak: bool, slope: Option<(f64, f64)>) -> Agreement {
+    pub fn agreement(&self, class: &str, slope: Option<(f64, f64)>) -> Agreement {
+        let leak = class == "leak";
         let sum: f64 = self.growing.iter().map(|s| s.growth_per_request).sum();
         match (leak, self.growing.is_empty()) {
             (true, true) => Agreement {
@@ -619,28 +620,12 @@ mod tests {
     #[test]
     fn the_sites_agree_with_the_verdict_only_when_growth_and_class_match() {
         let leaking = summary(vec![row(256.0, true)], (258.0, 220.0, 290.0));
-        assert!(
-            leaking
-                .agreement("leak", true, Some((255.0, 257.0)))
-                .consistent
-        );
-        assert!(
-            !leaking
-                .agreement("leak", true, Some((1000.0, 1010.0)))
-                .consistent
-        );
-        assert!(
-            !leaking
-                .agreement("stable", false, Some((0.0, 1.0)))
-                .consistent
-        );
+        assert!(leaking.agreement("leak", Some((255.0, 257.0))).consistent);
+        assert!(!leaking.agreement("leak", Some((1000.0, 1010.0))).consistent);
+        assert!(!leaking.agreement("stable", Some((0.0, 1.0))).consistent);
         let clean = summary(vec![], (0.5, -20.0, 21.0));
-        assert!(
-            clean
-                .agreement("stable", false, Some((-0.1, 0.1)))
-                .consistent
-        );
-        let missed = clean.agreement("leak", true, Some((60.0, 68.0)));
+        assert!(clean.agreement("stable", Some((-0.1, 0.1))).consistent);
+        let missed = clean.agreement("leak", Some((60.0, 68.0)));
         assert!(!missed.consistent);
         assert!(missed.note.contains("--sites-rate"), "{}", missed.note);
     }
@@ -648,7 +633,7 @@ mod tests {
     #[test]
     fn the_human_and_markdown_tables_name_the_site_and_the_profile() {
         let mut s = summary(vec![row(256.0, true)], (258.0, 220.0, 290.0));
-        s.agreement = Some(s.agreement("leak", true, Some((255.0, 257.0))));
+        s.agreement = Some(s.agreement("leak", Some((255.0, 257.0))));
         let mut out = Vec::new();
         s.print_human(&mut out).expect("writes");
         let text = String::from_utf8(out).expect("utf-8");

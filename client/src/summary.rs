@@ -171,11 +171,7 @@ impl Summary {
         if let Some(readings) = &run.sites {
             let v = &summary.verdict;
             summary.sites = SitesSummary::new(readings).map(|mut s| {
-                s.agreement = Some(s.agreement(
-                    v.class.as_str(),
-                    v.class == verdict::Class::Leak,
-                    v.slope.map(|sl| (sl.lo, sl.hi)),
-                ));
+                s.agreement = Some(s.agreement(v.class.as_str(), v.slope.map(|sl| (sl.lo, sl.hi))));
                 s
             });
         }
