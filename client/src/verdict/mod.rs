@@ -188,6 +188,12 @@ pub struct Params {
     pub bounded_min_sigmas: f64,
     /// RSS's interval must lie above this many bytes/request for `rss-only` (default 4.0).
     pub rss_floor: f64,
+    /// What the judged series is called in the reason (default "live heap"; `watch` judges a
+    /// post-GC heap or RSS).
+    pub series: &'static str,
+    /// The reason's advice for a second look besides more requests (default " or use --rounds
+    /// 3"; `watch` has no rounds: the loop is kicked again).
+    pub repeat_advice: &'static str,
 }
 
 impl Default for Params {
@@ -206,6 +212,8 @@ impl Default for Params {
             bounded_min_bytes: 64.0 * 1024.0,
             bounded_min_sigmas: 3.0,
             rss_floor: 4.0,
+            series: "live heap",
+            repeat_advice: " or use --rounds 3",
         }
     }
 }

@@ -53,15 +53,16 @@ pub(super) fn live_heap(
         |e| format!("{} B/request", units::rate(e.slope)),
     );
     let twice = units::count(round_up_nice(total as f64 * 2.0));
+    let (series, advice) = (p.series, p.repeat_advice);
 
     match shape {
         Shape::Growing => format!(
-            "live heap grew {s} steadily through the run (early {early_txt}, late {late_txt}): \
+            "{series} grew {s} steadily through the run (early {early_txt}, late {late_txt}): \
              leak, {} per million requests",
             units::bytes(s.per_million as f64)
         ),
         Shape::Plateau => format!(
-            "live heap grew {} after warm-up, then levelled off (late slope {late_txt} vs {} \
+            "{series} grew {} after warm-up, then levelled off (late slope {late_txt} vs {} \
              B/request overall): bounded, like a cache filling up",
             units::bytes(live.growth),
             units::rate(b)
@@ -71,7 +72,7 @@ pub(super) fn live_heap(
              or cache",
             units::bytes(warmup_growth)
         ),
-        Shape::Flat => format!("live heap flat after warm-up ({s}, noise ±{noise}): stable"),
+        Shape::Flat => format!("{series} flat after warm-up ({s}, noise ±{noise}): stable"),
         Shape::TooNoisy => {
             // The interval narrows as requests^1.5 at a fixed reading interval.
             let half = ((live.all.hi - live.all.lo) / 2.0).max(f64::MIN_POSITIVE);
@@ -80,7 +81,7 @@ pub(super) fn live_heap(
                 .ceil()
                 .max(2.0);
             format!(
-                "live heap slope {s} is too uncertain to rule out a leak (noise ±{noise}): \
+                "{series} slope {s} is too uncertain to rule out a leak (noise ±{noise}): \
                  inconclusive, run ≥ {} requests",
                 units::count(round_up_nice(total as f64 * factor))
             )
@@ -88,25 +89,25 @@ pub(super) fn live_heap(
         Shape::BelowNoise => {
             let factor = (p.min_growth_sigmas * live.sigma / (b * live.span).max(1.0)).max(1.0);
             format!(
-                "live heap slope {s} adds up to only {} after warm-up, within the noise \
+                "{series} slope {s} adds up to only {} after warm-up, within the noise \
                  (±{noise}): inconclusive, run ≥ {} requests",
                 units::bytes(b * live.span),
                 units::count(round_up_nice(total as f64 * (factor * 1.25).max(2.0)))
             )
         }
         Shape::LateOnly => format!(
-            "live heap was flat in the first half after warm-up (early {early_txt}) and grew in \
+            "{series} was flat in the first half after warm-up (early {early_txt}) and grew in \
              the second (late {late_txt}), a one-off step or a leak that began late: \
-             inconclusive, run ≥ {twice} requests or use --rounds 3"
+             inconclusive, run ≥ {twice} requests{advice}"
         ),
         Shape::Undecided => format!(
-            "live heap grew {s} but the halves cannot tell a plateau from steady growth \
+            "{series} grew {s} but the halves cannot tell a plateau from steady growth \
              (early {early_txt}, late {late_txt}): inconclusive, run ≥ {twice} requests"
         ),
         Shape::Unsteady => format!(
             "pairwise slopes lean up ({s}) but the heap's level barely moves ({} B/request \
              between first and last third), growth that is released again: inconclusive, run ≥ \
-             {twice} requests or use --rounds 3",
+             {twice} requests{advice}",
             units::rate(live.resistant)
         ),
     }

@@ -99,9 +99,14 @@ pub fn heap_params() -> Params {
         max_warmup_fraction: 0.4,
         leak_floor: HEAP_LEAK_FLOOR,
         stable_ceiling: HEAP_STABLE_CEILING,
+        series: "post-GC heap",
+        repeat_advice: REPEAT_ADVICE,
         ..Params::default()
     }
 }
+
+/// What a watch's reasons advise instead of `--rounds`, which watch does not have.
+const REPEAT_ADVICE: &str = " or repeat the loop (several --kick)";
 
 /// Judges a watch run: on `heap` when it has readings (a probe ran and reported bytes), else
 /// on the tree's RSS. `node` says the tree ran Node (for the wording and the RSS rule above).
@@ -160,7 +165,6 @@ fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
         .collect();
     let total = points.iter().map(|p| p.requests).max().unwrap_or(0);
     let mut v = verdict::judge(&points, &heap_params_for(total, node));
-    v.reason = watch_wording(&v.reason, "post-GC heap");
     if node && total < NODE_MIN_REQUESTS && v.class != Class::Inconclusive {
         v.reason = format!(
             "only {} requests: a Node process's heap grows by itself for its first ~{} \
@@ -192,8 +196,12 @@ fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
             round: 0,
         })
         .collect();
-    let mut v = verdict::judge(&points, &Params::default());
-    v.reason = watch_wording(&v.reason, "RSS");
+    let params = Params {
+        series: "RSS",
+        repeat_advice: REPEAT_ADVICE,
+        ..Params::default()
+    };
+    let mut v = verdict::judge(&points, &params);
     let probe = if node { "node" } else { "node|python" };
     let mut caveat = format!(
         "RSS cannot separate the runtime's own growth (heap steps, JIT, allocator pages) from \
@@ -217,14 +225,6 @@ fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
         verdict: v,
         caveat: Some(caveat),
     }
-}
-
-/// The variants' reason as it reads for a watch: the series named, and no advice about a flag
-/// watch does not have (`--rounds`: kick the loop several times instead).
-fn watch_wording(reason: &str, series: &str) -> String {
-    reason
-        .replace("live heap", series)
-        .replace(" or use --rounds 3", " or repeat the loop (several --kick)")
 }
 
 #[cfg(test)]
@@ -272,6 +272,34 @@ mod tests {
         assert_eq!(leak.verdict.class, Class::Leak, "{}", leak.verdict.reason);
         let b = leak.verdict.slope.map_or(0.0, |s| s.bytes_per_request);
         assert!((b - 256.0).abs() < 0.1 * 256.0, "{b}");
+    }
+
+    #[test]
+    fn the_reason_names_the_series_judged_and_advises_no_rounds() {
+        let leak = judge(&[], Some(&warming(20_000, 256.0)), true);
+        assert!(
+            leak.verdict.reason.starts_with("post-GC heap grew"),
+            "{}",
+            leak.verdict.reason
+        );
+        let rows: Vec<TreeRow> = (0..=100)
+            .map(|i| TreeRow {
+                requests: i * 100,
+                rss: 60_000_000,
+                pss: None,
+                anon: 0,
+                quiescent: i == 0,
+            })
+            .collect();
+        let flat = judge(&rows, None, false);
+        assert!(
+            flat.verdict.reason.starts_with("RSS flat"),
+            "{}",
+            flat.verdict.reason
+        );
+        for p in [heap_params_for(20_000, true), heap_params()] {
+            assert!(!p.repeat_advice.contains("--rounds"), "{}", p.repeat_advice);
+        }
     }
 
     /// `n` requests, a reading every 70, growing `leak` B/request after a flat 3,000-request
