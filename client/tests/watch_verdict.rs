@@ -26,11 +26,9 @@ fn col(v: &Value, columns: &str, name: &str) -> usize {
 /// served count has not moved since the previous one.
 fn verdict_of(name: &str) -> WatchVerdict {
     let v = load(name);
-    let (rq, rss, pss, anon) = (
+    let (rq, rss) = (
         col(&v, "tree_columns", "requests"),
         col(&v, "tree_columns", "rss"),
-        col(&v, "tree_columns", "pss"),
-        col(&v, "tree_columns", "anon"),
     );
     let mut prev = u64::MAX;
     let tree: Vec<TreeRow> = v["tree"]
@@ -44,8 +42,6 @@ fn verdict_of(name: &str) -> WatchVerdict {
             TreeRow {
                 requests,
                 rss: r[rss].as_u64().unwrap_or(0),
-                pss: r[pss].as_u64(),
-                anon: r[anon].as_u64().unwrap_or(0),
                 quiescent,
             }
         })

@@ -176,16 +176,10 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     let dir = std::env::temp_dir().join(format!("leakprobe-watch-{}", std::process::id()));
     let probe = match args.probe {
         None => None,
-        Some(p) => {
-            let rt = match p {
-                ProbeRuntime::Node => Runtime::Node,
-                ProbeRuntime::Python => Runtime::Python,
-            };
-            Some(
-                Probe::install(rt, &dir)
-                    .map_err(|e| format!("cannot write the probe into {}: {e}", dir.display()))?,
-            )
-        }
+        Some(p) => Some(
+            Probe::install(runtime(p), &dir)
+                .map_err(|e| format!("cannot write the probe into {}: {e}", dir.display()))?,
+        ),
     };
     let jsonl = match &args.outputs.jsonl {
         Some(p) => {
@@ -298,19 +292,11 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             if !node && (s.joined > 0 || samples % PSS_EVERY == 1) {
                 node = sampler.live_pids().any(is_node);
             }
-            if args.pid.is_some() && !s.root_alive && reason.is_none() {
-                exit_status = Some("the watched process exited".into());
-            }
-            let quiescent = log
-                .served_at(s.t_ns.saturating_sub(IDLE.as_nanos() as u64))
-                .is_some_and(|c| c == count)
-                || count == 0;
+            let quiescent = idle(&log, s.t_ns, count);
             if s.procs > 0 || s.held > 0 {
                 tree.push(TreeRow {
                     requests: count,
                     rss: s.mem.rss,
-                    pss: s.mem.pss,
-                    anon: s.mem.anon,
                     quiescent,
                 });
                 if count == 0 || mem.rss_start.is_none() {
@@ -336,14 +322,10 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
                     else {
                         continue;
                     };
-                    let q = log
-                        .served_at(rd.t_ns.saturating_sub(IDLE.as_nanos() as u64))
-                        .is_some_and(|c| c == at)
-                        || at == 0;
                     heap.push(HeapRow {
                         requests: at,
                         live,
-                        quiescent: q,
+                        quiescent: idle(&log, rd.t_ns, at),
                     });
                     if at == 0 || mem.heap_start.is_none() {
                         mem.heap_start = Some(live);
@@ -389,11 +371,12 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             if now >= next_report {
                 next_report = now + args.report_every;
                 if !args.quiet {
-                    log::info!("{}", log_line(&sample, prev_report, mem.heap_end, base));
+                    log::info!("{}", log_line(&sample, prev_report, base));
                 }
                 prev_report = (sample.t_ms, sample.requests);
             }
             if args.pid.is_some() && !s.root_alive && reason.is_none() {
+                exit_status = Some("the watched process exited".into());
                 break WatchStop::Exited;
             }
         }
@@ -442,13 +425,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         command: args.command.clone(),
         pid,
         url,
-        probe: args.probe.map(|p| {
-            match p {
-                ProbeRuntime::Node => "node",
-                ProbeRuntime::Python => "python",
-            }
-            .to_string()
-        }),
+        probe: args.probe.map(|p| runtime(p).name().to_string()),
         requests,
         elapsed_s: elapsed,
         rps: requests as f64 / elapsed.max(1e-9),
@@ -621,6 +598,23 @@ fn http_get(agent: &ureq::Agent, url: &str) -> Result<(u16, String), String> {
     Ok((status, body))
 }
 
+/// Whether a reading at `t_ns` with `count` served is quiescent: nothing served yet, or nothing
+/// served for [`IDLE`] before it.
+fn idle(log: &ServedLog, t_ns: u64, count: u64) -> bool {
+    count == 0
+        || log
+            .served_at(t_ns.saturating_sub(IDLE.as_nanos() as u64))
+            .is_some_and(|c| c == count)
+}
+
+/// The probe of the `--probe` flag.
+fn runtime(p: ProbeRuntime) -> Runtime {
+    match p {
+        ProbeRuntime::Node => Runtime::Node,
+        ProbeRuntime::Python => Runtime::Python,
+    }
+}
+
 /// `compare --watch NAME=COMMAND`: runs `leak-client watch --url URL -- sh -c COMMAND` as a
 /// child of `exe` (its JSONL and log in `out`, `REQUESTS` set to the workload's total unless
 /// already set), and collects what the comparison shows of it: the watch's summary, and the
@@ -652,13 +646,7 @@ pub(super) fn run_in_compare(
     ];
     if let Some(p) = probe {
         args.push("--probe".into());
-        args.push(
-            match p {
-                ProbeRuntime::Node => "node",
-                ProbeRuntime::Python => "python",
-            }
-            .into(),
-        );
+        args.push(runtime(p).name().into());
     }
     args.extend(["--".into(), "sh".into(), "-c".into(), spec.command.clone()]);
     let command = format!("leak-client {}", crate::child::shell_words(&args));

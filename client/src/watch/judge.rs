@@ -38,9 +38,6 @@ pub const MIN_HEAP_POINTS: usize = 12;
 pub struct TreeRow {
     pub requests: u64,
     pub rss: u64,
-    /// `None` on the samples that do not read `smaps_rollup`.
-    pub pss: Option<u64>,
-    pub anon: u64,
     /// No request was served for a while before this reading (start-up, linger).
     pub quiescent: bool,
 }
@@ -286,8 +283,6 @@ mod tests {
             .map(|i| TreeRow {
                 requests: i * 100,
                 rss: 60_000_000,
-                pss: None,
-                anon: 0,
                 quiescent: i == 0,
             })
             .collect();
@@ -371,16 +366,12 @@ mod tests {
             .map(|i| TreeRow {
                 requests: 0,
                 rss: 10_000_000 + i * 2_500_000,
-                pss: None,
-                anon: 0,
                 quiescent: true,
             })
             .collect();
         rows.extend((1..=100).map(|i| TreeRow {
             requests: i * 100,
             rss: 60_000_000,
-            pss: None,
-            anon: 0,
             quiescent: false,
         }));
         let w = judge(&rows, None, false);

@@ -153,10 +153,7 @@ impl WatchSummary {
             )?;
         }
         let v = &self.judged.verdict;
-        let series = match self.judged.basis {
-            Basis::Heap => "heap",
-            Basis::Rss => "rss",
-        };
+        let series = self.judged.basis.as_str();
         match &v.slope {
             Some(slope) => writeln!(
                 w,
@@ -207,12 +204,9 @@ impl WatchSummary {
 /// `watch t=12s  req=24,000 (2,010/s)  procs=3  heap=41.2 MiB  rss=130 MiB  Δrss/req=+12 B`:
 /// the variants' line, with the tree's figures. `prev` is the previous line's
 /// `(t_ms, requests)`; the growth is from `base` (`(requests, bytes)` of the judged series).
-pub fn log_line(
-    now: &WatchSample,
-    prev: (u64, u64),
-    heap: Option<u64>,
-    base: Option<(u64, u64)>,
-) -> String {
+pub fn log_line(now: &WatchSample, prev: (u64, u64), base: Option<(u64, u64)>) -> String {
+    // A sample's `live` is the probe's latest post-GC heap (none without a probe).
+    let heap = now.live;
     let dt = now.t_ms.saturating_sub(prev.0).max(1) as f64 / 1000.0;
     let rate = now.requests.saturating_sub(prev.1) as f64 / dt;
     let opt = units::opt_bytes;
