@@ -29,17 +29,15 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
         }
     };
     let mut summary = Summary::new(&cfg, &out);
-    if let (Some(sites), Some(sc)) = (&mut summary.sites, &cfg.sites) {
+    // `run` keeps the profile (`Readings::finish`) whenever it samples sites.
+    let profile = out.sites.as_ref().and_then(|r| r.profile.as_ref());
+    if let (Some(sites), Some(sc), Some(profile)) = (&mut summary.sites, &cfg.sites, profile) {
         let cmd = crate::child::shell_words(&std::env::args().collect::<Vec<_>>());
         let opts = heapmeter::sites::DhatOptions {
             cmd: &cmd,
             trim: crate::sites::TRIM,
         };
-        let written = match out.sites.as_ref().and_then(|r| r.profile.as_ref()) {
-            Some(p) => heapmeter::sites::write_dhat_profile_file(&sc.out, p, &opts),
-            None => heapmeter::sites::write_dhat_file(&sc.out, &opts),
-        };
-        match written {
+        match heapmeter::sites::write_dhat_profile_file(&sc.out, profile, &opts) {
             Ok(()) => sites.dhat = Some(sc.out.display().to_string()),
             Err(e) => {
                 sites.dhat_error = Some(format!("cannot write {}: {e}", sc.out.display()));

@@ -152,11 +152,7 @@ fn write_json<W: Write>(out: W, doc: &DhatJson<'_>) -> io::Result<()> {
 /// Writes the current profile (every site sampled since [`enable`](super::enable)) to `out`.
 /// Symbolises every site: call it after the measurements that matter.
 pub fn write_dhat<W: Write>(out: W, opts: &DhatOptions<'_>) -> io::Result<()> {
-    super::sampler::quietly(|| {
-        let profile = super::profile();
-        let doc = document(&profile, |t| symbolize(t.site, &opts.trim), opts.cmd);
-        write_json(out, &doc)
-    })
+    super::sampler::quietly(|| write_dhat_profile(out, &super::profile(), opts))
 }
 
 /// [`write_dhat`] to a file (conventionally `dhat-heap.json`).
