@@ -170,7 +170,9 @@ fn sites_cost(args: &[String]) {
             ),
             (units::bytes(max as f64), Some(Some(max))),
         ];
-        let mut rps: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+        // One entry per repeat (None where that run failed), so a ratio pairs the runs of one
+        // repeat.
+        let mut rps: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(repeats); settings.len()];
         let mut samples: Vec<u64> = vec![0; settings.len()];
         for rep in 0..repeats {
             for (i, (_, sites)) in settings.iter().enumerate() {
@@ -186,21 +188,27 @@ fn sites_cost(args: &[String]) {
                     },
                     control: false,
                 };
-                match run_job(exe, &job, &server.url(), &out, &stop) {
+                let got = match run_job(exe, &job, &server.url(), &out, &stop) {
                     Ok(r) => {
-                        rps[i].push(r.summary.rps);
                         samples[i] = r.summary.sites.as_ref().map_or(0, |s| s.samples);
+                        Some(r.summary.rps)
                     }
-                    Err(e) => println!("{:<6} {} failed: {e}", variant.as_str(), settings[i].0),
-                }
+                    Err(e) => {
+                        println!("{:<6} {} failed: {e}", variant.as_str(), settings[i].0);
+                        None
+                    }
+                };
+                rps[i].push(got);
             }
         }
-        let off = median(&mut rps[0].clone());
+        let succeeded = |runs: &[Option<f64>]| runs.iter().flatten().copied().collect::<Vec<_>>();
+        let off = median(&mut succeeded(&rps[0]));
         for (i, (label, _)) in settings.iter().enumerate().skip(1) {
+            // Only the repeats where both the on and the off run succeeded.
             let mut ratios: Vec<f64> = rps[i]
                 .iter()
                 .zip(&rps[0])
-                .map(|(on, off)| on / off)
+                .filter_map(|(on, off)| Some((*on)? / (*off)?))
                 .collect();
             let (lo, hi) = ratios
                 .iter()
@@ -211,7 +219,7 @@ fn sites_cost(args: &[String]) {
                 "{:<6} {:<26} {:>14} {:>14} {:>8.3}× {:>17} {:>9}",
                 variant.as_str(),
                 label,
-                units::count(median(&mut rps[i].clone()).round() as u64),
+                units::count(median(&mut succeeded(&rps[i])).round() as u64),
                 units::count(off.round() as u64),
                 median(&mut ratios),
                 format!("{lo:.3}–{hi:.3}"),
