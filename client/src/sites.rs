@@ -186,7 +186,8 @@ pub struct SiteRow {
 }
 
 impl SiteRow {
-    fn new(r: &SiteReport) -> SiteRow {
+    /// The row of `r`, which grows beyond its interval or not (`growing`).
+    fn new(r: &SiteReport, growing: bool) -> SiteRow {
         let g = &r.growth;
         // From the headline down: the standard library's frames above it are noise to a reader.
         let from = r.frames.iter().position(|f| !f.is_std()).unwrap_or(0);
@@ -209,7 +210,7 @@ impl SiteRow {
             samples: g.last_samples,
             new_samples: g.new_samples,
             gone_samples: g.gone_samples,
-            growing: g.is_growing(GROWTH_Z),
+            growing,
         }
     }
 
@@ -303,18 +304,13 @@ impl SitesSummary {
         }
         let n = requests.max(1) as f64;
         let half = GROWTH_Z * variance.sqrt();
-        let growing: Vec<SiteRow> = reports
-            .iter()
-            .filter(|r| r.growth.is_growing(GROWTH_Z))
-            .take(TOP)
-            .map(SiteRow::new)
-            .collect();
-        let (mut flat, mut own) = (Vec::new(), (0.0, 0u32));
+        let (mut growing, mut flat, mut own) = (Vec::new(), Vec::new(), (0.0, 0u32));
         for r in &reports {
-            if r.growth.is_growing(GROWTH_Z) || r.growth.last_bytes <= 0.0 {
-                continue;
-            }
-            if is_client_site(r) {
+            if r.growth.is_growing(GROWTH_Z) {
+                growing.push(r);
+            } else if r.growth.last_bytes <= 0.0 {
+                // Holds nothing at the last reading: not listed.
+            } else if is_client_site(r) {
                 flat.push(r);
             } else {
                 own.0 += r.growth.last_bytes;
@@ -330,8 +326,16 @@ impl SitesSummary {
             first_requests: first.requests,
             last_reading: last.what.into(),
             last_requests: last.requests,
-            growing,
-            flat: flat.into_iter().take(TOP).map(SiteRow::new).collect(),
+            growing: growing
+                .into_iter()
+                .take(TOP)
+                .map(|r| SiteRow::new(r, true))
+                .collect(),
+            flat: flat
+                .into_iter()
+                .take(TOP)
+                .map(|r| SiteRow::new(r, false))
+                .collect(),
             harness_bytes: own.0,
             harness_sites: own.1,
             total_per_request: total / n,
