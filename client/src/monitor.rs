@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::Serialize;
 
 use crate::counters::Counters;
 use crate::sample::{Sample, SampleKind, Series};
@@ -155,17 +156,19 @@ impl Monitor {
     }
 }
 
-/// The JSONL file: the lines of one monitor wake-up (a batch of request samples, a periodic
-/// reading) go out in one write, unbuffered, before the monitor sleeps again, so the file is at
-/// most one wake-up (~5 ms) behind the run and nothing is lost on Ctrl-C or a crash.
-struct Jsonl {
+/// A JSONL file written unbuffered, the lines of one wake-up in one write: the monitor's (a
+/// batch of request samples, a periodic reading) and `watch`'s (one tree sample and the probe
+/// readings before it). The file is at most one wake-up (~5 ms for the monitor, `--every` for
+/// watch) behind the run, and nothing is lost on Ctrl-C or a crash. A failed write is kept
+/// (and the file no longer written): the run goes on, its summary says the file is incomplete.
+pub(crate) struct Jsonl {
     file: Option<File>,
     lines: Vec<u8>,
     error: Option<String>,
 }
 
 impl Jsonl {
-    fn new(file: Option<File>) -> Jsonl {
+    pub(crate) fn new(file: Option<File>) -> Jsonl {
         Jsonl {
             // Room for a full batch of request samples (~200 bytes each): no growth in steady state.
             lines: Vec::with_capacity(if file.is_some() { 256 * 1024 } else { 0 }),
@@ -174,23 +177,27 @@ impl Jsonl {
         }
     }
 
-    fn push(&mut self, s: &Sample) {
-        if self.file.is_some() && serde_json::to_writer(&mut self.lines, s).is_ok() {
+    pub(crate) fn push(&mut self, line: &impl Serialize) {
+        if self.file.is_some() && serde_json::to_writer(&mut self.lines, line).is_ok() {
             self.lines.push(b'\n');
         }
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if let Some(file) = &mut self.file {
             if !self.lines.is_empty() {
                 if let Err(e) = file.write_all(&self.lines) {
-                    // The run goes on; the summary reports the file as incomplete.
                     self.error = Some(e.to_string());
                     self.file = None;
                 }
             }
         }
         self.lines.clear();
+    }
+
+    /// Why a write failed, if one did.
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.error.as_deref()
     }
 }
 

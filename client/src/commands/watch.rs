@@ -7,7 +7,6 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::{Backend, install_signal_handler};
 use crate::cli::{ProbeRuntime, WatchArgs};
 use crate::exit;
+use crate::monitor::Jsonl;
 use crate::stop::Stop;
 use crate::watch::judge::{HeapRow, TreeRow, judge};
 use crate::watch::pair::ServedLog;
@@ -217,11 +217,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     let mut readings: Vec<Reading> = Vec::with_capacity(64);
     let mut tree: Vec<TreeRow> = Vec::with_capacity(4096);
     let mut heap: Vec<HeapRow> = Vec::with_capacity(1024);
-    let mut out = Output {
-        jsonl,
-        line: Vec::with_capacity(256),
-        error: None,
-    };
+    let mut out = Jsonl::new(jsonl);
     let mut mem = TreeMemory::default();
     // Whether the tree runs Node, from its processes' executables (a `sh -c` execs into it).
     let mut node = false;
@@ -332,7 +328,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
                     }
                     mem.heap_end = Some(live);
                     mem.heap_peak = mem.heap_peak.max(Some(live));
-                    out.write(&WatchSample {
+                    out.push(&WatchSample {
                         t_ms: rd.t_ns.saturating_sub(t0) / 1_000_000,
                         kind: WatchKind::Probe,
                         requests: at,
@@ -360,7 +356,9 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
                 procs: Some(s.procs),
                 pid: None,
             };
-            out.write(&sample);
+            out.push(&sample);
+            // This sample's lines (the probe's readings, then the tree's) in one write.
+            out.flush();
             if base.is_none() && count > 0 {
                 base = if probe.is_some() {
                     mem.heap_end.map(|h| (count, h))
@@ -440,34 +438,11 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     Ok(super::finish_run(
         &|w| summary.print_human(w),
         &|w| summary.print_json(w),
-        out.error.as_deref(),
+        out.error(),
         kick_error.is_some(),
         summary.judged.verdict.class,
         &args.outputs,
     ))
-}
-
-/// The JSONL file, one unbuffered write per line.
-struct Output {
-    jsonl: Option<File>,
-    line: Vec<u8>,
-    error: Option<String>,
-}
-
-impl Output {
-    fn write(&mut self, s: &WatchSample) {
-        let Some(f) = self.jsonl.as_mut() else {
-            return;
-        };
-        self.line.clear();
-        if serde_json::to_writer(&mut self.line, s).is_ok() {
-            self.line.push(b'\n');
-            if let Err(e) = f.write_all(&self.line) {
-                self.error = Some(e.to_string());
-                self.jsonl = None;
-            }
-        }
-    }
 }
 
 /// Starts COMMAND in its own process group, with `LEAKPROBE_URL` and the probe's variables.
