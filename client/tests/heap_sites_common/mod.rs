@@ -2,6 +2,9 @@
 //! server, and the planted leak's lines in `client/src/run.rs` (found by their markers, so the
 //! tests follow the source).
 
+// Each test uses only some of these.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,7 +20,6 @@ mod common;
 
 /// Runs `variant` with `--sites` and `extra` flags against a fresh in-process server (no
 /// latency, 4 workers) and returns its summary.
-#[allow(dead_code)]
 pub fn run_with_sites(variant: VariantName, extra: &[&str]) -> Summary {
     let srv = common::server(0);
     let url = srv.url();
@@ -45,7 +47,6 @@ pub fn run_with_sites(variant: VariantName, extra: &[&str]) -> Summary {
 }
 
 /// The line of `client/src/run.rs` carrying `marker` (1-based).
-#[allow(dead_code)]
 pub fn marked_line(marker: &str) -> u32 {
     let src = include_str!("../../src/run.rs");
     let i = src
@@ -57,7 +58,6 @@ pub fn marked_line(marker: &str) -> u32 {
 
 /// Checks that the top growing site is the planted leak at `marker` and that its estimated
 /// growth is within ±25% of `bytes` per request; returns it.
-#[allow(dead_code)]
 pub fn assert_top_grower_is_planted(s: &Summary, marker: &str, bytes: f64) -> SiteRow {
     let sites = s.sites.as_ref().expect("a sites summary");
     let top = sites
@@ -99,7 +99,6 @@ pub fn assert_top_grower_is_planted(s: &Summary, marker: &str, bytes: f64) -> Si
 }
 
 /// Checks that no site grows beyond its interval in a run without a planted leak.
-#[allow(dead_code)]
 pub fn assert_no_grower(s: &Summary) {
     let sites = s.sites.as_ref().expect("a sites summary");
     assert!(
