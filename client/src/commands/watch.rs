@@ -125,8 +125,14 @@ fn stats_counts(agent: &ureq::Agent, stats: &str) -> Option<(u64, u64)> {
     if status != 200 {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    Some((v.get("served")?.as_u64()?, v.get("in_flight")?.as_u64()?))
+    // The two fields read, not a `serde_json::Value` map of all of them: this runs every poll.
+    #[derive(serde::Deserialize)]
+    struct Counts {
+        served: u64,
+        in_flight: u64,
+    }
+    let c: Counts = serde_json::from_str(&body).ok()?;
+    Some((c.served, c.in_flight))
 }
 
 /// Messages from the kick thread.
