@@ -277,12 +277,6 @@ impl Summary {
         }
         Ok(())
     }
-
-    /// One JSON object and a newline (stdout in the CLI).
-    pub fn print_json(&self, w: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer(&mut *w, self)?;
-        writeln!(w)
-    }
 }
 
 /// What the verdict reads of each sample: requests, live heap, RSS, and whether every worker

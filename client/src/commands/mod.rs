@@ -29,7 +29,7 @@ pub use watch::watch;
 /// unreachable, a kick failed), `LEAK` for `--fail-on-leak` and a leak, else `OK`.
 fn finish_run(
     human: &dyn Fn(&mut dyn Write) -> io::Result<()>,
-    json: &dyn Fn(&mut dyn Write) -> io::Result<()>,
+    summary: &impl serde::Serialize,
     jsonl_error: Option<&str>,
     failed: bool,
     class: Class,
@@ -41,7 +41,11 @@ fn finish_run(
     }
     if outputs.json {
         let mut stdout = std::io::stdout().lock();
-        if json(&mut stdout).and_then(|()| stdout.flush()).is_err() {
+        let written = serde_json::to_writer(&mut stdout, summary)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(stdout))
+            .and_then(|()| stdout.flush());
+        if written.is_err() {
             return exit::FAILURE;
         }
     }

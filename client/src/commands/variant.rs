@@ -46,7 +46,7 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
     }
     super::finish_run(
         &|w| summary.print_human(w),
-        &|w| summary.print_json(w),
+        &summary,
         out.monitor.jsonl_error.as_deref(),
         summary.stopped_by == StopReason::Unreachable,
         summary.verdict.class,

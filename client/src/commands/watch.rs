@@ -443,7 +443,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     };
     Ok(super::finish_run(
         &|w| summary.print_human(w),
-        &|w| summary.print_json(w),
+        &summary,
         out.error(),
         kick_error.is_some(),
         summary.judged.verdict.class,

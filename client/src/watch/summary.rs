@@ -193,12 +193,6 @@ impl WatchSummary {
         }
         Ok(())
     }
-
-    /// One JSON object and a newline (stdout in the CLI).
-    pub fn print_json(&self, w: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer(&mut *w, self)?;
-        writeln!(w)
-    }
 }
 
 /// `watch t=12s  req=24,000 (2,010/s)  procs=3  heap=41.2 MiB  rss=130 MiB  Δrss/req=+12 B`:
