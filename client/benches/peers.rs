@@ -133,18 +133,16 @@ fn bare_loop(argv: &[String]) -> Result<(), String> {
     let elapsed = started.elapsed().as_secs_f64();
     let after = heapmeter::snapshot();
     let requests = (ok + errors).max(1) as f64;
-    println!(
-        "{}",
-        serde_json::json!({
-            "requests": ok + errors,
-            "errors": errors,
-            "rps": (ok + errors) as f64 / elapsed,
-            "allocs_per_request": after.allocs.saturating_sub(before.allocs) as f64 / requests,
-            "bytes_allocated_per_request":
-                after.allocated_bytes.saturating_sub(before.allocated_bytes) as f64 / requests,
-        })
-    );
-    Ok(())
+    ChildLine {
+        requests: ok + errors,
+        errors,
+        rps: (ok + errors) as f64 / elapsed,
+        allocs_per_request: Some(after.allocs.saturating_sub(before.allocs) as f64 / requests),
+        bytes_allocated_per_request: Some(
+            after.allocated_bytes.saturating_sub(before.allocated_bytes) as f64 / requests,
+        ),
+    }
+    .print()
 }
 
 /// The blocking floor: `CONNS` threads, each on one keep-alive connection to 127.0.0.1:`PORT`,
@@ -210,11 +208,42 @@ fn floor_loop(argv: &[String]) -> Result<(), String> {
         requests += h.join().map_err(|_| "a floor thread panicked")??;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::json!({ "requests": requests, "errors": 0, "rps": requests as f64 / elapsed })
-    );
-    Ok(())
+    ChildLine {
+        requests,
+        errors: 0,
+        rps: requests as f64 / elapsed,
+        allocs_per_request: None,
+        bytes_allocated_per_request: None,
+    }
+    .print()
+}
+
+/// The one JSON line the bare loop and the blocking floor print on stdout, and the bench reads
+/// back (the floor counts no allocations); also what the bench takes from leak-client's summary
+/// and from wrk's report.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ChildLine {
+    requests: u64,
+    errors: u64,
+    rps: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allocs_per_request: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes_allocated_per_request: Option<f64>,
+}
+
+impl ChildLine {
+    fn print(&self) -> Result<(), String> {
+        let line = serde_json::to_string(self).map_err(|e| e.to_string())?;
+        println!("{line}");
+        Ok(())
+    }
+}
+
+/// The last JSON line of a child's stdout, read as a `T`.
+fn last_json<T: serde::de::DeserializeOwned>(stdout: &str) -> Option<T> {
+    let line = stdout.lines().rev().find(|l| l.starts_with('{'))?;
+    serde_json::from_str(line).ok()
 }
 
 /// The length of the server's whole response to `request` (head and a Content-Length body),
@@ -373,6 +402,22 @@ struct Run {
     rss: Option<u64>,
 }
 
+impl Run {
+    /// A run from what `run_measured` measured of the child and what the child reported.
+    fn new(m: &anchors::Measured, reported: ChildLine) -> Run {
+        Run {
+            rps: reported.rps,
+            requests: reported.requests as f64,
+            errors: reported.errors,
+            cpu_seconds: m.cpu_seconds,
+            context_switches: m.context_switches,
+            allocs: reported.allocs_per_request,
+            bytes: reported.bytes_allocated_per_request,
+            rss: m.peak_rss,
+        }
+    }
+}
+
 /// The server rows, one entry per repeat.
 #[derive(Debug, Default)]
 struct ServerRows {
@@ -520,16 +565,14 @@ fn wrk_run(port: u16, conns: u32, secs: u64) -> Result<Run, String> {
         return Err(format!("wrk failed: {}", m.stdout));
     }
     let w = anchors::parse_wrk(&m.stdout)?;
-    Ok(Run {
-        rps: w.rps,
-        requests: w.requests,
+    let reported = ChildLine {
+        requests: w.requests as u64,
         errors: w.errors,
-        cpu_seconds: m.cpu_seconds,
-        context_switches: m.context_switches,
-        allocs: None,
-        bytes: None,
-        rss: m.peak_rss,
-    })
+        rps: w.rps,
+        allocs_per_request: None,
+        bytes_allocated_per_request: None,
+    };
+    Ok(Run::new(&m, reported))
 }
 
 /// The blocking floor (this bench in its `--floor` role) against nginx on `port`.
@@ -541,24 +584,10 @@ fn floor_run(me: &Path, port: u16, conns: u32, secs: u64) -> Result<Run, String>
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
     let m = anchors::run_measured(&mut command)?;
-    let v: serde_json::Value = m
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
+    let reported = last_json(&m.stdout)
         .filter(|_| m.success)
         .ok_or("the blocking floor failed (its error is above)")?;
-    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
-    Ok(Run {
-        rps: num("rps").ok_or("the floor printed no rps")?,
-        requests: num("requests").ok_or("the floor printed no requests")?,
-        errors: 0,
-        cpu_seconds: m.cpu_seconds,
-        context_switches: m.context_switches,
-        allocs: None,
-        bytes: None,
-        rss: m.peak_rss,
-    })
+    Ok(Run::new(&m, reported))
 }
 
 /// `leak-client <variant>` (or, with `bare` = this bench's path, the bare loop) for `secs`
@@ -608,41 +637,19 @@ fn client_run(
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         format!("{name} failed; its stderr:\n{text}")
     };
-    let last_json = m.stdout.lines().rev().find(|l| l.starts_with('{'));
-    let mut run = if bare.is_some() {
-        let v: serde_json::Value = last_json
-            .and_then(|l| serde_json::from_str(l).ok())
-            .ok_or_else(failed)?;
-        let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
-        Run {
-            rps: num("rps").ok_or_else(failed)?,
-            requests: num("requests").ok_or_else(failed)?,
-            errors: num("errors").unwrap_or(0.0) as u64,
-            cpu_seconds: 0.0,
-            context_switches: 0.0,
-            allocs: num("allocs_per_request"),
-            bytes: num("bytes_allocated_per_request"),
-            rss: None,
-        }
+    let reported = if bare.is_some() {
+        last_json::<ChildLine>(&m.stdout).ok_or_else(failed)?
     } else {
-        let s: Summary = last_json
-            .and_then(|l| serde_json::from_str(l).ok())
-            .ok_or_else(failed)?;
-        Run {
-            rps: s.rps,
-            requests: s.requests as f64,
+        let s: Summary = last_json(&m.stdout).ok_or_else(failed)?;
+        ChildLine {
+            requests: s.requests,
             errors: s.errors,
-            cpu_seconds: 0.0,
-            context_switches: 0.0,
-            allocs: Some(s.memory.allocs_per_request),
-            bytes: Some(s.memory.bytes_allocated_per_request),
-            rss: None,
+            rps: s.rps,
+            allocs_per_request: Some(s.memory.allocs_per_request),
+            bytes_allocated_per_request: Some(s.memory.bytes_allocated_per_request),
         }
     };
-    run.cpu_seconds = m.cpu_seconds;
-    run.context_switches = m.context_switches;
-    run.rss = m.peak_rss;
-    Ok(run)
+    Ok(Run::new(&m, reported))
 }
 
 /// The latency-server library in a child process of its own (this bench in `--serve` role).
