@@ -674,17 +674,7 @@ fn mib(bytes: f64) -> String {
 }
 
 fn rps_spread(values: &[f64]) -> String {
-    if values.is_empty() {
-        return "–".into();
-    }
-    let f = |v: f64| units::count(v.round() as u64);
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if values.len() == 1 {
-        f(lo)
-    } else {
-        format!("{} ({}–{})", f(anchors::median(values)), f(lo), f(hi))
-    }
+    anchors::spread_with(values, |v| units::count(v.round() as u64))
 }
 
 fn print_table(rows: &[(Client, u32, Row)], server: &ServerRows) {

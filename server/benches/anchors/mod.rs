@@ -471,6 +471,11 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// `median (min–max)`, with `decimals` digits; just the value for one, `–` for none.
 pub fn spread(values: &[f64], decimals: usize) -> String {
+    spread_with(values, |v| format!("{v:.decimals$}"))
+}
+
+/// `median (min–max)`, each number written by `fmt`; just the value for one, `–` for none.
+pub fn spread_with(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
     if values.is_empty() {
         return "–".into();
     }
@@ -478,8 +483,8 @@ pub fn spread(values: &[f64], decimals: usize) -> String {
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if values.len() == 1 {
-        format!("{median:.decimals$}")
+        fmt(median)
     } else {
-        format!("{median:.decimals$} ({lo:.decimals$}–{hi:.decimals$})")
+        format!("{} ({}–{})", fmt(median), fmt(lo), fmt(hi))
     }
 }
