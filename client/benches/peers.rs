@@ -710,11 +710,7 @@ fn print_table(rows: &[(Client, u32, Row)], server: &ServerRows) {
             _ => String::new(),
         };
         let median_or = |v: &[f64], f: &dyn Fn(f64) -> String| {
-            if v.is_empty() {
-                "–".to_owned()
-            } else {
-                f(anchors::median(v))
-            }
+            anchors::median_opt(v).map_or_else(|| "–".to_owned(), f)
         };
         println!(
             "{:<26} {:>5}  {:<24} {:<26} {:<18} {:<18} {:>7} {:>10} {:>10} {:>9} {:>6}",
@@ -767,11 +763,7 @@ fn print_table(rows: &[(Client, u32, Row)], server: &ServerRows) {
             "",
             "",
             "",
-            if rss.is_empty() {
-                "–".into()
-            } else {
-                mib(anchors::median(&rss))
-            },
+            anchors::median_opt(&rss).map_or_else(|| "–".to_owned(), mib),
             units::count(errors),
         );
     };
@@ -809,9 +801,7 @@ fn print_targets(rows: &[(Client, u32, Row)], server: &ServerRows) {
     let median_of = |client: Client, conns: u32, pick: &dyn Fn(&Row) -> &Vec<f64>| {
         rows.iter()
             .find(|(c, n, _)| *c == client && *n == conns)
-            .map(|(_, _, r)| pick(r))
-            .filter(|v| !v.is_empty())
-            .map(|v| anchors::median(v))
+            .and_then(|(_, _, r)| anchors::median_opt(pick(r)))
     };
     let check = |what: String, value: Option<f64>, ok: &dyn Fn(f64) -> bool| {
         if let Some(v) = value {
@@ -828,7 +818,7 @@ fn print_targets(rows: &[(Client, u32, Row)], server: &ServerRows) {
         };
         let (x, y) = (of(a)?, of(b)?);
         let ratios: Vec<f64> = x.iter().zip(y.iter()).map(|(p, q)| p / q).collect();
-        (!ratios.is_empty()).then(|| anchors::median(&ratios))
+        anchors::median_opt(&ratios)
     };
     println!("targets (medians of the runs above):");
     let raw = Client::Leak(VariantName::Raw, TimeoutMode::Phases);
@@ -881,22 +871,22 @@ fn print_targets(rows: &[(Client, u32, Row)], server: &ServerRows) {
         if let Client::Leak(..) = client {
             check(
                 format!("{} c={conns}: harness ≥ 0.95× bare loop", client.name()),
-                (!row.vs_bare.is_empty()).then(|| anchors::median(&row.vs_bare)),
+                anchors::median_opt(&row.vs_bare),
                 &|v| v >= 0.95,
             );
         }
     }
     let cells_median = |cells: &[anchors::Cell], f: &dyn Fn(&anchors::Cell) -> f64| {
-        (!cells.is_empty()).then(|| anchors::median(&cells.iter().map(f).collect::<Vec<_>>()))
+        anchors::median_opt(&cells.iter().map(f).collect::<Vec<_>>())
     };
     check(
         "latency-server at 0 ms ≥ 0.60× nginx req/s".into(),
-        (!server.vs_nginx.is_empty()).then(|| anchors::median(&server.vs_nginx)),
+        anchors::median_opt(&server.vs_nginx),
         &|v| v >= 0.60,
     );
     check(
         "latency-server at 50 ms / 1000 conns ≥ 0.95× Little's bound".into(),
-        (!server.vs_little.is_empty()).then(|| anchors::median(&server.vs_little)),
+        anchors::median_opt(&server.vs_little),
         &|v| v >= 0.95,
     );
     check(

@@ -469,6 +469,11 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The median of `values`, `None` for none.
+pub fn median_opt(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| median(values))
+}
+
 /// `median (min–max)`, with `decimals` digits; just the value for one, `–` for none.
 pub fn spread(values: &[f64], decimals: usize) -> String {
     spread_with(values, |v| format!("{v:.decimals$}"))
