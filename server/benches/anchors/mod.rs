@@ -54,7 +54,6 @@ pub fn wrk_url(port: u16) -> String {
 #[derive(Debug, Clone)]
 pub struct Cell {
     pub rps: f64,
-    pub requests: f64,
     /// CPU of the measured server processes per request (utime + stime), µs.
     pub cpu_us_per_request: f64,
     /// wrk's mean latency, in milliseconds.
@@ -201,7 +200,6 @@ pub fn wrk_cell(port: u16, conns: u32, secs: u64, pids: &[u32]) -> Result<Cell, 
     let w = parse_wrk(&text)?;
     Ok(Cell {
         rps: w.rps,
-        requests: w.requests,
         cpu_us_per_request: (after - before) * 1e6 / w.requests.max(1.0),
         mean_ms: w.mean_ms,
         errors: w.errors,
@@ -308,7 +306,7 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
 
 /// Fields of `/proc/PID/stat` after the command name (which ends at the last `)`), so that
 /// index 0 is field 3 (`state`) of `man 5 proc`.
-fn stat_fields(pid: &str) -> Result<Vec<u64>, String> {
+fn stat_fields(pid: u32) -> Result<Vec<u64>, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("/proc/{pid}/stat: {e} (CPU times need Linux)"))?;
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -322,7 +320,7 @@ fn stat_fields(pid: &str) -> Result<Vec<u64>, String> {
 pub fn cpu_seconds(pids: &[u32]) -> Result<f64, String> {
     let mut total = 0u64;
     for pid in pids {
-        let fields = stat_fields(&pid.to_string())?;
+        let fields = stat_fields(*pid)?;
         // utime and stime: fields 14 and 15.
         total += fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
     }
@@ -365,14 +363,9 @@ fn children_of(pid: u32) -> Vec<u32> {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = s.rsplit_once(')')?.1.to_owned();
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
+        // ppid: field 4.
+        .filter(|&child| {
+            stat_fields(child).is_ok_and(|f| f.get(1).copied() == Some(u64::from(pid)))
         })
         .collect()
 }
