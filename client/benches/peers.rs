@@ -663,9 +663,7 @@ fn serve_cell(
     let mut command = Command::new(me);
     command
         .arg("--serve")
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .args(["--latency", &format!("{}ms", latency.as_millis())])
-        .args(["--report-every", "0s"]);
+        .args(anchors::latency_server_args(port, latency));
     anchors::server_cell(command, port, conns, secs)
 }
 

@@ -20,8 +20,8 @@ use std::thread;
 use std::time::Duration;
 
 use anchors::{
-    Cell, FAST_CONNS, PATH_LEN, Reaped, SLOW_CONNS, SLOW_LATENCY, free_port, have, load_average,
-    spread, wait_for_port,
+    Cell, FAST_CONNS, PATH_LEN, SLOW_CONNS, SLOW_LATENCY, free_port, have, load_average, spread,
+    start_listening,
 };
 use latency_server::{Config, Server};
 
@@ -203,10 +203,7 @@ impl Rows {
 fn server_cell(exe: &Path, latency: Duration, conns: u32, secs: u64) -> Result<Cell, String> {
     let port = free_port()?;
     let mut command = Command::new(exe);
-    command
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .args(["--latency", &format!("{}ms", latency.as_millis())])
-        .args(["--report-every", "0s"]);
+    command.args(anchors::latency_server_args(port, latency));
     anchors::server_cell(command, port, conns, secs)
 }
 
@@ -336,20 +333,14 @@ fn callgrind_cell(exe: &Path, latency: Duration) -> Result<f64, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let port = free_port()?;
     let out = dir.join("cg.out");
-    let child = Command::new("valgrind")
+    let mut command = Command::new("valgrind");
+    command
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(exe)
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .args(["--latency", &format!("{}ms", latency.as_millis())])
-        .args(["--report-every", "0s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start valgrind: {e}"))?;
-    let child = Reaped(child);
+        .args(anchors::latency_server_args(port, latency));
+    let child = start_listening(&mut command, "valgrind", port, Duration::from_secs(60))?;
     let pid = child.0.id().to_string();
-    wait_for_port(port, Duration::from_secs(60))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let load = |n: usize| -> Result<usize, String> {
         let clients: Vec<_> = (0..CONNS)

@@ -84,19 +84,15 @@ impl Nginx {
             .replace("{port}", &port.to_string());
         let conf_path = prefix.join("nginx.conf");
         std::fs::write(&conf_path, conf).map_err(|e| format!("{}: {e}", conf_path.display()))?;
-        let child = Command::new("nginx")
+        let mut command = Command::new("nginx");
+        command
             .arg("-p")
             .arg(&prefix)
             .arg("-e")
             .arg(prefix.join("error.log"))
             .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start nginx: {e}"))?;
-        let child = Reaped(child);
-        wait_for_port(port, Duration::from_secs(10))?;
+            .arg(&conf_path);
+        let child = start_listening(&mut command, "nginx", port, Duration::from_secs(10))?;
         let master = child.0.id();
         let mut pids = vec![master];
         // The workers fork right after the master listens; give them a moment.
@@ -136,15 +132,22 @@ pub fn nginx_cell(conns: u32, secs: u64) -> Result<Cell, String> {
 /// A server process started by `command` (which must listen on 127.0.0.1:`port`), loaded by
 /// wrk with `conns` connections.
 pub fn server_cell(mut command: Command, port: u16, conns: u32, secs: u64) -> Result<Cell, String> {
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start the server: {e}"))?;
-    let child = Reaped(child);
-    wait_for_port(port, Duration::from_secs(10))?;
+    let child = start_listening(&mut command, "the server", port, Duration::from_secs(10))?;
     let pids = [child.0.id()];
     wrk_cell(port, conns, secs, &pids)
+}
+
+/// The flags that make latency-server listen on 127.0.0.1:`port` with `latency` and no
+/// periodic reports.
+pub fn latency_server_args(port: u16, latency: Duration) -> [String; 6] {
+    [
+        "--addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--latency".into(),
+        format!("{}ms", latency.as_millis()),
+        "--report-every".into(),
+        "0s".into(),
+    ]
 }
 
 /// What wrk printed, read back.
@@ -419,6 +422,25 @@ pub fn free_port() -> Result<u16, String> {
         }
     }
     Err("no free loopback port".into())
+}
+
+/// Starts `command` (stdout and stderr to /dev/null; `what` names it in the error), which must
+/// listen on 127.0.0.1:`port`, and waits up to `timeout` for the port to accept; the child is
+/// ended when the result is dropped (or when it does not listen in time).
+pub fn start_listening(
+    command: &mut Command,
+    what: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<Reaped, String> {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    let child = Reaped(child);
+    wait_for_port(port, timeout)?;
+    Ok(child)
 }
 
 pub fn wait_for_port(port: u16, timeout: Duration) -> Result<(), String> {
