@@ -445,7 +445,7 @@ fn bench(args: &[String]) -> Result<(), String> {
          {}, load average {} at start",
         anchors::PATH_LEN,
         opts.secs,
-        (opts.repeats as usize),
+        opts.repeats,
         anchors::machine(),
         anchors::load_average(),
     );
@@ -475,14 +475,10 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     let mut server = ServerRows::default();
     let mut loads = Vec::new();
-    for repeat in 0..(opts.repeats as usize) {
-        loads.push(anchors::load_average());
-        eprintln!(
-            "run {}/{} (load {}):",
-            repeat + 1,
-            (opts.repeats as usize),
-            loads[repeat]
-        );
+    for repeat in 0..opts.repeats {
+        let load = anchors::load_average();
+        eprintln!("run {}/{} (load {load}):", repeat + 1, opts.repeats);
+        loads.push(load);
         let nginx = anchors::Nginx::start()?;
         let url = format!("http://127.0.0.1:{}/", nginx.port);
         for &c in &opts.conns {

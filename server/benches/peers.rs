@@ -76,7 +76,7 @@ fn run() -> Result<(), String> {
         "latency-server beside nginx under wrk: {PATH_LEN}-char paths, {} s per cell, {} runs \
          (median, min–max); {} CPUs, load average {} at start",
         opts.secs,
-        (opts.repeats as usize),
+        opts.repeats,
         thread::available_parallelism().map_or(1, |n| n.get()),
         load_average(),
     );
@@ -113,8 +113,8 @@ fn run() -> Result<(), String> {
         secs: opts.secs,
         ..Rows::default()
     };
-    for run in 0..(opts.repeats as usize) {
-        eprint!("run {}/{}: ", run + 1, (opts.repeats as usize));
+    for run in 0..opts.repeats {
+        eprint!("run {}/{}: ", run + 1, opts.repeats);
         let nginx = if nginx_ok {
             eprint!("nginx ");
             Some(anchors::nginx_cell(FAST_CONNS, opts.secs)?)
