@@ -157,12 +157,13 @@ fn floor_loop(argv: &[String]) -> Result<(), String> {
     let port: u16 = port.parse().map_err(|_| bad("PORT"))?;
     let conns: usize = conns.parse().map_err(|_| bad("CONNS"))?;
     let secs: u64 = secs.parse().map_err(|_| bad("SECS"))?;
-    let request = format!(
-        "GET /{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: leakprobe-raw/0.1\r\n\
-         Accept: */*\r\nConnection: keep-alive\r\n\r\n",
-        "a".repeat(anchors::PATH_LEN - 1)
+    let mut request = Vec::new();
+    leak_client::raw::conn::write_request(
+        &mut request,
+        &format!("/{}", "a".repeat(anchors::PATH_LEN - 1)),
+        &format!("127.0.0.1:{port}"),
     );
-    let response_len = floor_response_len(port, request.as_bytes())?;
+    let response_len = floor_response_len(port, &request)?;
     let duration = Duration::from_secs(secs);
     let go = Arc::new(Barrier::new(conns + 1));
     let mut handles = Vec::with_capacity(conns);
@@ -178,7 +179,7 @@ fn floor_loop(argv: &[String]) -> Result<(), String> {
             go.wait();
             let deadline = Instant::now() + duration;
             while Instant::now() < deadline {
-                conn.write_all(request.as_bytes())
+                conn.write_all(&request)
                     .map_err(|e| format!("write: {e}"))?;
                 let mut got = 0;
                 while got < response_len {

@@ -95,6 +95,23 @@ fn is_closed(e: &io::Error) -> bool {
     )
 }
 
+/// Writes the raw client's GET of `target` (a leading `/` added when it has none) on
+/// `authority` into `req`, replacing what it held: the one place its request bytes are made
+/// (the client, and the peer bench's blocking floor, which must send the same bytes).
+pub fn write_request(req: &mut Vec<u8>, target: &str, authority: &str) {
+    req.clear();
+    req.extend_from_slice(b"GET ");
+    if !target.starts_with('/') {
+        req.push(b'/');
+    }
+    req.extend_from_slice(target.as_bytes());
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    req.extend_from_slice(authority.as_bytes());
+    req.extend_from_slice(
+        b"\r\nUser-Agent: leakprobe-raw/0.1\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
+    );
+}
+
 /// The hand-rolled HTTP/1.1 client: one keep-alive connection, reused buffers.
 pub struct RawClient {
     cfg: VariantConfig,
@@ -130,18 +147,7 @@ impl RawClient {
 
     /// Writes the request for `url` into the reused request buffer.
     fn build_request(&mut self, url: &UrlParts<'_>) {
-        let req = &mut self.req;
-        req.clear();
-        req.extend_from_slice(b"GET ");
-        if !url.target.starts_with('/') {
-            req.push(b'/');
-        }
-        req.extend_from_slice(url.target.as_bytes());
-        req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        req.extend_from_slice(url.authority.as_bytes());
-        req.extend_from_slice(
-            b"\r\nUser-Agent: leakprobe-raw/0.1\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
-        );
+        write_request(&mut self.req, url.target, url.authority);
     }
 
     fn connect(&mut self) -> Result<TcpStream, RequestError> {
