@@ -122,7 +122,7 @@ fn main() -> std::process::ExitCode {
         cmd: &cmd,
         trim: HARNESS,
     };
-    if let Err(e) = sites::write_dhat_file(path.as_ref(), &opts) {
+    if let Err(e) = sites::write_dhat_file(path.as_ref(), &sites::profile(), &opts) {
         eprintln!("error: writing {path}: {e}");
         return std::process::ExitCode::FAILURE;
     }

@@ -22,10 +22,12 @@ pub mod size;
 pub use size::{SIZE_RULE, SizeError, parse_size};
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
+mod hot;
 pub mod sites;
 
+use hot::HOT;
 use sites::sampler;
 
 /// The allocator leakprobe's binaries install: a hard cap around the counting wrapper.
@@ -43,36 +45,6 @@ pub const fn counting() -> Counting<System> {
 pub const fn counting_without_sites() -> Counting<System, false> {
     Counting { inner: System }
 }
-
-/// The allocator's process-global state, in one cache-line-aligned static so that the hot path
-/// reaches every field from one address (the sampler's two flags included).
-#[repr(C, align(64))]
-pub(crate) struct Hot {
-    /// Live heap bytes right now.
-    live: AtomicUsize,
-    /// High-water mark of `live` since start.
-    peak: AtomicUsize,
-    /// Allocations (alloc, alloc_zeroed, and reallocs that move or grow) since start.
-    allocs: AtomicU64,
-    /// Deallocations since start.
-    frees: AtomicU64,
-    /// Bytes requested from the allocator since start (growth of reallocs included).
-    allocated_bytes: AtomicU64,
-    /// The sampler's switch: 0 off, otherwise its epoch (see `sites::sampler`).
-    pub(crate) sampling: AtomicU32,
-    /// Start of the sampler's region (see `sites::sampler`).
-    pub(crate) region_base: AtomicUsize,
-}
-
-pub(crate) static HOT: Hot = Hot {
-    live: AtomicUsize::new(0),
-    peak: AtomicUsize::new(0),
-    allocs: AtomicU64::new(0),
-    frees: AtomicU64::new(0),
-    allocated_bytes: AtomicU64::new(0),
-    sampling: AtomicU32::new(0),
-    region_base: AtomicUsize::new(sampler::UNMAPPED),
-};
 
 /// A `GlobalAlloc` that forwards to `inner` and keeps process-global counters. With `SITES`
 /// (always, except in the allocator bench's baseline) it also carries the [`sites`] sampler's

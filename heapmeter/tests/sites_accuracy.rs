@@ -120,6 +120,7 @@ fn estimates_are_within_a_quarter_of_planted_and_name_the_planting_lines() {
     let path = std::env::temp_dir().join(format!("heapmeter-dhat-{}.json", std::process::id()));
     sites::write_dhat_file(
         &path,
+        &sites::profile(),
         &sites::DhatOptions {
             cmd: "sites_accuracy",
             trim: TEST_HARNESS,

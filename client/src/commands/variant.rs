@@ -37,7 +37,7 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
             cmd: &cmd,
             trim: crate::sites::TRIM,
         };
-        match heapmeter::sites::write_dhat_profile_file(&sc.out, profile, &opts) {
+        match heapmeter::sites::write_dhat_file(&sc.out, profile, &opts) {
             Ok(()) => sites.dhat = Some(sc.out.display().to_string()),
             Err(e) => {
                 sites.dhat_error = Some(format!("cannot write {}: {e}", sc.out.display()));

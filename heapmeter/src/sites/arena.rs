@@ -21,12 +21,8 @@
 use std::io;
 use std::ptr::NonNull;
 
-/// Address space reserved for sampled blocks: 64 GiB on 64-bit targets.
-#[cfg(target_pointer_width = "64")]
-pub(crate) const REGION_LEN: usize = 1 << 36;
-/// Address space reserved for sampled blocks: 256 MiB where addresses are 32 bits.
-#[cfg(not(target_pointer_width = "64"))]
-pub(crate) const REGION_LEN: usize = 1 << 28;
+use super::types::{SiteTotals, StackId};
+use crate::hot::REGION_LEN;
 
 /// Most frames kept per stack (innermost first, the allocator's own frames included).
 pub(crate) const MAX_DEPTH: usize = 48;
@@ -58,29 +54,14 @@ pub(crate) struct PageRec {
     pub class: u8,
 }
 
-/// Running statistics of one site, in estimated bytes and blocks (see `estimate`).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct SiteStats {
-    pub samples: u64,
-    pub live_samples: u64,
-    pub total_bytes: f64,
-    pub total_blocks: f64,
-    pub live_bytes: f64,
-    pub live_blocks: f64,
-    pub max_bytes: f64,
-    pub max_blocks: f64,
-    pub gmax_bytes: f64,
-    pub gmax_blocks: f64,
-    /// Σ estimated blocks × lifetime (µs) of the blocks freed so far.
-    pub lifetimes_us: f64,
-}
-
 #[repr(C)]
 pub(crate) struct SiteEntry {
     hash: u64,
     depth: u32,
     frames: [usize; MAX_DEPTH],
-    pub stats: SiteStats,
+    /// Its running figures, in estimated bytes and blocks (see `estimate`); `totals.site` is
+    /// the entry's own id. Lifetimes count the blocks freed so far.
+    pub totals: SiteTotals,
 }
 
 /// The mappings and the allocator state inside them. Owned by the profiler, behind its lock.
@@ -212,7 +193,8 @@ impl Arena {
         };
         // SAFETY: the three offsets are within the `meta_len`-byte mapping and page-aligned,
         // which satisfies every field's alignment; zeroed memory is a valid `PageRec`,
-        // `SiteEntry` (site 0: depth 0, no stats) and index (all slots empty).
+        // `SiteEntry` (every field a number; site 0: depth 0, id 0, no figures) and index (all
+        // slots empty).
         let (recs, sites, index) = unsafe {
             (
                 meta.cast::<PageRec>(),
@@ -373,6 +355,7 @@ impl Arena {
                 e.hash = h;
                 e.depth = frames.len() as u32;
                 e.frames[..frames.len()].copy_from_slice(frames);
+                e.totals.site = StackId(id);
                 *self.slot(i) = id + 1;
                 return id;
             }

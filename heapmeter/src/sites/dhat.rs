@@ -14,8 +14,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::sampler;
 use super::symbols::{Frame, Trim, short_path, symbolize};
-use super::{Profile, SiteTotals};
+use super::types::{Profile, SiteTotals};
 
 /// What to write besides the profile itself.
 #[derive(Debug, Clone, Copy)]
@@ -149,48 +150,27 @@ fn write_json<W: Write>(out: W, doc: &DhatJson<'_>) -> io::Result<()> {
     doc.serialize(&mut ser).map_err(io::Error::other)
 }
 
-/// Writes the current profile (every site sampled since [`enable`](super::enable)) to `out`.
-/// Symbolises every site: call it after the measurements that matter.
-pub fn write_dhat<W: Write>(out: W, opts: &DhatOptions<'_>) -> io::Result<()> {
-    super::sampler::quietly(|| write_dhat_profile(out, &super::profile(), opts))
-}
-
-/// [`write_dhat`] to a file (conventionally `dhat-heap.json`).
-pub fn write_dhat_file(path: &Path, opts: &DhatOptions<'_>) -> io::Result<()> {
-    let mut w = io::BufWriter::new(std::fs::File::create(path)?);
-    write_dhat(&mut w, opts)?;
-    w.flush()
-}
-
-/// Writes `profile`, taken earlier with [`profile`](super::profile) (e.g. at a program's last
-/// measurement, before it tears down what it measured), so that DHAT's "at t-end" is that
-/// moment. Symbolises every site.
-pub fn write_dhat_profile<W: Write>(
-    out: W,
-    profile: &Profile,
-    opts: &DhatOptions<'_>,
-) -> io::Result<()> {
-    super::sampler::quietly(|| {
+/// Writes `profile` (taken with [`profile`](super::profile), e.g. at a program's last
+/// measurement, before it tears down what it measured, so that DHAT's "at t-end" is that moment)
+/// to `out`. Symbolises every site: call it after the measurements that matter.
+pub fn write_dhat<W: Write>(out: W, profile: &Profile, opts: &DhatOptions<'_>) -> io::Result<()> {
+    sampler::quietly(|| {
         let doc = document(profile, |t| symbolize(t.site, &opts.trim), opts.cmd);
         write_json(out, &doc)
     })
 }
 
-/// [`write_dhat_profile`] to a file.
-pub fn write_dhat_profile_file(
-    path: &Path,
-    profile: &Profile,
-    opts: &DhatOptions<'_>,
-) -> io::Result<()> {
+/// [`write_dhat`] to a file (conventionally `dhat-heap.json`).
+pub fn write_dhat_file(path: &Path, profile: &Profile, opts: &DhatOptions<'_>) -> io::Result<()> {
     let mut w = io::BufWriter::new(std::fs::File::create(path)?);
-    write_dhat_profile(&mut w, profile, opts)?;
+    write_dhat(&mut w, profile, opts)?;
     w.flush()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::StackId;
     use super::*;
+    use crate::sites::types::StackId;
 
     fn totals(site: u32, bytes: f64) -> SiteTotals {
         SiteTotals {

@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 
-use super::{LiveSample, SiteSnapshot, StackId};
+use super::types::{LiveSample, SiteSnapshot, StackId};
 
 /// Probability that an allocation of `size` bytes is sampled at a mean of one sample per
 /// `rate` bytes: `1 − e^(−size/rate)`.
@@ -92,6 +92,13 @@ pub fn by_site(samples: &[LiveSample]) -> Vec<SiteLive> {
     let mut v: Vec<SiteLive> = map.into_values().collect();
     v.sort_by(|a, b| b.bytes.total_cmp(&a.bytes).then(a.site.cmp(&b.site)));
     v
+}
+
+impl SiteSnapshot {
+    /// Live samples grouped by site, largest first.
+    pub fn by_site(&self) -> Vec<SiteLive> {
+        by_site(self.samples())
+    }
 }
 
 /// How one site's estimated live bytes changed between two snapshots.

@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::arena::{Arena, MAX_DEPTH, PageRec};
 use super::estimate::weight;
 use super::sysvec::SysVec;
-use super::{LiveSample, SiteTotals, StackId};
+use super::types::{LiveSample, SiteTotals, StackId};
 
 /// Whole-profile figures (estimates over the sampled heap).
 #[derive(Debug, Clone, Copy, Default)]
@@ -110,7 +110,7 @@ impl Profiler {
         r.site = site;
         arena.link_live(idx);
 
-        let st = &mut arena.site(site).stats;
+        let st = &mut arena.site(site).totals;
         st.samples += 1;
         st.live_samples += 1;
         st.total_bytes += w;
@@ -147,7 +147,7 @@ impl Profiler {
         arena.unlink_live(idx);
         arena.give_block(idx);
         let blocks = r.weight / r.size as f64;
-        let st = &mut arena.site(r.site).stats;
+        let st = &mut arena.site(r.site).totals;
         st.live_samples -= 1;
         st.lifetimes_us += blocks * now.saturating_sub(r.t_alloc_us) as f64;
         // Running float sums drift; with no sample left the true figure is exactly zero.
@@ -176,7 +176,7 @@ impl Profiler {
             return;
         };
         for id in 0..arena.nsites() {
-            let st = &mut arena.site(id).stats;
+            let st = &mut arena.site(id).totals;
             st.gmax_bytes = st.live_bytes;
             st.gmax_blocks = st.live_blocks;
         }
@@ -209,7 +209,7 @@ impl Profiler {
         let n = arena.nsites();
         out.reserve(n as usize);
         for id in 0..n {
-            let s = arena.site(id).stats;
+            let s = arena.site(id).totals;
             out.push(SiteTotals {
                 site: StackId(id),
                 samples: s.samples,

@@ -13,20 +13,19 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use super::DEFAULT_RATE;
-use super::arena::{MAX_DEPTH, REGION_LEN, discard};
+use super::arena::{MAX_DEPTH, discard};
 use super::profile;
 
 // `SAMPLING`: 0 when sampling is off; otherwise the current epoch (bumped by every enable, rate
 // or seed change, so that each thread redraws its countdown under the new settings).
 // `REGION_BASE`: start of the sample region once mapped. Set once, before sampling is first
 // switched on, and never changed: a pointer to a sampled block can only be seen after it.
-// Both live in `crate::HOT`, beside the counters the allocator updates anyway.
-use crate::HOT;
+// Both live in `crate::hot::HOT`, beside the counters the allocator updates anyway.
+use crate::hot::{HOT, REGION_LEN};
 
-/// A base that no user-space pointer falls within `REGION_LEN` of (`ptr - base` wraps to at
-/// least `REGION_LEN` for every address below `2^64 − REGION_LEN`).
-pub(crate) const UNMAPPED: usize = 0usize.wrapping_sub(REGION_LEN);
+/// Default mean bytes allocated between samples (jemalloc's and tcmalloc's default too).
+pub const DEFAULT_RATE: u64 = 512 * 1024;
+
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
 /// Mean bytes between samples (`R`).
 static RATE: AtomicU64 = AtomicU64::new(DEFAULT_RATE);

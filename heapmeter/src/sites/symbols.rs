@@ -10,8 +10,8 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
-use super::StackId;
 use super::arena::MAX_DEPTH;
+use super::types::StackId;
 use super::{profile, sampler};
 
 /// One symbolised frame (an inlined call is a frame of its own, innermost first).
