@@ -38,12 +38,6 @@ pub struct Machine {
 
 impl Machine {
     pub fn detect() -> Machine {
-        let rustc = std::process::Command::new("rustc")
-            .arg("--version")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .map_or_else(|| "unknown".into(), |s| s.trim().to_string());
         let os = std::fs::read_to_string("/etc/os-release")
             .ok()
             .and_then(|s| {
@@ -59,13 +53,16 @@ impl Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             leak_client_version: env!("CARGO_PKG_VERSION").into(),
             ureq_version: UREQ_VERSION.into(),
-            rustc,
+            rustc: RUSTC.into(),
         }
     }
 }
 
 /// The ureq version this binary was built with (read from Cargo.lock by `build.rs`).
 const UREQ_VERSION: &str = env!("LEAKPROBE_UREQ_VERSION");
+
+/// The compiler that built this binary (`$RUSTC --version`, captured by `build.rs`).
+const RUSTC: &str = env!("LEAKPROBE_RUSTC");
 
 /// One table row: a label and one cell per run.
 type Row = (&'static str, Vec<String>);
