@@ -17,6 +17,7 @@ pub mod config;
 pub mod counters;
 pub mod error;
 pub mod exit;
+pub mod jsonl;
 pub mod monitor;
 pub mod plot;
 pub mod raw;

@@ -3,14 +3,13 @@
 //! It never touches the network and never blocks a worker (workers `try_send` to it).
 
 use std::fs::File;
-use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use serde::Serialize;
 
 use crate::counters::Counters;
+use crate::jsonl::Jsonl;
 use crate::sample::{Sample, SampleKind, Series};
 use crate::units;
 
@@ -150,54 +149,9 @@ impl Monitor {
             baseline,
             last,
             rss_peak,
-            jsonl_error: jsonl.error,
+            jsonl_error: jsonl.into_error(),
             sites_warmup,
         }
-    }
-}
-
-/// A JSONL file written unbuffered, the lines of one wake-up in one write: the monitor's (a
-/// batch of request samples, a periodic reading) and `watch`'s (one tree sample and the probe
-/// readings before it). The file is at most one wake-up (~5 ms for the monitor, `--every` for
-/// watch) behind the run, and nothing is lost on Ctrl-C or a crash. A failed write is kept
-/// (and the file no longer written): the run goes on, its summary says the file is incomplete.
-pub(crate) struct Jsonl {
-    file: Option<File>,
-    lines: Vec<u8>,
-    error: Option<String>,
-}
-
-impl Jsonl {
-    pub(crate) fn new(file: Option<File>) -> Jsonl {
-        Jsonl {
-            // Room for a full batch of request samples (~200 bytes each): no growth in steady state.
-            lines: Vec::with_capacity(if file.is_some() { 256 * 1024 } else { 0 }),
-            file,
-            error: None,
-        }
-    }
-
-    pub(crate) fn push(&mut self, line: &impl Serialize) {
-        if self.file.is_some() && serde_json::to_writer(&mut self.lines, line).is_ok() {
-            self.lines.push(b'\n');
-        }
-    }
-
-    pub(crate) fn flush(&mut self) {
-        if let Some(file) = &mut self.file {
-            if !self.lines.is_empty() {
-                if let Err(e) = file.write_all(&self.lines) {
-                    self.error = Some(e.to_string());
-                    self.file = None;
-                }
-            }
-        }
-        self.lines.clear();
-    }
-
-    /// Why a write failed, if one did.
-    pub(crate) fn error(&self) -> Option<&str> {
-        self.error.as_deref()
     }
 }
 
@@ -234,52 +188,6 @@ pub fn log_line(label: &str, baseline: &Sample, prev: &Sample, now: &Sample) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jsonl_lines_reach_the_file_at_each_flush_and_a_failed_write_is_reported() {
-        let path = std::env::temp_dir().join(format!("leakprobe-jsonl-{}", std::process::id()));
-        let file = File::create(&path).expect("temp file");
-        let mut j = Jsonl::new(Some(file));
-        let mut s = Sample {
-            t_ms: 1,
-            kind: SampleKind::Request,
-            round: 0,
-            requests: 0,
-            ok: 0,
-            errors: 0,
-            live: 1,
-            peak: 1,
-            allocs: 0,
-            allocated_bytes: 0,
-            rss: None,
-            connections: 1,
-        };
-        for requests in [10, 20] {
-            s.requests = requests;
-            j.push(&s);
-        }
-        let read = || std::fs::read_to_string(&path).expect("read back");
-        assert_eq!(read(), "", "nothing written before the flush");
-        j.flush();
-        let lines: Vec<Sample> = read()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a JSON sample per line"))
-            .collect();
-        assert_eq!(
-            lines.iter().map(|s| s.requests).collect::<Vec<_>>(),
-            [10, 20]
-        );
-        j.flush();
-        assert_eq!(read().lines().count(), 2, "an empty flush writes nothing");
-        let _ = std::fs::remove_file(&path);
-
-        // A file that refuses writes (opened read-only): the error is kept, the run goes on.
-        let mut j = Jsonl::new(Some(File::open("/dev/null").expect("/dev/null")));
-        j.push(&s);
-        j.flush();
-        assert!(j.error.is_some(), "the write error is reported");
-        assert!(j.file.is_none(), "and the file is no longer written");
-    }
 
     #[test]
     fn the_log_line_reads_at_a_glance() {

@@ -39,7 +39,7 @@ const CLIENT: Crate = Crate {
         (
             "data",
             &[
-                "units", "error", "exit", "stop", "sample", "workload", "variant",
+                "units", "error", "exit", "stop", "sample", "jsonl", "workload", "variant",
             ],
         ),
         ("clients", &["raw", "ureq_client", "clients"]),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::{Backend, install_signal_handler};
 use crate::cli::{ProbeRuntime, WatchArgs};
 use crate::exit;
-use crate::monitor::Jsonl;
+use crate::jsonl::Jsonl;
 use crate::stop::Stop;
 use crate::watch::judge::{HeapRow, TreeRow, judge};
 use crate::watch::pair::ServedLog;
