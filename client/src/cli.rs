@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::clients::VariantName;
 use crate::config::{InjectSite, Injection, RunConfig, SitesConfig};
+use crate::runtime::Runtime;
 use crate::variant::{BodyMode, TimeoutMode};
 use crate::workload::Target;
 
@@ -103,7 +104,7 @@ pub struct CompareArgs {
     /// Load this runtime's probe into every --watch program (its post-GC heap is then what is
     /// judged and plotted; without, RSS is judged and the run is left out of the plot).
     #[arg(long, value_enum)]
-    pub probe: Option<ProbeRuntime>,
+    pub probe: Option<Runtime>,
 
     #[command(flatten)]
     pub workload: Workload,
@@ -170,15 +171,6 @@ pub struct Outputs {
     pub fail_on_leak: bool,
 }
 
-/// The runtimes `watch --probe` can read the heap of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProbeRuntime {
-    /// `NODE_OPTIONS=--expose-gc --require <probe>`: post-GC `heapUsed` of every node process.
-    Node,
-    /// `sitecustomize` on `PYTHONPATH`: tracemalloc's traced bytes after `gc.collect()`.
-    Python,
-}
-
 /// Flags of `watch`: what to watch, the server, when to stop, how often to read, the outputs.
 #[derive(Debug, Clone, Args)]
 #[command(mut_arg("latency", |a| a.default_value("1ms")))]
@@ -192,7 +184,7 @@ pub struct WatchArgs {
     /// Load this runtime's probe into COMMAND and judge its post-GC heap (without: RSS only,
     /// which cannot separate a runtime's own growth from retained objects).
     #[arg(long, value_enum)]
-    pub probe: Option<ProbeRuntime>,
+    pub probe: Option<Runtime>,
 
     /// Time between two probe readings of one process (each costs it a full collection).
     #[arg(long, default_value = "250ms", value_parser = parse_interval, value_name = "DURATION")]

@@ -23,6 +23,7 @@ pub mod plot;
 pub mod raw;
 pub mod report;
 pub mod run;
+pub mod runtime;
 pub mod sample;
 pub mod sites;
 pub mod stop;

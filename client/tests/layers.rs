@@ -39,7 +39,8 @@ const CLIENT: Crate = Crate {
         (
             "data",
             &[
-                "units", "error", "exit", "stop", "sample", "jsonl", "workload", "variant",
+                "units", "error", "exit", "stop", "sample", "jsonl", "runtime", "workload",
+                "variant",
             ],
         ),
         ("clients", &["raw", "ureq_client", "clients"]),
@@ -55,6 +56,7 @@ const CLIENT: Crate = Crate {
         (
             "watch",
             &[
+                ("clock", &["clock"]),
                 ("readings", &["pair", "probe", "proctree"]),
                 ("judging", &["judge"]),
                 ("recording", &["summary"]),

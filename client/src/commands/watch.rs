@@ -13,15 +13,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::{Backend, install_signal_handler};
-use crate::cli::{ProbeRuntime, WatchArgs};
+use crate::cli::WatchArgs;
 use crate::exit;
 use crate::jsonl::Jsonl;
 use crate::stop::Stop;
+use crate::watch::clock::monotonic_ns;
 use crate::watch::judge::{HeapRow, TreeRow, judge};
 use crate::watch::pair::ServedLog;
-use crate::watch::probe::{
-    Probe, ProbeReader, ProbeSettings, ProbeTotals, Reading, Runtime, monotonic_ns,
-};
+use crate::watch::probe::{Probe, ProbeReader, ProbeSettings, ProbeTotals, Reading, Runtime};
 use crate::watch::proctree::{Root, TreeSampler};
 use crate::watch::summary::{
     TreeMemory, WatchKind, WatchSample, WatchStop, WatchSummary, log_line,
@@ -183,7 +182,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     let probe = match args.probe {
         None => None,
         Some(p) => Some(
-            Probe::install(runtime(p), &dir)
+            Probe::install(p, &dir)
                 .map_err(|e| format!("cannot write the probe into {}: {e}", dir.display()))?,
         ),
     };
@@ -422,14 +421,14 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         return Ok(exit::FAILURE);
     }
 
-    let node = node || args.probe == Some(ProbeRuntime::Node);
+    let node = node || args.probe == Some(Runtime::Node);
     let judged = judge(&tree, probe.is_some().then_some(heap.as_slice()), node);
     let summary = WatchSummary {
         variant: "watch".into(),
         command: args.command.clone(),
         pid,
         url,
-        probe: args.probe.map(|p| runtime(p).name().to_string()),
+        probe: args.probe.map(|p| p.name().to_string()),
         requests,
         elapsed_s: elapsed,
         rps: requests as f64 / elapsed.max(1e-9),
@@ -588,14 +587,6 @@ fn idle(log: &ServedLog, t_ns: u64, count: u64) -> bool {
             .is_some_and(|c| c == count)
 }
 
-/// The probe of the `--probe` flag.
-fn runtime(p: ProbeRuntime) -> Runtime {
-    match p {
-        ProbeRuntime::Node => Runtime::Node,
-        ProbeRuntime::Python => Runtime::Python,
-    }
-}
-
 /// `compare --watch NAME=COMMAND`: runs `leak-client watch --url URL -- sh -c COMMAND` as a
 /// child of `exe` (its JSONL and log in `out`, `REQUESTS` set to the workload's total unless
 /// already set), and collects what the comparison shows of it: the watch's summary, and the
@@ -603,7 +594,7 @@ fn runtime(p: ProbeRuntime) -> Runtime {
 pub(super) fn run_in_compare(
     exe: &std::path::Path,
     spec: &crate::cli::WatchSpec,
-    probe: Option<ProbeRuntime>,
+    probe: Option<Runtime>,
     workload: &crate::cli::Workload,
     url: &str,
     out: &std::path::Path,
@@ -627,7 +618,7 @@ pub(super) fn run_in_compare(
     ];
     if let Some(p) = probe {
         args.push("--probe".into());
-        args.push(runtime(p).name().into());
+        args.push(p.name().into());
     }
     args.extend(["--".into(), "sh".into(), "-c".into(), spec.command.clone()]);
     let command = format!("leak-client {}", crate::child::shell_words(&args));

@@ -8,12 +8,13 @@
 //! 1. [`probe::Probe::install`] writes the probe into the run's folder (with `--probe`), and
 //!    [`probe::Probe::env`] gives the variables to start the command with (plus `LEAKPROBE_URL`).
 //! 2. Every few milliseconds the watcher records the server's served count in a
-//!    [`pair::ServedLog`] (stamped with [`probe::monotonic_ns`]).
+//!    [`pair::ServedLog`] (stamped with [`clock::monotonic_ns`]).
 //! 3. Every sample: [`proctree::TreeSampler::sample`] reads the tree's memory (paired with the
 //!    served count read at the same moment), and [`probe::ProbeReader::poll`] returns the probe
 //!    lines written since the last sample, each paired through [`pair::ServedLog::served_at`]
 //!    with the count at its own timestamp; [`probe::ProbeTotals`] sums them over processes.
 
+pub mod clock;
 pub mod judge;
 pub mod pair;
 pub mod probe;

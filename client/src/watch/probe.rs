@@ -19,8 +19,8 @@
 //! ```
 //!
 //! `t` is `CLOCK_MONOTONIC` in nanoseconds taken just before the collection (Node's
-//! `process.hrtime.bigint()`, Python's `time.monotonic_ns()` and [`monotonic_ns`] read the same
-//! clock), so the watcher pairs a reading with the server's count of requests served at that
+//! `process.hrtime.bigint()`, Python's `time.monotonic_ns()` and
+//! [`crate::watch::clock::monotonic_ns`] read the same clock), so the watcher pairs a reading with the server's count of requests served at that
 //! instant ([`crate::watch::pair::ServedLog`]). While the collection runs the program runs no
 //! JavaScript, so no request completes between `t` and the heap reading.
 //!
@@ -56,6 +56,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::runtime::Runtime;
+
 /// Names the file the probes append to (an absolute path).
 pub const OUT_ENV: &str = "LEAKPROBE_PROBE_OUT";
 /// Milliseconds between two readings of each probed process (default 1000, at least 10).
@@ -69,33 +71,6 @@ const NODE_FILE: &str = "leakprobe-probe.cjs";
 const PYTHON_FILE: &str = "sitecustomize.py";
 /// The file the probes write, inside the install folder.
 const OUT_FILE: &str = "probe.jsonl";
-
-/// `CLOCK_MONOTONIC` now, in nanoseconds: the clock every probe line's `t` is read from.
-pub fn monotonic_ns() -> u64 {
-    use rustix::time::{ClockId, clock_gettime};
-    let ts = clock_gettime(ClockId::Monotonic);
-    // Never negative for CLOCK_MONOTONIC (time since boot).
-    (ts.tv_sec.max(0) as u64).saturating_mul(1_000_000_000) + ts.tv_nsec.max(0) as u64
-}
-
-/// Which runtime's probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runtime {
-    /// `NODE_OPTIONS=--expose-gc --require …/leakprobe-probe.cjs`.
-    Node,
-    /// `PYTHONPATH=…` holding the probe's `sitecustomize.py`.
-    Python,
-}
-
-impl Runtime {
-    /// The name used on the command line and in the probe lines (`node`, `python`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Runtime::Node => "node",
-            Runtime::Python => "python",
-        }
-    }
-}
 
 /// How often the probes read, and with which extras.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

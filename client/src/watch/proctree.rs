@@ -49,7 +49,7 @@ use std::mem::MaybeUninit;
 
 use rustix::fs::{Mode, OFlags, RawDir};
 
-use crate::watch::probe::monotonic_ns;
+use crate::watch::clock::monotonic_ns;
 
 /// Where the watched tree starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
