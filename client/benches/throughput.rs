@@ -73,7 +73,7 @@ fn main() {
             };
             match run_job(exe, &job, &server.url(), &out, &stop) {
                 Ok(r) => {
-                    let s = &r.summary;
+                    let Some(s) = r.variant() else { continue };
                     println!(
                         "{:<8} {:>5} {:>10} {:>9.2} {:>9.2} {:>12.2} {:>13} {:>10} {:>6} {:>6}  {}",
                         variant.as_str(),
@@ -189,10 +189,10 @@ fn sites_cost(args: &[String]) {
                     control: false,
                 };
                 let got = match run_job(exe, &job, &server.url(), &out, &stop) {
-                    Ok(r) => {
-                        samples[i] = r.summary.sites.as_ref().map_or(0, |s| s.samples);
-                        Some(r.summary.rps)
-                    }
+                    Ok(r) => r.variant().map(|s| {
+                        samples[i] = s.sites.as_ref().map_or(0, |s| s.samples);
+                        s.rps
+                    }),
                     Err(e) => {
                         println!("{:<6} {} failed: {e}", variant.as_str(), settings[i].0);
                         None

@@ -1,25 +1,28 @@
 //! Measured runs as child processes: one `leak-client <variant>` per `Job` (so each allocator
 //! counts only its own work), its argv written from the job's `Workload`, its progress followed
-//! through its JSONL, its summary and samples collected. Used by `compare`, `calibrate` and the
-//! bench; this process is never measured and judges nothing.
+//! through its JSONL, its summary and samples collected; and `compare --watch`'s
+//! `leak-client watch` runs, started and collected the same way. Used by `compare`, `calibrate`
+//! and the bench; this process is never measured and judges nothing.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::Workload;
+use crate::cli::{WatchSpec, Workload};
 use crate::clients::VariantName;
+use crate::plot::Point;
+use crate::runtime::Runtime;
 use crate::sample::Sample;
 use crate::stop::Stop;
 use crate::summary::Summary;
 use crate::verdict::Verdict;
-use crate::watch::summary::WatchSummary;
+use crate::watch::summary::{WatchKind, WatchSample, WatchSummary};
 
 /// One child run: a variant and the workload it runs.
 #[derive(Debug, Clone)]
@@ -52,78 +55,54 @@ impl Job {
     }
 }
 
-/// What a child run produced.
+/// What a measured run produced, a variant's or a watched command's: the summary of its kind,
+/// the readings the plot draws, and its files.
 #[derive(Debug, Clone)]
-pub struct JobResult {
-    pub job: Job,
-    pub summary: Summary,
-    /// Every sample of the run, from its JSONL file.
-    pub samples: Vec<Sample>,
-    pub jsonl: PathBuf,
-    pub log: PathBuf,
-    pub command: String,
-}
-
-/// What a `compare --watch` run produced: the watch's own summary, and the probe's post-GC heap
-/// readings as samples (none without `--probe`).
-#[derive(Debug, Clone)]
-pub struct WatchResult {
+pub struct RunResult {
+    /// Unique name: the column heading, and the file stem of its JSONL and log.
     pub name: String,
-    pub summary: WatchSummary,
-    pub samples: Vec<Sample>,
+    /// A planted-leak control run (only variants have one).
+    pub control: bool,
+    pub summary: RunSummary,
+    /// The heap readings the plot draws: a variant's live heap, a watched command's post-GC
+    /// heap from its probe (none without `--probe`).
+    pub points: Vec<Point>,
     pub jsonl: PathBuf,
     pub log: PathBuf,
+    /// The run's command line, copy-pasteable.
     pub command: String,
 }
 
-/// One run of a comparison: a variant's or a watched command's.
+/// What judged a measured run, by kind.
 #[derive(Debug, Clone)]
-pub enum RunResult {
-    Variant(Box<JobResult>),
-    Watch(Box<WatchResult>),
+pub enum RunSummary {
+    /// A variant's own summary (`leak-client ureq|raw --json`).
+    Variant(Box<Summary>),
+    /// A watched command's (`compare --watch`): the watch's summary.
+    Watch(Box<WatchSummary>),
 }
 
 impl RunResult {
-    pub fn name(&self) -> &str {
-        match self {
-            RunResult::Variant(r) => &r.job.name,
-            RunResult::Watch(w) => &w.name,
-        }
-    }
-
-    /// A planted-leak control run (only variants have one).
-    pub fn control(&self) -> bool {
-        matches!(self, RunResult::Variant(r) if r.job.control)
-    }
-
     pub fn verdict(&self) -> &Verdict {
-        match self {
-            RunResult::Variant(r) => &r.summary.verdict,
-            RunResult::Watch(w) => &w.summary.judged.verdict,
+        match &self.summary {
+            RunSummary::Variant(s) => &s.verdict,
+            RunSummary::Watch(w) => &w.judged.verdict,
         }
     }
 
-    /// Requests completed (a variant) or served to the watched program.
+    /// Requests completed (a variant) or served to the watched command.
     pub fn requests(&self) -> u64 {
-        match self {
-            RunResult::Variant(r) => r.summary.requests,
-            RunResult::Watch(w) => w.summary.requests,
+        match &self.summary {
+            RunSummary::Variant(s) => s.requests,
+            RunSummary::Watch(w) => w.requests,
         }
     }
 
-    /// The heap readings the plot draws.
-    pub fn samples(&self) -> &[Sample] {
-        match self {
-            RunResult::Variant(r) => &r.samples,
-            RunResult::Watch(w) => &w.samples,
-        }
-    }
-
-    /// The run's command line, its JSONL and its log.
-    pub fn files(&self) -> (&str, &Path, &Path) {
-        match self {
-            RunResult::Variant(r) => (&r.command, &r.jsonl, &r.log),
-            RunResult::Watch(w) => (&w.command, &w.jsonl, &w.log),
+    /// A variant's summary (`None` for a watched command's run).
+    pub fn variant(&self) -> Option<&Summary> {
+        match &self.summary {
+            RunSummary::Variant(s) => Some(s),
+            RunSummary::Watch(_) => None,
         }
     }
 }
@@ -162,30 +141,14 @@ pub fn run_job(
     url: &str,
     out: &Path,
     stop: &Stop,
-) -> Result<JobResult, JobError> {
-    let jsonl = out.join(format!("{}.jsonl", job.name));
-    let log = out.join(format!("{}.log", job.name));
-    let fail = |why: String| JobError {
-        name: job.name.clone(),
-        why,
-        log: log.clone(),
-    };
-    let args = job.argv(url, &jsonl);
-    let command = format!("leak-client {}", shell_words(&args));
-    let log_file =
-        File::create(&log).map_err(|e| fail(format!("cannot create {}: {e}", log.display())))?;
-
-    let mut child = Command::new(exe)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log_file)
-        .spawn()
-        .map_err(|e| fail(format!("cannot start {}: {e}", exe.display())))?;
+) -> Result<RunResult, JobError> {
+    let files = Files::new(out, &job.name);
+    let args = job.argv(url, &files.jsonl);
+    let mut child = files.spawn(exe, &mut files.command(exe, &args)?)?;
     let mut stdout = child
         .stdout
         .take()
-        .ok_or_else(|| fail("no stdout pipe".into()))?;
+        .ok_or_else(|| files.fail("no stdout pipe".into()))?;
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stdout.read_to_string(&mut s);
@@ -193,7 +156,7 @@ pub fn run_job(
     });
 
     let bar = progress_bar(job);
-    let mut tail = Tail::new(&jsonl);
+    let mut tail = Tail::new(&files.jsonl);
     let mut interrupted = false;
     let mut stopped_at: Option<Instant> = None;
     let mut last_line = Instant::now();
@@ -202,7 +165,7 @@ pub fn run_job(
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
-            Err(e) => return Err(fail(format!("cannot wait for the child: {e}"))),
+            Err(e) => return Err(files.fail(format!("cannot wait for the child: {e}"))),
         }
         // A terminal's Ctrl-C reaches the child directly (same process group), and a second
         // signal would make it exit without its summary: forward only to a child still
@@ -254,21 +217,150 @@ pub fn run_job(
     };
     bar.finish_and_clear();
     let stdout = reader.join().unwrap_or_default();
-    let summary: Summary = last_json(&stdout).ok_or_else(|| {
-        fail(format!(
-            "no JSON summary on its stdout (exit status {status})"
-        ))
-    })?;
-    let samples =
-        read_jsonl(&jsonl).map_err(|e| fail(format!("cannot read {}: {e}", jsonl.display())))?;
-    Ok(JobResult {
-        job: job.clone(),
-        summary,
-        samples,
-        jsonl,
-        log,
-        command,
-    })
+    let summary: Summary = files.summary(&stdout, status)?;
+    let points = files.lines::<Sample>()?.iter().map(Point::from).collect();
+    Ok(files.result(
+        &args,
+        job.control,
+        RunSummary::Variant(Box::new(summary)),
+        points,
+    ))
+}
+
+/// `compare --watch NAME=COMMAND`: runs `leak-client watch --url URL -- sh -c COMMAND` as a
+/// child of `exe` (its JSONL and log in `out`, `REQUESTS` set to the workload's total unless
+/// already set), and collects what the comparison shows of it: the watch's summary, and the
+/// probe's post-GC heap readings as the plotted points.
+pub fn run_watch(
+    exe: &Path,
+    spec: &WatchSpec,
+    probe: Option<Runtime>,
+    workload: &Workload,
+    url: &str,
+    out: &Path,
+) -> Result<RunResult, JobError> {
+    let files = Files::new(out, &spec.name);
+    let mut args: Vec<String> = vec![
+        "watch".into(),
+        "--url".into(),
+        url.into(),
+        "--quiet".into(),
+        "--json".into(),
+        "--jsonl".into(),
+        files.jsonl.display().to_string(),
+    ];
+    if let Some(p) = probe {
+        args.push("--probe".into());
+        args.push(p.name().into());
+    }
+    args.extend(["--".into(), "sh".into(), "-c".into(), spec.command.clone()]);
+    let mut cmd = files.command(exe, &args)?;
+    if let (Some(n), None) = (workload.total_requests(), std::env::var_os("REQUESTS")) {
+        cmd.env("REQUESTS", n.to_string());
+    }
+    eprintln!("{:>9}: watching `{}`", spec.name, spec.command);
+    let output = files
+        .spawn(exe, &mut cmd)?
+        .wait_with_output()
+        .map_err(|e| files.fail(format!("cannot wait for the child: {e}")))?;
+    let summary: WatchSummary =
+        files.summary(&String::from_utf8_lossy(&output.stdout), output.status)?;
+    let points = files
+        .lines::<WatchSample>()?
+        .into_iter()
+        .filter(|s| s.kind == WatchKind::Probe)
+        .filter_map(|s| {
+            Some(Point {
+                requests: s.requests,
+                bytes: s.live?,
+                // A probe line does not say whether the program was idle: not marked.
+                quiescent: false,
+            })
+        })
+        .collect();
+    Ok(files.result(&args, false, RunSummary::Watch(Box::new(summary)), points))
+}
+
+/// A child run's name and files (`<out>/<name>.jsonl`, `<out>/<name>.log`), and the steps every
+/// child run takes with them: start it with its stderr in the log, read its summary from its
+/// stdout and its lines from its JSONL, each failure a [`JobError`] pointing at the log.
+struct Files {
+    name: String,
+    jsonl: PathBuf,
+    log: PathBuf,
+}
+
+impl Files {
+    fn new(out: &Path, name: &str) -> Files {
+        Files {
+            name: name.to_string(),
+            jsonl: out.join(format!("{name}.jsonl")),
+            log: out.join(format!("{name}.log")),
+        }
+    }
+
+    fn fail(&self, why: String) -> JobError {
+        JobError {
+            name: self.name.clone(),
+            why,
+            log: self.log.clone(),
+        }
+    }
+
+    /// `exe ARGS` with stdin closed, stdout piped (the summary) and stderr into the log (created
+    /// here).
+    fn command(&self, exe: &Path, args: &[String]) -> Result<Command, JobError> {
+        let log = File::create(&self.log)
+            .map_err(|e| self.fail(format!("cannot create {}: {e}", self.log.display())))?;
+        let mut cmd = Command::new(exe);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        Ok(cmd)
+    }
+
+    fn spawn(&self, exe: &Path, cmd: &mut Command) -> Result<Child, JobError> {
+        cmd.spawn()
+            .map_err(|e| self.fail(format!("cannot start {}: {e}", exe.display())))
+    }
+
+    /// The child's summary: the last line of its stdout that parses as `T`.
+    fn summary<T: DeserializeOwned>(
+        &self,
+        stdout: &str,
+        status: ExitStatus,
+    ) -> Result<T, JobError> {
+        last_json(stdout).ok_or_else(|| {
+            self.fail(format!(
+                "no JSON summary on its stdout (exit status {status})"
+            ))
+        })
+    }
+
+    /// Every line of the child's JSONL that parses as `T`.
+    fn lines<T: DeserializeOwned>(&self) -> Result<Vec<T>, JobError> {
+        read_jsonl(&self.jsonl)
+            .map_err(|e| self.fail(format!("cannot read {}: {e}", self.jsonl.display())))
+    }
+
+    fn result(
+        self,
+        args: &[String],
+        control: bool,
+        summary: RunSummary,
+        points: Vec<Point>,
+    ) -> RunResult {
+        RunResult {
+            name: self.name,
+            control,
+            summary,
+            points,
+            jsonl: self.jsonl,
+            log: self.log,
+            command: format!("leak-client {}", shell_words(args)),
+        }
+    }
 }
 
 #[cfg(unix)]

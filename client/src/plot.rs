@@ -7,11 +7,33 @@ use plotters::prelude::*;
 
 use crate::sample::{Sample, SampleKind};
 
+/// One reading on the plot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Point {
+    /// Completed (or served) requests at the reading: the x axis.
+    pub requests: u64,
+    /// Live heap bytes: the y axis.
+    pub bytes: u64,
+    /// Taken with every worker idle: marked with a dot.
+    pub quiescent: bool,
+}
+
+impl From<&Sample> for Point {
+    /// A variant's sample: its live heap, dotted when quiescent.
+    fn from(s: &Sample) -> Point {
+        Point {
+            requests: s.requests,
+            bytes: s.live,
+            quiescent: s.kind == SampleKind::Quiescent,
+        }
+    }
+}
+
 /// One line of the plot.
 #[derive(Debug)]
 pub struct Line<'a> {
     pub label: String,
-    pub samples: &'a [Sample],
+    pub points: &'a [Point],
     /// Drawn dashed (a control run).
     pub dashed: bool,
 }
@@ -29,13 +51,13 @@ const PALETTE: [RGBColor; 6] = [
 pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), String> {
     let max_x = lines
         .iter()
-        .flat_map(|l| l.samples.iter().map(|s| s.requests))
+        .flat_map(|l| l.points.iter().map(|p| p.requests))
         .max()
         .unwrap_or(1)
         .max(1);
     let max_y = lines
         .iter()
-        .flat_map(|l| l.samples.iter().map(|s| s.live))
+        .flat_map(|l| l.points.iter().map(|p| p.bytes))
         .max()
         .unwrap_or(1) as f64
         / MIB;
@@ -61,9 +83,9 @@ pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), St
     for (i, line) in lines.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let busy: Vec<(u64, f64)> = line
-            .samples
+            .points
             .iter()
-            .map(|s| (s.requests, s.live as f64 / MIB))
+            .map(|p| (p.requests, p.bytes as f64 / MIB))
             .collect();
         let style = color.stroke_width(2);
         let series = if line.dashed {
@@ -79,10 +101,10 @@ pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), St
             });
         // Quiescent readings (every worker idle) are the cleanest evidence: mark them.
         let idle = line
-            .samples
+            .points
             .iter()
-            .filter(|s| s.kind == SampleKind::Quiescent)
-            .map(|s| Circle::new((s.requests, s.live as f64 / MIB), 4, color.filled()));
+            .filter(|p| p.quiescent)
+            .map(|p| Circle::new((p.requests, p.bytes as f64 / MIB), 4, color.filled()));
         chart.draw_series(idle).map_err(|e| e.to_string())?;
     }
     chart
@@ -102,8 +124,8 @@ const MIB: f64 = 1024.0 * 1024.0;
 mod tests {
     use super::*;
 
-    fn series(slope: u64) -> Vec<Sample> {
-        (0..200u64)
+    fn series(slope: u64) -> Vec<Point> {
+        let samples: Vec<Sample> = (0..200u64)
             .map(|i| Sample {
                 t_ms: i,
                 kind: if i % 50 == 49 {
@@ -122,7 +144,39 @@ mod tests {
                 rss: None,
                 connections: 1,
             })
-            .collect()
+            .collect();
+        samples.iter().map(Point::from).collect()
+    }
+
+    #[test]
+    fn a_sample_is_plotted_at_its_live_heap_and_dotted_only_when_quiescent() {
+        let mut s = Sample {
+            t_ms: 7,
+            kind: SampleKind::Quiescent,
+            round: 1,
+            requests: 1_000,
+            ok: 990,
+            errors: 10,
+            live: 123_456,
+            peak: 200_000,
+            allocs: 5,
+            allocated_bytes: 6,
+            rss: Some(9),
+            connections: 2,
+        };
+        let p = Point::from(&s);
+        assert_eq!(
+            p,
+            Point {
+                requests: 1_000,
+                bytes: 123_456,
+                quiescent: true
+            }
+        );
+        for kind in [SampleKind::Start, SampleKind::Request, SampleKind::Interval] {
+            s.kind = kind;
+            assert!(!Point::from(&s).quiescent, "{kind:?} is not dotted");
+        }
     }
 
     #[test]
@@ -134,12 +188,12 @@ mod tests {
         let lines = [
             Line {
                 label: "ureq — stable".into(),
-                samples: &flat,
+                points: &flat,
                 dashed: false,
             },
             Line {
                 label: "raw+leak (control) — leak".into(),
-                samples: &leaky,
+                points: &leaky,
                 dashed: true,
             },
         ];

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::child::RunResult;
+use crate::child::{RunResult, RunSummary};
 use crate::plot;
 use crate::summary::Summary;
 use crate::units;
@@ -75,9 +75,9 @@ fn rows(results: &[RunResult]) -> Vec<Row> {
      -> Row {
         let cells = results
             .iter()
-            .map(|r| match r {
-                RunResult::Variant(v) => variant(&v.summary),
-                RunResult::Watch(w) => watch(&w.summary),
+            .map(|r| match &r.summary {
+                RunSummary::Variant(s) => variant(s),
+                RunSummary::Watch(w) => watch(w),
             })
             .collect();
         (label, cells)
@@ -203,10 +203,10 @@ fn per_million_cell(v: &Verdict) -> String {
 
 /// A run's column heading: its name, marked when it is the planted-leak control.
 fn header(r: &RunResult) -> String {
-    if r.control() {
-        format!("{} (control)", r.name())
+    if r.control {
+        format!("{} (control)", r.name)
     } else {
-        r.name().to_owned()
+        r.name.clone()
     }
 }
 
@@ -252,8 +252,8 @@ pub fn print_table(w: &mut dyn Write, results: &[RunResult]) -> io::Result<()> {
     writeln!(w)?;
     for (h, r) in heads.iter().zip(results) {
         writeln!(w, "{h}: {}", r.verdict().reason)?;
-        if let RunResult::Watch(watched) = r {
-            if let Some(c) = &watched.summary.judged.caveat {
+        if let RunSummary::Watch(watched) = &r.summary {
+            if let Some(c) = &watched.judged.caveat {
                 writeln!(w, "{h}: note: {c}")?;
             }
         }
@@ -284,14 +284,14 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[RunResult]) -> Result<(),
                 "{} — {}{}",
                 header(r),
                 r.verdict().class,
-                match r {
-                    RunResult::Watch(w) if w.samples.is_empty() => " (RSS only, not plotted)",
-                    RunResult::Watch(_) => " (post-GC heap)",
-                    RunResult::Variant(_) => "",
+                match r.summary {
+                    RunSummary::Watch(_) if r.points.is_empty() => " (RSS only, not plotted)",
+                    RunSummary::Watch(_) => " (post-GC heap)",
+                    RunSummary::Variant(_) => "",
                 }
             ),
-            samples: r.samples(),
-            dashed: r.control(),
+            points: &r.points,
+            dashed: r.control,
         })
         .collect();
     let title = match &ctx.server_latency {
@@ -304,16 +304,15 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[RunResult]) -> Result<(),
     let json = serde_json::json!({
         "context": ctx,
         "runs": results.iter().map(|r| {
-            let (command, jsonl, log) = r.files();
             serde_json::json!({
-                "name": r.name(),
-                "control": r.control(),
-                "command": command,
-                "jsonl": jsonl.file_name().map(|n| n.to_string_lossy().to_string()),
-                "log": log.file_name().map(|n| n.to_string_lossy().to_string()),
-                "summary": match r {
-                    RunResult::Watch(w) => serde_json::json!(w.summary),
-                    RunResult::Variant(v) => serde_json::json!(v.summary),
+                "name": r.name,
+                "control": r.control,
+                "command": r.command,
+                "jsonl": r.jsonl.file_name().map(|n| n.to_string_lossy().to_string()),
+                "log": r.log.file_name().map(|n| n.to_string_lossy().to_string()),
+                "summary": match &r.summary {
+                    RunSummary::Watch(w) => serde_json::json!(w),
+                    RunSummary::Variant(v) => serde_json::json!(v),
                 },
             })
         }).collect::<Vec<_>>(),
@@ -332,10 +331,7 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[RunResult]) -> Result<(),
 
 /// A run's sampled allocation sites (variants run with `--sites`).
 fn sites(r: &RunResult) -> Option<&crate::sites::SitesSummary> {
-    match r {
-        RunResult::Variant(v) => v.summary.sites.as_ref(),
-        RunResult::Watch(_) => None,
-    }
+    r.variant().and_then(|s| s.sites.as_ref())
 }
 
 fn report_md(w: &mut dyn Write, ctx: &Context, results: &[RunResult]) -> io::Result<()> {
@@ -398,7 +394,7 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[RunResult]) -> io::Res
     )?;
     writeln!(w, "```sh")?;
     for r in results {
-        writeln!(w, "{}", r.files().0)?;
+        writeln!(w, "{}", r.command)?;
     }
     writeln!(w, "```\n")?;
     writeln!(

@@ -187,7 +187,7 @@ pub fn calibrate(args: &CalibrateArgs) -> u8 {
                 continue;
             }
         };
-        let verdict = &r.summary.verdict;
+        let verdict = r.verdict();
         let outcome = judge_case(case.expect, case.injected, verdict);
         if !outcome.pass {
             failures += 1;

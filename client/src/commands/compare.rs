@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::{command_line, install_signal_handler, now_utc, prepare};
-use crate::child::{Job, JobError, RunResult, run_job, took};
+use crate::child::{Job, JobError, RunResult, run_job, run_watch, took};
 use crate::cli::{CompareArgs, Preset, Workload};
 use crate::clients::VariantName;
 use crate::exit;
@@ -89,13 +89,11 @@ pub fn compare(args: CompareArgs) -> u8 {
     for job in &jobs {
         one(&job.name, &mut || {
             run_job(&exe, job, &target.url, &args.out, &stop)
-                .map(|r| RunResult::Variant(Box::new(r)))
         });
     }
     for spec in &args.watch {
         one(&spec.name, &mut || {
-            super::watch::run_in_compare(&exe, spec, args.probe, w, &target.url, &args.out)
-                .map(|w| RunResult::Watch(Box::new(w)))
+            run_watch(&exe, spec, args.probe, w, &target.url, &args.out)
         });
     }
     let ctx = Context {
@@ -128,7 +126,7 @@ pub fn compare(args: CompareArgs) -> u8 {
     let _ = stdout.flush();
     let control_missed = results
         .iter()
-        .any(|r| r.control() && r.verdict().class != Class::Leak);
+        .any(|r| r.control && r.verdict().class != Class::Leak);
     if control_missed {
         eprintln!(
             "error: the planted leak was NOT judged a leak: the detector cannot be trusted on this run (see report.md)"
@@ -144,7 +142,7 @@ pub fn compare(args: CompareArgs) -> u8 {
     if args.fail_on_leak
         && results
             .iter()
-            .any(|r| !r.control() && r.verdict().class == Class::Leak)
+            .any(|r| !r.control && r.verdict().class == Class::Leak)
     {
         return exit::LEAK;
     }
