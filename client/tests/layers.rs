@@ -57,9 +57,10 @@ const CLIENT: Crate = Crate {
             "watch",
             &[
                 ("clock", &["clock"]),
-                ("readings", &["pair", "probe", "proctree"]),
+                ("readings", &["pair", "served", "probe", "proctree"]),
                 ("judging", &["judge"]),
                 ("recording", &["summary"]),
+                ("session", &["session"]),
             ],
         ),
     ],

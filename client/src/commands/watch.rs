@@ -1,9 +1,9 @@
 //! `leak-client watch`: the wiring that judges any program. Starts the server (or polls a
 //! running one's `/__stats`), starts COMMAND in its own process group with `LEAKPROBE_URL` (and
-//! a probe), samples its tree and reads its probe against the served count, kicks a server
-//! program, stops it (SIGTERM to the group, SIGKILL after a grace period), and prints the
-//! summary. The reading is `crate::watch`'s, the verdict `watch::judge`'s; nothing here measures
-//! memory or decides a class itself.
+//! a probe), turns a `watch::session::Session` (which samples the tree and reads the probe
+//! against the served count), kicks a server program, stops it (SIGTERM to the group, SIGKILL
+//! after a grace period), and prints the summary. Nothing here measures memory or decides a
+//! class itself.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -16,123 +16,17 @@ use super::{Backend, install_signal_handler};
 use crate::cli::WatchArgs;
 use crate::exit;
 use crate::jsonl::Jsonl;
+use crate::runtime::Runtime;
 use crate::stop::Stop;
 use crate::watch::clock::monotonic_ns;
-use crate::watch::judge::{HeapRow, TreeRow, judge};
-use crate::watch::pair::ServedLog;
-use crate::watch::probe::{Probe, ProbeReader, ProbeSettings, ProbeTotals, Reading, Runtime};
+use crate::watch::probe::{Probe, ProbeReader, ProbeSettings};
 use crate::watch::proctree::{Root, TreeSampler};
-use crate::watch::summary::{
-    TreeMemory, WatchKind, WatchSample, WatchStop, WatchSummary, log_line,
-};
+use crate::watch::served::{Served, TICK, agent, http_get};
+use crate::watch::session::{Session, Setup};
+use crate::watch::summary::{WatchStop, WatchSummary};
 
 /// SIGTERM to SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
-/// How often the served count is recorded (and the loop turns).
-const TICK: Duration = Duration::from_millis(5);
-/// No request served for this long: the reading is quiescent.
-const IDLE: Duration = Duration::from_secs(1);
-/// Every how many tree samples `smaps_rollup` (PSS) is read: it walks page tables.
-const PSS_EVERY: u64 = 8;
-
-/// Where the served count comes from.
-enum Served {
-    InProcess,
-    /// A running latency-server's `/__stats`, minus its count when the watch began, read every
-    /// [`REMOTE_POLL`] at most.
-    Remote {
-        /// Keeps one connection to the server alive across polls.
-        agent: ureq::Agent,
-        /// `http://ADDR/__stats`.
-        stats: String,
-        base: u64,
-        last: u64,
-        next: Instant,
-    },
-}
-
-/// How often a `--url` server's `/__stats` is read.
-const REMOTE_POLL: Duration = Duration::from_millis(20);
-
-impl Served {
-    fn read(&mut self, backend: &Backend) -> u64 {
-        match self {
-            // Every tick (5 ms): the counter alone, not a whole snapshot with its RSS read.
-            Served::InProcess => backend.server.as_ref().map_or(0, |s| s.served()),
-            Served::Remote {
-                agent,
-                stats,
-                base,
-                last,
-                next,
-            } => {
-                if Instant::now() >= *next {
-                    *next = Instant::now() + REMOTE_POLL;
-                    if let Some((n, _)) = stats_counts(agent, stats) {
-                        *last = n.saturating_sub(*base);
-                    }
-                }
-                *last
-            }
-        }
-    }
-}
-
-impl Served {
-    /// The final count, once the program has stopped: read now (not a cached poll), after
-    /// the requests still in flight at the server have been answered (at most [`SETTLE`]), so
-    /// the last requests the program sent are all counted.
-    fn settle(&mut self, backend: &Backend) -> u64 {
-        let until = Instant::now() + SETTLE;
-        loop {
-            let (served, in_flight) = match self {
-                Served::InProcess => match backend.server.as_ref() {
-                    Some(s) => {
-                        let st = s.stats();
-                        (st.served, st.in_flight)
-                    }
-                    None => return 0,
-                },
-                Served::Remote {
-                    agent,
-                    stats,
-                    base,
-                    last,
-                    ..
-                } => match stats_counts(agent, stats) {
-                    Some((n, in_flight)) => {
-                        *last = n.saturating_sub(*base);
-                        (*last, in_flight)
-                    }
-                    None => return *last,
-                },
-            };
-            if in_flight == 0 || Instant::now() >= until {
-                return served;
-            }
-            std::thread::sleep(TICK);
-        }
-    }
-}
-
-/// How long the final count waits for the server's requests in flight.
-const SETTLE: Duration = Duration::from_secs(1);
-
-/// `(served, in_flight)` from a latency-server's `/__stats`.
-fn stats_counts(agent: &ureq::Agent, stats: &str) -> Option<(u64, u64)> {
-    let (status, body) = http_get(agent, stats).ok()?;
-    if status != 200 {
-        return None;
-    }
-    // The two fields read, not a `serde_json::Value` map of all of them: this runs every poll.
-    #[derive(serde::Deserialize)]
-    struct Counts {
-        served: u64,
-        in_flight: u64,
-    }
-    let c: Counts = serde_json::from_str(&body).ok()?;
-    Some((c.served, c.in_flight))
-}
 
 /// Messages from the kick thread.
 enum Kick {
@@ -157,23 +51,10 @@ pub fn watch(args: &WatchArgs) -> u8 {
 fn run(args: &WatchArgs) -> Result<u8, String> {
     let backend = Backend::start(args.server.url.as_ref(), args.server.latency)?;
     let url = backend.url.clone();
-    let mut served = match &args.server.url {
-        None => Served::InProcess,
+    let served = match &args.server.url {
+        None => Served::InProcess(backend.server.as_ref()),
         Some(target) => {
-            let agent = agent(Duration::from_secs(2));
-            let stats = format!("http://{}{}", target.authority, latency_server::STATS_PATH);
-            let (base, _) = stats_counts(&agent, &stats).ok_or_else(|| {
-                format!(
-                    "--url {url}: no latency-server answers {stats} (watch needs its served count)"
-                )
-            })?;
-            Served::Remote {
-                agent,
-                stats,
-                base,
-                last: 0,
-                next: Instant::now(),
-            }
+            Served::remote(&target.authority).map_err(|e| format!("--url {url}: {e}"))?
         }
     };
     eprintln!("watch: LEAKPROBE_URL={url}");
@@ -214,170 +95,47 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         }
     };
 
-    let kicks = start_kicks(args);
-    let mut sampler = TreeSampler::new(Root::Process(pid));
-    let mut reader = probe.as_ref().map(|p| ProbeReader::new(p.out_path()));
-    let mut log = ServedLog::with_capacity(1 << 14);
-    let mut totals = ProbeTotals::default();
-    let mut readings: Vec<Reading> = Vec::with_capacity(64);
-    let mut tree: Vec<TreeRow> = Vec::with_capacity(4096);
-    let mut heap: Vec<HeapRow> = Vec::with_capacity(1024);
-    let mut out = Jsonl::new(jsonl);
-    let mut mem = TreeMemory::default();
-    // Whether the tree runs Node, from its processes' executables (a `sh -c` execs into it).
-    let mut node = false;
-
-    let t0 = monotonic_ns();
-    let started = Instant::now();
-    let mut next_sample = started;
-    let mut next_report = started + args.report_every;
-    let mut prev_report = (0u64, 0u64);
-    let mut base: Option<(u64, u64)> = None;
-    let mut samples = 0u64;
-    let mut linger_until: Option<Instant> = None;
-    let mut kick_error: Option<String> = None;
+    let mut kicks = Kicks::start(args);
+    let setup = Setup {
+        command: args.command.clone(),
+        pid,
+        url: url.clone(),
+        probe: args.probe,
+        every: args.every,
+        report_every: args.report_every,
+        quiet: args.quiet,
+        clock: monotonic_ns,
+    };
+    let mut session = Session::new(
+        setup,
+        served,
+        TreeSampler::new(Root::Process(pid)),
+        probe.as_ref().map(|p| ProbeReader::new(p.out_path())),
+        Jsonl::new(jsonl),
+    );
     let mut exit_status: Option<String> = None;
     let stopped_by = loop {
-        let count = served.read(&backend);
-        let now_ns = monotonic_ns();
-        log.record(now_ns, count);
-        if let Some(rx) = &kicks {
-            while let Ok(k) = rx.try_recv() {
-                match k {
-                    Kick::Ready => eprintln!("watch: ready"),
-                    Kick::NeverReady => kick_error = Some("--ready URL never answered 200".into()),
-                    Kick::Answered { url, status } => {
-                        eprintln!("watch: kick {url} answered {status}");
-                    }
-                    Kick::Failed { url, why } => kick_error = Some(format!("kick {url}: {why}")),
-                    Kick::Done => linger_until = Some(Instant::now() + args.linger),
-                }
-            }
+        let count = session.tick();
+        kicks.drain(args.linger);
+        if let Some(s) = exited(child.as_mut())? {
+            exit_status = Some(s);
         }
-        let exited = match child.as_mut() {
-            Some(c) => match c.try_wait() {
-                Ok(Some(s)) => {
-                    exit_status = Some(s.to_string());
-                    true
-                }
-                Ok(None) => false,
-                Err(e) => return Err(format!("cannot wait for the command: {e}")),
-            },
-            None => false,
-        };
         let now = Instant::now();
         let reason = if stop.is_set() {
             Some(WatchStop::Signal)
-        } else if exited {
+        } else if exit_status.is_some() {
             Some(WatchStop::Exited)
         } else if args.requests.is_some_and(|n| count >= n) {
             Some(WatchStop::Requests)
-        } else if args.duration.is_some_and(|d| started.elapsed() >= d) {
+        } else if args.duration.is_some_and(|d| session.elapsed() >= d) {
             Some(WatchStop::Duration)
-        } else if linger_until.is_some_and(|l| now >= l) || kick_error.is_some() {
+        } else if kicks.over(now) {
             Some(WatchStop::Kicks)
         } else {
             None
         };
-        if now >= next_sample || reason.is_some() {
-            next_sample += args.every;
-            if next_sample < now {
-                next_sample = now + args.every;
-            }
-            let s = if samples % PSS_EVERY == 0 {
-                sampler.sample_with_pss()
-            } else {
-                sampler.sample()
-            };
-            samples += 1;
-            if !node && (s.joined > 0 || samples % PSS_EVERY == 1) {
-                node = sampler.live_pids().any(is_node);
-            }
-            let quiescent = idle(&log, s.t_ns, count);
-            if s.procs > 0 || s.held > 0 {
-                tree.push(TreeRow {
-                    requests: count,
-                    rss: s.mem.rss,
-                    quiescent,
-                });
-                if count == 0 || mem.rss_start.is_none() {
-                    mem.rss_start = Some(s.mem.rss);
-                }
-                mem.rss_end = Some(s.mem.rss);
-                mem.rss_peak = mem.rss_peak.max(Some(s.mem.rss));
-                // PSS of live processes only: once all have exited it reads 0, not their PSS.
-                if s.procs > 0 {
-                    mem.pss_end = s.live.pss.or(mem.pss_end);
-                }
-                mem.anon_end = Some(s.mem.anon);
-                mem.processes_peak = mem.processes_peak.max(s.procs);
-            }
-            if let Some(r) = reader.as_mut() {
-                readings.clear();
-                if let Err(e) = r.poll(&mut readings) {
-                    log::warn!("cannot read the probe's output: {e}");
-                }
-                for rd in &readings {
-                    totals.update(rd);
-                    let (Some(at), Some(live)) = (log.served_at(rd.t_ns), totals.live_bytes())
-                    else {
-                        continue;
-                    };
-                    heap.push(HeapRow {
-                        requests: at,
-                        live,
-                        quiescent: idle(&log, rd.t_ns, at),
-                    });
-                    if at == 0 || mem.heap_start.is_none() {
-                        mem.heap_start = Some(live);
-                    }
-                    mem.heap_end = Some(live);
-                    mem.heap_peak = mem.heap_peak.max(Some(live));
-                    out.push(&WatchSample {
-                        t_ms: rd.t_ns.saturating_sub(t0) / 1_000_000,
-                        kind: WatchKind::Probe,
-                        requests: at,
-                        live: Some(live),
-                        rss: None,
-                        pss: None,
-                        anon: None,
-                        procs: None,
-                        pid: Some(rd.pid),
-                    });
-                }
-            }
-            let sample = WatchSample {
-                t_ms: s.t_ns.saturating_sub(t0) / 1_000_000,
-                kind: if quiescent {
-                    WatchKind::Quiescent
-                } else {
-                    WatchKind::Interval
-                },
-                requests: count,
-                live: mem.heap_end,
-                rss: Some(s.mem.rss),
-                pss: s.mem.pss,
-                anon: Some(s.mem.anon),
-                procs: Some(s.procs),
-                pid: None,
-            };
-            out.push(&sample);
-            // This sample's lines (the probe's readings, then the tree's) in one write.
-            out.flush();
-            if base.is_none() && count > 0 {
-                base = if probe.is_some() {
-                    mem.heap_end.map(|h| (count, h))
-                } else {
-                    Some((count, s.mem.rss))
-                };
-            }
-            if now >= next_report {
-                next_report = now + args.report_every;
-                if !args.quiet {
-                    log::info!("{}", log_line(&sample, prev_report, base));
-                }
-                prev_report = (sample.t_ms, sample.requests);
-            }
+        if session.due(now) || reason.is_some() {
+            let s = session.sample(now);
             if args.pid.is_some() && !s.root_alive && reason.is_none() {
                 exit_status = Some("the watched process exited".into());
                 break WatchStop::Exited;
@@ -396,58 +154,53 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             exit_status = status;
         }
     }
-    let requests = served.settle(&backend);
-    let elapsed = started.elapsed().as_secs_f64();
+    let jsonl_error = session.jsonl_error().map(str::to_owned);
+    let summary = session.finish(stopped_by, exit_status);
     backend.stop();
     let _ = std::fs::remove_dir_all(&dir);
-    if let Some(e) = &kick_error {
+    if let Some(e) = &kicks.error {
         eprintln!("error: {e}");
     }
 
-    if requests == 0 {
-        eprintln!(
-            "error: {} before any request reached the server at {url}: the program must send its \
-             requests to LEAKPROBE_URL{}",
-            match (stopped_by, &exit_status) {
-                (WatchStop::Exited, Some(s)) => format!("the command exited ({s})"),
-                _ => format!("the watch ended ({})", stopped_by.as_str()),
-            },
-            if args.ready.is_some() || !args.kick.is_empty() {
-                " (or be started by --kick)"
-            } else {
-                ""
-            }
-        );
+    if summary.requests == 0 {
+        eprintln!("error: {}", no_request(args, &summary, &url));
         return Ok(exit::FAILURE);
     }
 
-    let node = node || args.probe == Some(Runtime::Node);
-    let judged = judge(&tree, probe.is_some().then_some(heap.as_slice()), node);
-    let summary = WatchSummary {
-        variant: "watch".into(),
-        command: args.command.clone(),
-        pid,
-        url,
-        probe: args.probe.map(|p| p.name().to_string()),
-        requests,
-        elapsed_s: elapsed,
-        rps: requests as f64 / elapsed.max(1e-9),
-        stopped_by,
-        exit_status,
-        memory: mem,
-        tree_samples: tree.len(),
-        probe_readings: heap.len(),
-        probe_bad_lines: reader.as_ref().map_or(0, ProbeReader::bad_lines),
-        judged,
-    };
     Ok(super::finish_run(
         &|w| summary.print_human(w),
         &summary,
-        out.error(),
-        kick_error.is_some(),
+        jsonl_error.as_deref(),
+        kicks.error.is_some(),
         summary.judged.verdict.class,
         &args.outputs,
     ))
+}
+
+/// Why a watch that saw no request served fails: how it ended, and what the program must do.
+fn no_request(args: &WatchArgs, summary: &WatchSummary, url: &str) -> String {
+    format!(
+        "{} before any request reached the server at {url}: the program must send its requests \
+         to LEAKPROBE_URL{}",
+        match (summary.stopped_by, &summary.exit_status) {
+            (WatchStop::Exited, Some(s)) => format!("the command exited ({s})"),
+            _ => format!("the watch ended ({})", summary.stopped_by.as_str()),
+        },
+        if args.ready.is_some() || !args.kick.is_empty() {
+            " (or be started by --kick)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// How the command ended, if it has (`None` also with `--pid`: that tree is not a child).
+fn exited(child: Option<&mut Child>) -> Result<Option<String>, String> {
+    match child.map(|c| c.try_wait()) {
+        Some(Ok(Some(s))) => Ok(Some(s.to_string())),
+        Some(Ok(None)) | None => Ok(None),
+        Some(Err(e)) => Err(format!("cannot wait for the command: {e}")),
+    }
 }
 
 /// Starts COMMAND in its own process group, with `LEAKPROBE_URL` and the probe's variables.
@@ -507,12 +260,47 @@ fn stop_group(child: &mut Child) -> Option<String> {
     status
 }
 
-/// Whether `pid` runs Node: its executable is named `node` (Next.js renames its processes'
-/// `comm` to `next-server`), or its `comm` is `node`.
-fn is_node(pid: u32) -> bool {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
-    exe.is_ok_and(|p| p.file_name().is_some_and(|n| n == "node"))
-        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "node")
+/// The `--ready` / `--kick` thread's progress, as the watch loop reads it.
+struct Kicks {
+    rx: Option<mpsc::Receiver<Kick>>,
+    /// The kicks answered: the watch ends at this instant (after `--linger`).
+    linger_until: Option<Instant>,
+    /// Why a kick failed (or `--ready` never answered): the watch ends, and fails.
+    error: Option<String>,
+}
+
+impl Kicks {
+    /// Starts the kick thread, if there is anything to kick.
+    fn start(args: &WatchArgs) -> Kicks {
+        Kicks {
+            rx: start_kicks(args),
+            linger_until: None,
+            error: None,
+        }
+    }
+
+    /// Takes the thread's messages so far: says what happened, notes the end and any error.
+    fn drain(&mut self, linger: Duration) {
+        let Some(rx) = &self.rx else {
+            return;
+        };
+        while let Ok(k) = rx.try_recv() {
+            match k {
+                Kick::Ready => eprintln!("watch: ready"),
+                Kick::NeverReady => self.error = Some("--ready URL never answered 200".into()),
+                Kick::Answered { url, status } => {
+                    eprintln!("watch: kick {url} answered {status}");
+                }
+                Kick::Failed { url, why } => self.error = Some(format!("kick {url}: {why}")),
+                Kick::Done => self.linger_until = Some(Instant::now() + linger),
+            }
+        }
+    }
+
+    /// Whether the kicks end the watch at `now`: all answered and `--linger` passed, or one failed.
+    fn over(&self, now: Instant) -> bool {
+        self.linger_until.is_some_and(|l| now >= l) || self.error.is_some()
+    }
 }
 
 /// The kick thread: waits for `--ready`, then GETs each `--kick` in turn.
@@ -552,37 +340,4 @@ fn start_kicks(args: &WatchArgs) -> Option<mpsc::Receiver<Kick>> {
         let _ = tx.send(Kick::Done);
     });
     Some(rx)
-}
-
-/// An agent for watch's own requests (`/__stats` polls, `--ready`, `--kick`): any status is a
-/// response, each phase of an exchange bounded by `timeout` (no resolver thread per request).
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(timeout))
-        .timeout_send_request(Some(timeout))
-        .timeout_recv_response(Some(timeout))
-        .timeout_recv_body(Some(timeout))
-        .build()
-        .into()
-}
-
-/// `GET url`: the status and the body.
-fn http_get(agent: &ureq::Agent, url: &str) -> Result<(u16, String), String> {
-    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
-    Ok((status, body))
-}
-
-/// Whether a reading at `t_ns` with `count` served is quiescent: nothing served yet, or nothing
-/// served for [`IDLE`] before it.
-fn idle(log: &ServedLog, t_ns: u64, count: u64) -> bool {
-    count == 0
-        || log
-            .served_at(t_ns.saturating_sub(IDLE.as_nanos() as u64))
-            .is_some_and(|c| c == count)
 }

@@ -209,6 +209,17 @@ impl TreeSampler {
             .map(|m| m.pid)
     }
 
+    /// Whether a live process of the tree runs Node: its executable is named `node` (Next.js
+    /// renames its processes' `comm` to `next-server`), or its `comm` is `node`.
+    pub fn runs_node(&self) -> bool {
+        self.live_pids().any(|pid| {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+            exe.is_ok_and(|p| p.file_name().is_some_and(|n| n == "node"))
+                || std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "node")
+        })
+    }
+
     /// Reads the tree now (`pss` is `None`). Never fails: a process that cannot be read is one
     /// that has exited (or was never there), and a root that is gone gives an empty sum with
     /// `root_alive` false.

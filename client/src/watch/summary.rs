@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::units;
 use crate::watch::judge::{Basis, WatchVerdict};
+use crate::watch::proctree::TreeSample;
 
 /// Why a reading was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +81,34 @@ pub struct TreeMemory {
     pub heap_end: Option<u64>,
     pub heap_peak: Option<u64>,
     pub processes_peak: u32,
+}
+
+impl TreeMemory {
+    /// Records a tree sample taken with `requests` served. RSS starts at the last sample before
+    /// the first request (or the first sample); PSS is the live processes' (once all have
+    /// exited it reads 0, not their PSS, so the last live figure stays).
+    pub fn record_tree(&mut self, requests: u64, s: &TreeSample) {
+        if requests == 0 || self.rss_start.is_none() {
+            self.rss_start = Some(s.mem.rss);
+        }
+        self.rss_end = Some(s.mem.rss);
+        self.rss_peak = self.rss_peak.max(Some(s.mem.rss));
+        if s.procs > 0 {
+            self.pss_end = s.live.pss.or(self.pss_end);
+        }
+        self.anon_end = Some(s.mem.anon);
+        self.processes_peak = self.processes_peak.max(s.procs);
+    }
+
+    /// Records the probe's post-GC heap, summed over the tree, at a reading paired with
+    /// `requests` served; it starts, as RSS does, at the last reading before the first request.
+    pub fn record_heap(&mut self, requests: u64, live: u64) {
+        if requests == 0 || self.heap_start.is_none() {
+            self.heap_start = Some(live);
+        }
+        self.heap_end = Some(live);
+        self.heap_peak = self.heap_peak.max(Some(live));
+    }
 }
 
 /// Everything a watch run reports. `--json` prints exactly this.
@@ -229,4 +258,71 @@ pub fn log_line(now: &WatchSample, prev: (u64, u64), base: Option<(u64, u64)>) -
             ""
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::proctree::Mem;
+
+    fn tree(rss: u64, pss: Option<u64>, procs: u32) -> TreeSample {
+        let mem = Mem {
+            rss,
+            anon: rss / 2,
+            pss,
+        };
+        TreeSample {
+            t_ns: 0,
+            mem,
+            live: mem,
+            procs,
+            held: u32::from(procs == 0),
+            joined: 0,
+            exited: 0,
+            root_alive: procs > 0,
+        }
+    }
+
+    #[test]
+    fn tree_memory_starts_at_the_last_sample_before_the_first_request() {
+        let mut m = TreeMemory::default();
+        m.record_tree(0, &tree(100, Some(90), 1));
+        m.record_tree(0, &tree(120, None, 2));
+        m.record_tree(10, &tree(300, Some(250), 3));
+        m.record_tree(20, &tree(200, None, 1));
+        assert_eq!(m.rss_start, Some(120), "the last sample before a request");
+        assert_eq!((m.rss_end, m.rss_peak), (Some(200), Some(300)));
+        assert_eq!(m.pss_end, Some(250), "a sample without PSS keeps the last");
+        assert_eq!(m.anon_end, Some(100));
+        assert_eq!(m.processes_peak, 3);
+        // The first sample at all is the start, even after requests began.
+        let mut late = TreeMemory::default();
+        late.record_tree(50, &tree(400, None, 1));
+        late.record_tree(60, &tree(410, None, 1));
+        assert_eq!(late.rss_start, Some(400));
+    }
+
+    #[test]
+    fn pss_of_a_tree_whose_processes_all_exited_is_not_read_as_zero() {
+        let mut m = TreeMemory::default();
+        m.record_tree(5, &tree(100, Some(80), 1));
+        // All exited, their readings held: the live PSS is 0 but is not recorded.
+        m.record_tree(6, &tree(100, Some(0), 0));
+        assert_eq!(m.pss_end, Some(80));
+        assert_eq!(m.processes_peak, 1);
+    }
+
+    #[test]
+    fn heap_memory_starts_at_the_last_reading_before_the_first_request() {
+        let mut m = TreeMemory::default();
+        assert_eq!((m.heap_start, m.heap_end, m.heap_peak), (None, None, None));
+        for (requests, live) in [(0, 50), (0, 40), (100, 90), (200, 70)] {
+            m.record_heap(requests, live);
+        }
+        assert_eq!(
+            (m.heap_start, m.heap_end, m.heap_peak),
+            (Some(40), Some(70), Some(90))
+        );
+        assert_eq!(m.rss_start, None, "the tree's figures are the tree's");
+    }
 }

@@ -1,0 +1,637 @@
+//! One watch, from its first reading to its summary: every tick records the served count; every
+//! sample reads the tree's memory and the probe's new lines, pairs each with the count at its
+//! instant, writes them to the JSONL and logs the periodic line; [`Session::finish`] settles the
+//! count and judges. It reads the [`ServedCount`] and the [`Tree`] it is given and starts,
+//! signals or waits on no process: that is the command's (`commands::watch`).
+
+use std::time::{Duration, Instant};
+
+use crate::jsonl::Jsonl;
+use crate::runtime::Runtime;
+use crate::watch::judge::{HeapRow, TreeRow, judge};
+use crate::watch::pair::ServedLog;
+use crate::watch::probe::{ProbeReader, ProbeTotals, Reading};
+use crate::watch::proctree::{TreeSample, TreeSampler};
+use crate::watch::served::ServedCount;
+use crate::watch::summary::{
+    TreeMemory, WatchKind, WatchSample, WatchStop, WatchSummary, log_line,
+};
+
+/// No request served for this long: the reading is quiescent.
+const IDLE: Duration = Duration::from_secs(1);
+/// Every how many tree samples `smaps_rollup` (PSS) is read: it walks page tables.
+const PSS_EVERY: u64 = 8;
+
+/// The memory of the watched tree, as a session reads it ([`TreeSampler`] in the command).
+pub trait Tree {
+    /// Reads the whole tree now; with PSS when `pss` (it costs the program: see `proctree`).
+    fn read(&mut self, pss: bool) -> TreeSample;
+    /// Whether a live process of the tree (as of the last reading) runs Node.
+    fn runs_node(&self) -> bool;
+}
+
+impl Tree for TreeSampler {
+    fn read(&mut self, pss: bool) -> TreeSample {
+        if pss {
+            self.sample_with_pss()
+        } else {
+            self.sample()
+        }
+    }
+
+    fn runs_node(&self) -> bool {
+        TreeSampler::runs_node(self)
+    }
+}
+
+/// What a session is told when it starts: what it watches, and how often it reads and logs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The command as given (empty with `--pid`).
+    pub command: Vec<String>,
+    /// The watched tree's root process.
+    pub pid: u32,
+    /// `LEAKPROBE_URL`.
+    pub url: String,
+    /// The runtime whose probe the command was started with: its post-GC heap is then what is
+    /// judged and logged.
+    pub probe: Option<Runtime>,
+    /// Time between two tree samples (`--every`).
+    pub every: Duration,
+    /// Time between two log lines (`--report-every`).
+    pub report_every: Duration,
+    /// No periodic log line (`--quiet`).
+    pub quiet: bool,
+    /// `CLOCK_MONOTONIC` nanoseconds now: the clock the tree and the probes stamp their
+    /// readings with (`watch::clock::monotonic_ns`; a test's own clock in tests).
+    pub clock: fn() -> u64,
+}
+
+/// One watch in progress. The command calls [`Session::tick`] every few milliseconds,
+/// [`Session::sample`] when [`Session::due`] (or when the watch ends), then [`Session::finish`].
+pub struct Session<S, T> {
+    setup: Setup,
+    served: S,
+    tree: T,
+    reader: Option<ProbeReader>,
+    out: Jsonl,
+    log: ServedLog,
+    totals: ProbeTotals,
+    /// The probe lines of one poll (the buffer is kept).
+    readings: Vec<Reading>,
+    tree_rows: Vec<TreeRow>,
+    heap_rows: Vec<HeapRow>,
+    memory: TreeMemory,
+    /// Whether the tree runs Node, from its processes' executables (a `sh -c` execs into it).
+    node: bool,
+    /// The served count at the last tick.
+    count: u64,
+    /// Tree samples taken.
+    samples: u64,
+    /// The clock's reading at the start: the JSONL's `t_ms` is from here.
+    t0: u64,
+    started: Instant,
+    next_sample: Instant,
+    next_report: Instant,
+    /// The last log line's `(t_ms, requests)`.
+    prev_report: (u64, u64),
+    /// `(requests, bytes)` of the judged series at the first sample after a request: the log
+    /// line's growth is from here.
+    base: Option<(u64, u64)>,
+}
+
+impl<S: ServedCount, T: Tree> Session<S, T> {
+    /// Starts a watch now: `served` counts the requests, `tree` reads the memory, `reader`
+    /// tails the probe's file (with `setup.probe`), `out` is the JSONL.
+    pub fn new(
+        setup: Setup,
+        served: S,
+        tree: T,
+        reader: Option<ProbeReader>,
+        out: Jsonl,
+    ) -> Session<S, T> {
+        let t0 = (setup.clock)();
+        let started = Instant::now();
+        Session {
+            next_sample: started,
+            next_report: started + setup.report_every,
+            setup,
+            served,
+            tree,
+            reader,
+            out,
+            log: ServedLog::with_capacity(1 << 14),
+            totals: ProbeTotals::default(),
+            readings: Vec::with_capacity(64),
+            tree_rows: Vec::with_capacity(4096),
+            heap_rows: Vec::with_capacity(1024),
+            memory: TreeMemory::default(),
+            node: false,
+            count: 0,
+            samples: 0,
+            t0,
+            started,
+            prev_report: (0, 0),
+            base: None,
+        }
+    }
+
+    /// Reads the served count and records it at this instant; returns it.
+    pub fn tick(&mut self) -> u64 {
+        let count = self.served.read();
+        self.log.record((self.setup.clock)(), count);
+        self.count = count;
+        count
+    }
+
+    /// Time since the watch started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Whether a tree sample is due at `now` (every `--every`).
+    pub fn due(&self, now: Instant) -> bool {
+        now >= self.next_sample
+    }
+
+    /// Takes one sample at `now`, paired with the last tick's count: the tree's memory, then the
+    /// probe lines written since the last sample, each paired with the count at its own
+    /// timestamp. Writes them to the JSONL in one write (the probe's lines first) and logs the
+    /// periodic line when it is due. Returns the tree's reading.
+    pub fn sample(&mut self, now: Instant) -> TreeSample {
+        self.next_sample += self.setup.every;
+        if self.next_sample < now {
+            self.next_sample = now + self.setup.every;
+        }
+        let s = self.tree.read(self.samples % PSS_EVERY == 0);
+        self.samples += 1;
+        if !self.node && (s.joined > 0 || self.samples % PSS_EVERY == 1) {
+            self.node = self.tree.runs_node();
+        }
+        let count = self.count;
+        let quiescent = idle(&self.log, s.t_ns, count);
+        if s.procs > 0 || s.held > 0 {
+            self.tree_rows.push(TreeRow {
+                requests: count,
+                rss: s.mem.rss,
+                quiescent,
+            });
+            self.memory.record_tree(count, &s);
+        }
+        self.read_probe();
+        let sample = WatchSample {
+            t_ms: s.t_ns.saturating_sub(self.t0) / 1_000_000,
+            kind: if quiescent {
+                WatchKind::Quiescent
+            } else {
+                WatchKind::Interval
+            },
+            requests: count,
+            live: self.memory.heap_end,
+            rss: Some(s.mem.rss),
+            pss: s.mem.pss,
+            anon: Some(s.mem.anon),
+            procs: Some(s.procs),
+            pid: None,
+        };
+        self.out.push(&sample);
+        // This sample's lines (the probe's readings, then the tree's) in one write.
+        self.out.flush();
+        if self.base.is_none() && count > 0 {
+            self.base = if self.setup.probe.is_some() {
+                self.memory.heap_end.map(|h| (count, h))
+            } else {
+                Some((count, s.mem.rss))
+            };
+        }
+        if now >= self.next_report {
+            self.next_report = now + self.setup.report_every;
+            if !self.setup.quiet {
+                log::info!("{}", log_line(&sample, self.prev_report, self.base));
+            }
+            self.prev_report = (sample.t_ms, sample.requests);
+        }
+        s
+    }
+
+    /// The probe's lines since the last poll: summed over the tree's processes, paired with the
+    /// served count at each line's timestamp, recorded and pushed to the JSONL.
+    fn read_probe(&mut self) {
+        let Some(reader) = self.reader.as_mut() else {
+            return;
+        };
+        self.readings.clear();
+        if let Err(e) = reader.poll(&mut self.readings) {
+            log::warn!("cannot read the probe's output: {e}");
+        }
+        for rd in &self.readings {
+            self.totals.update(rd);
+            let (Some(at), Some(live)) = (self.log.served_at(rd.t_ns), self.totals.live_bytes())
+            else {
+                continue;
+            };
+            self.heap_rows.push(HeapRow {
+                requests: at,
+                live,
+                quiescent: idle(&self.log, rd.t_ns, at),
+            });
+            self.memory.record_heap(at, live);
+            self.out.push(&WatchSample {
+                t_ms: rd.t_ns.saturating_sub(self.t0) / 1_000_000,
+                kind: WatchKind::Probe,
+                requests: at,
+                live: Some(live),
+                rss: None,
+                pss: None,
+                anon: None,
+                procs: None,
+                pid: Some(rd.pid),
+            });
+        }
+    }
+
+    /// Why a JSONL write failed, if one did.
+    pub fn jsonl_error(&self) -> Option<&str> {
+        self.out.error()
+    }
+
+    /// Ends the watch once the program has stopped: settles the served count, then judges the
+    /// heap series (with a probe) or the tree's RSS.
+    pub fn finish(mut self, stopped_by: WatchStop, exit_status: Option<String>) -> WatchSummary {
+        let requests = self.served.settle();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let probe = self.setup.probe;
+        let node = self.node || probe == Some(Runtime::Node);
+        let judged = judge(
+            &self.tree_rows,
+            probe.is_some().then_some(self.heap_rows.as_slice()),
+            node,
+        );
+        WatchSummary {
+            variant: "watch".into(),
+            command: self.setup.command,
+            pid: self.setup.pid,
+            url: self.setup.url,
+            probe: probe.map(|p| p.name().to_string()),
+            requests,
+            elapsed_s: elapsed,
+            rps: requests as f64 / elapsed.max(1e-9),
+            stopped_by,
+            exit_status,
+            memory: self.memory,
+            tree_samples: self.tree_rows.len(),
+            probe_readings: self.heap_rows.len(),
+            probe_bad_lines: self.reader.as_ref().map_or(0, ProbeReader::bad_lines),
+            judged,
+        }
+    }
+}
+
+/// Whether a reading at `t_ns` with `count` served is quiescent: nothing served yet, or nothing
+/// served for [`IDLE`] before it.
+fn idle(log: &ServedLog, t_ns: u64, count: u64) -> bool {
+    count == 0
+        || log
+            .served_at(t_ns.saturating_sub(IDLE.as_nanos() as u64))
+            .is_some_and(|c| c == count)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::watch::judge::Basis;
+    use crate::watch::proctree::Mem;
+
+    // The test's clock and server, per test thread: a session reads them through `Setup::clock`
+    // and `ServedCount`, so nothing sleeps and every instant is chosen.
+    thread_local! {
+        static NOW_NS: Cell<u64> = const { Cell::new(T0) };
+        static SERVED: Cell<u64> = const { Cell::new(0) };
+    }
+    const T0: u64 = 1_000_000_000_000;
+    const MS: u64 = 1_000_000;
+
+    fn now_ns() -> u64 {
+        NOW_NS.with(Cell::get)
+    }
+    fn advance_ms(ms: u64) {
+        NOW_NS.with(|n| n.set(n.get() + ms * MS));
+    }
+    fn serve(n: u64) {
+        SERVED.with(|s| s.set(s.get() + n));
+    }
+
+    /// The test's served count; `in_flight` more are counted once it settles.
+    struct Counter {
+        in_flight: u64,
+    }
+
+    impl ServedCount for Counter {
+        fn read(&mut self) -> u64 {
+            SERVED.with(Cell::get)
+        }
+        fn settle(&mut self) -> u64 {
+            SERVED.with(Cell::get) + self.in_flight
+        }
+    }
+
+    /// A tree of `procs` processes whose RSS is `base` plus `per_request` bytes a request served.
+    struct FakeTree {
+        base: u64,
+        per_request: u64,
+        procs: u32,
+        /// A process joins at this sample (1-based).
+        joins_at: Option<u64>,
+        read: u64,
+        node: bool,
+        asked_node: Cell<u32>,
+    }
+
+    impl FakeTree {
+        fn new(base: u64, per_request: u64) -> FakeTree {
+            FakeTree {
+                base,
+                per_request,
+                procs: 1,
+                joins_at: None,
+                read: 0,
+                node: false,
+                asked_node: Cell::new(0),
+            }
+        }
+    }
+
+    impl Tree for FakeTree {
+        fn read(&mut self, pss: bool) -> TreeSample {
+            self.read += 1;
+            let rss = self.base + self.per_request * SERVED.with(Cell::get);
+            let mem = Mem {
+                rss,
+                anon: rss / 2,
+                pss: pss.then_some(rss - 100),
+            };
+            TreeSample {
+                t_ns: now_ns(),
+                mem,
+                live: mem,
+                procs: self.procs,
+                held: 0,
+                joined: u32::from(self.joins_at == Some(self.read)),
+                exited: 0,
+                root_alive: self.procs > 0,
+            }
+        }
+        fn runs_node(&self) -> bool {
+            self.asked_node.set(self.asked_node.get() + 1);
+            self.node
+        }
+    }
+
+    fn setup(probe: Option<Runtime>) -> Setup {
+        Setup {
+            command: vec!["prog".into()],
+            pid: 42,
+            url: "http://127.0.0.1:1/".into(),
+            probe,
+            every: Duration::from_millis(100),
+            report_every: Duration::from_secs(3600),
+            quiet: true,
+            clock: now_ns,
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("leakprobe-session-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir.join(name)
+    }
+
+    fn jsonl(path: &PathBuf) -> Jsonl {
+        Jsonl::new(Some(std::fs::File::create(path).expect("temp file")))
+    }
+
+    fn lines(path: &PathBuf) -> Vec<WatchSample> {
+        std::fs::read_to_string(path)
+            .expect("written")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a WatchSample per line"))
+            .collect()
+    }
+
+    /// One turn of the command's loop: time passes, `n` requests are served, a tick, a sample.
+    fn turn<S: ServedCount, T: Tree>(s: &mut Session<S, T>, n: u64) -> TreeSample {
+        advance_ms(100);
+        serve(n);
+        s.tick();
+        s.sample(Instant::now())
+    }
+
+    #[test]
+    fn each_tree_sample_is_paired_with_the_served_count_and_the_rss_is_judged() {
+        let path = temp("rss.jsonl");
+        let tree = FakeTree::new(10 << 20, 1000);
+        let mut s = Session::new(
+            setup(None),
+            Counter { in_flight: 3 },
+            tree,
+            None,
+            jsonl(&path),
+        );
+        for _ in 0..2 {
+            turn(&mut s, 0);
+        }
+        for _ in 0..100 {
+            turn(&mut s, 200);
+        }
+        assert_eq!(s.jsonl_error(), None);
+        let summary = s.finish(WatchStop::Exited, Some("exit status: 0".into()));
+
+        assert_eq!(summary.requests, 20_003, "the settled count");
+        assert_eq!(summary.tree_samples, 102);
+        assert_eq!((summary.probe, summary.probe_readings), (None, 0));
+        assert_eq!(summary.stopped_by, WatchStop::Exited);
+        assert_eq!(summary.exit_status.as_deref(), Some("exit status: 0"));
+        let (start, end) = (10 << 20, (10 << 20) + 20_000 * 1000);
+        let m = &summary.memory;
+        assert_eq!(
+            (m.rss_start, m.rss_end, m.rss_peak),
+            (Some(start), Some(end), Some(end))
+        );
+        // PSS is read at samples 1, 9, …, 97 (every 8th): the last, 5 samples before the end.
+        assert_eq!(m.pss_end, Some(end - 5 * 200 * 1000 - 100));
+        assert_eq!(m.heap_end, None);
+        assert_eq!(summary.judged.basis, Basis::Rss);
+        let slope = summary.judged.verdict.slope.expect("a slope");
+        assert!(
+            (slope.bytes_per_request - 1000.0).abs() < 1.0,
+            "{}",
+            slope.bytes_per_request
+        );
+
+        let written = lines(&path);
+        assert_eq!(written.len(), 102, "one line per sample");
+        assert!(
+            written
+                .iter()
+                .take(2)
+                .all(|w| w.kind == WatchKind::Quiescent)
+        );
+        assert!(
+            written
+                .iter()
+                .skip(2)
+                .all(|w| w.kind == WatchKind::Interval)
+        );
+        assert_eq!(
+            written.iter().map(|w| w.t_ms).take(3).collect::<Vec<_>>(),
+            [100, 200, 300],
+            "milliseconds since the session began, on its clock"
+        );
+        assert_eq!(written[101].requests, 20_000);
+        assert_eq!(written[101].rss, Some(end));
+        assert_eq!(written[101].procs, Some(1));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_sample_is_quiescent_once_no_request_was_served_for_a_second() {
+        let mut s = Session::new(
+            setup(None),
+            Counter { in_flight: 0 },
+            FakeTree::new(1 << 20, 0),
+            None,
+            Jsonl::new(None),
+        );
+        turn(&mut s, 100);
+        for _ in 0..12 {
+            turn(&mut s, 0);
+        }
+        let quiet: Vec<bool> = s.tree_rows.iter().map(|r| r.quiescent).collect();
+        // The count last moved at the first sample: quiescent from 1 s after it.
+        assert_eq!(quiet, [[false; 10].as_slice(), &[true; 3]].concat());
+    }
+
+    #[test]
+    fn probe_lines_are_paired_with_the_count_at_their_own_timestamp() {
+        let path = temp("probe.jsonl");
+        let probe_out = temp("probe-out.jsonl");
+        let line = |seq: u64, t: u64, heap: u64| {
+            format!(
+                "{{\"rt\":\"node\",\"ev\":\"tick\",\"pid\":7,\"seq\":{seq},\"t\":{t},\"gc\":true,\
+                 \"gc_us\":1,\"rss\":1,\"heap_used\":{heap},\"heap_used_before_gc\":{heap},\
+                 \"heap_total\":1,\"external\":0,\"array_buffers\":0}}\n"
+            )
+        };
+        let mut s = Session::new(
+            setup(Some(Runtime::Node)),
+            Counter { in_flight: 0 },
+            FakeTree::new(1 << 20, 0),
+            Some(ProbeReader::new(&probe_out)),
+            jsonl(&path),
+        );
+        s.tick(); // T0: 0 served
+        advance_ms(100);
+        serve(500);
+        s.tick(); // T0 + 100 ms: 500
+        advance_ms(100);
+        serve(500);
+        s.tick(); // T0 + 200 ms: 1,000
+        let probe = [
+            line(0, T0 - MS, 900_000), // before the watch's first record: not paired
+            line(1, T0, 1_000_000),
+            line(2, T0 + 150 * MS, 1_500_000),
+        ];
+        std::fs::write(&probe_out, probe.concat()).expect("probe lines");
+        s.sample(Instant::now());
+        assert_eq!(
+            s.heap_rows
+                .iter()
+                .map(|r| (r.requests, r.live, r.quiescent))
+                .collect::<Vec<_>>(),
+            [(0, 1_000_000, true), (750, 1_500_000, false)]
+        );
+        let summary = s.finish(WatchStop::Requests, None);
+        assert_eq!(summary.probe.as_deref(), Some("node"));
+        assert_eq!(summary.probe_readings, 2);
+        assert_eq!(summary.probe_bad_lines, 0);
+        let m = &summary.memory;
+        assert_eq!(
+            (m.heap_start, m.heap_end, m.heap_peak),
+            (Some(1_000_000), Some(1_500_000), Some(1_500_000))
+        );
+        assert_eq!(summary.judged.basis, Basis::Heap);
+
+        let written = lines(&path);
+        let kinds: Vec<WatchKind> = written.iter().map(|w| w.kind).collect();
+        assert_eq!(
+            kinds,
+            [WatchKind::Probe, WatchKind::Probe, WatchKind::Interval],
+            "the probe's lines, then the tree's, in one write"
+        );
+        assert_eq!((written[0].pid, written[0].t_ms), (Some(7), 0));
+        assert_eq!((written[1].requests, written[1].t_ms), (750, 150));
+        assert_eq!(
+            written[2].live,
+            Some(1_500_000),
+            "the tree line carries the heap"
+        );
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&probe_out);
+    }
+
+    #[test]
+    fn node_is_looked_for_at_the_first_sample_every_eighth_and_when_a_process_joins() {
+        let mut tree = FakeTree::new(1 << 20, 0);
+        tree.joins_at = Some(3);
+        let mut s = Session::new(
+            setup(None),
+            Counter { in_flight: 0 },
+            tree,
+            None,
+            Jsonl::new(None),
+        );
+        for _ in 0..9 {
+            turn(&mut s, 10);
+        }
+        assert_eq!(s.tree.asked_node.get(), 3, "samples 1, 3 (a join) and 9");
+
+        let mut tree = FakeTree::new(1 << 20, 0);
+        tree.node = true;
+        let mut s = Session::new(
+            setup(None),
+            Counter { in_flight: 0 },
+            tree,
+            None,
+            Jsonl::new(None),
+        );
+        for _ in 0..20 {
+            turn(&mut s, 10);
+        }
+        assert_eq!(s.tree.asked_node.get(), 1, "once found, not asked again");
+        assert!(s.node);
+    }
+
+    #[test]
+    fn a_sample_of_an_empty_tree_is_written_but_not_judged() {
+        let path = temp("empty.jsonl");
+        let mut tree = FakeTree::new(4096, 0);
+        tree.procs = 0;
+        let mut s = Session::new(
+            setup(None),
+            Counter { in_flight: 0 },
+            tree,
+            None,
+            jsonl(&path),
+        );
+        let sample = turn(&mut s, 5);
+        assert!(!sample.root_alive);
+        let summary = s.finish(WatchStop::Exited, None);
+        assert_eq!(summary.tree_samples, 0);
+        assert_eq!(summary.memory, TreeMemory::default());
+        assert_eq!(lines(&path).len(), 1);
+        let _ = std::fs::remove_file(&path);
+    }
+}
