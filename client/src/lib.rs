@@ -2,7 +2,7 @@
 //! intervals and judges whether memory grows per request.
 //!
 //! Layers, lowest first (a module imports only from layers below it):
-//! data (`units`, `error`, `stop`, `sample`, `workload`, `variant`, `exit`) →
+//! data (`units`, `error`, `stop`, `sample`, `jsonl`, `runtime`, `workload`, `variant`, `exit`) →
 //! clients (`raw`, `ureq_client`, `clients`) → configuration (`config`, then `cli`) →
 //! measuring (`counters`, `sites`, `monitor`, `run`) → analysis (`verdict`, `summary`) → `watch` (any
 //! program's process tree and runtime probe, judged with `verdict`) →
