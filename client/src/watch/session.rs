@@ -421,6 +421,11 @@ mod tests {
             .collect()
     }
 
+    /// A session without a probe, on `tree`, whose server has nothing in flight at the end.
+    fn plain(tree: FakeTree, out: Jsonl) -> Session<Counter, FakeTree> {
+        Session::new(setup(None), Counter { in_flight: 0 }, tree, None, out)
+    }
+
     /// One turn of the command's loop: time passes, `n` requests are served, a tick, a sample.
     fn turn<S: ServedCount, T: Tree>(s: &mut Session<S, T>, n: u64) -> TreeSample {
         advance_ms(100);
@@ -498,13 +503,7 @@ mod tests {
 
     #[test]
     fn a_sample_is_quiescent_once_no_request_was_served_for_a_second() {
-        let mut s = Session::new(
-            setup(None),
-            Counter { in_flight: 0 },
-            FakeTree::new(1 << 20, 0),
-            None,
-            Jsonl::new(None),
-        );
+        let mut s = plain(FakeTree::new(1 << 20, 0), Jsonl::new(None));
         turn(&mut s, 100);
         for _ in 0..12 {
             turn(&mut s, 0);
@@ -586,13 +585,7 @@ mod tests {
     fn node_is_looked_for_at_the_first_sample_every_eighth_and_when_a_process_joins() {
         let mut tree = FakeTree::new(1 << 20, 0);
         tree.joins_at = Some(3);
-        let mut s = Session::new(
-            setup(None),
-            Counter { in_flight: 0 },
-            tree,
-            None,
-            Jsonl::new(None),
-        );
+        let mut s = plain(tree, Jsonl::new(None));
         for _ in 0..9 {
             turn(&mut s, 10);
         }
@@ -600,13 +593,7 @@ mod tests {
 
         let mut tree = FakeTree::new(1 << 20, 0);
         tree.node = true;
-        let mut s = Session::new(
-            setup(None),
-            Counter { in_flight: 0 },
-            tree,
-            None,
-            Jsonl::new(None),
-        );
+        let mut s = plain(tree, Jsonl::new(None));
         for _ in 0..20 {
             turn(&mut s, 10);
         }
@@ -619,13 +606,7 @@ mod tests {
         let path = temp("empty.jsonl");
         let mut tree = FakeTree::new(4096, 0);
         tree.procs = 0;
-        let mut s = Session::new(
-            setup(None),
-            Counter { in_flight: 0 },
-            tree,
-            None,
-            jsonl(&path),
-        );
+        let mut s = plain(tree, jsonl(&path));
         let sample = turn(&mut s, 5);
         assert!(!sample.root_alive);
         let summary = s.finish(WatchStop::Exited, None);
