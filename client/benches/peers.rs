@@ -285,7 +285,7 @@ fn serve(argv: &[String]) -> Result<(), String> {
         std::iter::once("latency-server").chain(argv.iter().map(|s| s.as_str())),
     )
     .map_err(|e| e.to_string())?;
-    let config = cli.config(cli.seed.unwrap_or(1));
+    let config = cli.config(cli.server.seed.unwrap_or(1));
     let _server = latency_server::Server::start(config).map_err(|e| e.to_string())?;
     loop {
         thread::park();

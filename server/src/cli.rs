@@ -1,11 +1,13 @@
-//! The `latency-server` command line: flags, their parsers and `--help`, turned once into
-//! a checked [`Config`]. The binary is the only caller; nothing else reads flags.
+//! The `latency-server` command line: flags ([`ServerArgs`], which leak-client's `watch` and
+//! `compare` flatten for their in-process server), their parsers and `--help`, turned once
+//! into a checked [`Config`]. Nothing else reads flags.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
+use clap::{Args, Parser};
 
 use crate::config::Config;
 use crate::latency;
@@ -19,6 +21,7 @@ QUERY KNOBS (any method, any path; unknown keys ignored; an invalid value gets 4
   drop=1         after the latency, shut the socket down without any response (client sees EOF)
   drip_ms=N      write the body in up to 16 slices, pausing N ms before each
   latency_ms=N   this request's latency instead of --latency/--jitter (N <= 600000)
+  cookie=1       also `Set-Cookie: leakprobe=<seq>; Path=/` (one name, a new value each time)
   GET /__stats   counters as JSON, answered at once
 
   e.g. curl -v 'http://127.0.0.1:8080/some/long/path?status=503&bytes=100000&chunked=1'
@@ -45,10 +48,28 @@ HOW THIS DIFFERS FROM A HAND-WRITTEN SERVER (tiny_http underneath):
 #[derive(Debug, Clone, Parser)]
 #[command(name = "latency-server", version, after_long_help = KNOBS_HELP)]
 pub struct Cli {
-    /// Address to listen on; port 0 picks a free port (the log says which). A non-loopback
-    /// address gets a warning.
-    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080")]
-    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+impl Cli {
+    /// The server configuration these flags ask for, drawing `--latency-random` with `seed`.
+    pub fn config(&self, seed: u64) -> Config {
+        self.server.config(seed)
+    }
+}
+
+/// Every flag of the server: the `latency-server` binary's, and those of the server that
+/// leak-client's `watch` and `compare` start in-process (which flatten this struct, renaming
+/// `--seed`, `--report-every` and `--mem-limit` to `--server-…` beside their own; the ids
+/// `server_seed`, `server_report_every`, `server_mem_limit` say so).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on; port 0 picks a free port (the log says which). `localhost:PORT`
+    /// listens on both 127.0.0.1 and [::1] at one port, and the server's URL names
+    /// `localhost`. A non-loopback address gets a warning.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    pub addr: ListenAddr,
 
     /// Latency of every request, e.g. `100ms`, `1s`, `0s`.
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
@@ -70,7 +91,7 @@ pub struct Cli {
 
     /// Seed for --jitter and --latency-random; the same seed repeats the same latencies.
     /// Default: a fresh seed, logged at start.
-    #[arg(long, value_name = "U64")]
+    #[arg(id = "server_seed", long = "seed", value_name = "U64")]
     pub seed: Option<u64>,
 
     /// Most requests in flight at once (each holds a thread); past it the server answers
@@ -80,7 +101,7 @@ pub struct Cli {
 
     /// Interval of the info line with requests served, rate, in flight, live heap and RSS;
     /// `0s` turns it off.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(id = "server_report_every", long = "report-every", value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     pub report_every: Duration,
 
     /// Close a connection that sent nothing for this long (idle keep-alive or a half-sent
@@ -91,11 +112,40 @@ pub struct Cli {
     /// Hard cap on the server's heap, e.g. `512MiB`, `2GB`; an allocation past it aborts
     /// the process. kB, MB, GB are powers of 1000 and KiB, MiB, GiB powers of 1024 (`1GB`
     /// is 10^9 bytes, `1GiB` 2^30); a bare number is bytes. Default: no cap.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(id = "server_mem_limit", long = "mem-limit", value_name = "SIZE", value_parser = parse_size)]
     pub mem_limit: Option<u64>,
+
+    /// Set this cookie on every answer (repeatable): `Set-Cookie: NAME=VALUE; Path=/`. Cookie
+    /// jars are a classic leak; the `cookie=1` query knob sets one per request instead.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_cookie)]
+    pub set_cookie: Vec<String>,
 }
 
-impl Cli {
+/// Where to listen: one socket address, or `localhost:PORT` (127.0.0.1 and [::1]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The address to bind (`127.0.0.1:PORT` for `localhost`).
+    pub addr: SocketAddr,
+    /// Also `[::1]` on the same port, and name the server `localhost`.
+    pub localhost: bool,
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.localhost {
+            write!(f, "localhost:{}", self.addr.port())
+        } else {
+            write!(f, "{}", self.addr)
+        }
+    }
+}
+
+impl ServerArgs {
+    /// `--seed`, or a fresh seed that differs between runs (log it so a run can repeat).
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or_else(fresh_seed)
+    }
+
     /// The server configuration these flags ask for, drawing `--latency-random` with `seed`.
     pub fn config(&self, seed: u64) -> Config {
         let latency = match &self.latency_random {
@@ -103,7 +153,8 @@ impl Cli {
             None => self.latency,
         };
         Config {
-            addr: self.addr,
+            addr: self.addr.addr,
+            localhost: self.addr.localhost,
             latency,
             jitter: if self.latency_random.is_some() {
                 Duration::ZERO
@@ -114,9 +165,58 @@ impl Cli {
             max_in_flight: self.max_in_flight as usize,
             report_every: Some(self.report_every).filter(|d| !d.is_zero()),
             idle_timeout: self.idle_timeout,
+            set_cookies: self.set_cookie.clone(),
             ..Config::default()
         }
     }
+}
+
+/// A seed that differs between runs: enough for jitter, and logged so a run can repeat.
+fn fresh_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (nanos as u64) ^ (u64::from(std::process::id()) << 32)
+}
+
+fn parse_listen(s: &str) -> Result<ListenAddr, String> {
+    if let Some(port) = s.strip_prefix("localhost:") {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("`{s}`: expected localhost:PORT with PORT 0..=65535"))?;
+        return Ok(ListenAddr {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            localhost: true,
+        });
+    }
+    let addr = s
+        .parse()
+        .map_err(|_| format!("`{s}`: expected IP:PORT (e.g. 127.0.0.1:8080) or localhost:PORT"))?;
+    Ok(ListenAddr {
+        addr,
+        localhost: false,
+    })
+}
+
+/// `NAME=VALUE` with a token NAME and a VALUE of RFC 6265 cookie-octets.
+fn parse_cookie(s: &str) -> Result<String, String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=VALUE"))?;
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!(
+            "`{name}`: a cookie NAME is letters, digits and !#$%&'*+-.^_`|~"
+        ));
+    }
+    let octet = |c: char| c.is_ascii_graphic() && !"\",;\\".contains(c);
+    if !value.chars().all(octet) {
+        return Err(format!(
+            "`{value}`: a cookie VALUE has no spaces, quotes, commas, semicolons or backslashes"
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_range(s: &str) -> Result<RangeInclusive<Duration>, String> {
@@ -172,7 +272,8 @@ mod tests {
         assert_eq!(config.max_in_flight, d.max_in_flight);
         assert_eq!(config.report_every, d.report_every);
         assert_eq!(config.idle_timeout, d.idle_timeout);
-        assert_eq!(cli.mem_limit, None);
+        assert_eq!(cli.server.mem_limit, None);
+        assert!(!config.localhost && config.set_cookies.is_empty());
     }
 
     #[test]
@@ -196,7 +297,7 @@ mod tests {
             "7",
         ])
         .expect("valid flags");
-        let config = cli.config(cli.seed.unwrap_or_default());
+        let config = cli.config(cli.server.seed.unwrap_or_default());
         assert_eq!(config.addr.port(), 0);
         assert_eq!(config.latency, 50 * MS);
         assert_eq!(config.jitter, 1000 * MS);
@@ -204,7 +305,7 @@ mod tests {
         assert_eq!(config.report_every, None);
         assert_eq!(config.idle_timeout, 2000 * MS);
         assert_eq!(config.seed, 7);
-        assert_eq!(cli.mem_limit, Some(512 << 20));
+        assert_eq!(cli.server.mem_limit, Some(512 << 20));
     }
 
     #[test]
@@ -217,7 +318,7 @@ mod tests {
             ("1048576", 1 << 20),
         ] {
             let cli = parse(&["--mem-limit", text]).expect(text);
-            assert_eq!(cli.mem_limit, Some(want), "{text}");
+            assert_eq!(cli.server.mem_limit, Some(want), "{text}");
         }
     }
 
@@ -243,6 +344,13 @@ mod tests {
             &["--mem-limit", "lots"],
             &["--mem-limit", "10KiB"],
             &["--addr", "localhost"],
+            &["--addr", "localhost:http"],
+            &["--addr", "localhost:70000"],
+            &["--set-cookie", "novalue"],
+            &["--set-cookie", "=v"],
+            &["--set-cookie", "a b=v"],
+            &["--set-cookie", "a=v;w"],
+            &["--set-cookie", "a=v w"],
             &["--idle-timeout", "0s"],
             &["--frobnicate"],
         ];
@@ -251,6 +359,27 @@ mod tests {
             assert_ne!(err.kind(), ErrorKind::DisplayHelp);
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+    }
+
+    #[test]
+    fn localhost_listens_on_both_loopbacks_at_one_port_and_cookies_are_kept() {
+        let cli = parse(&[
+            "--addr",
+            "localhost:0",
+            "--set-cookie",
+            "session=abc",
+            "--set-cookie",
+            "b=",
+        ])
+        .expect("valid flags");
+        let config = cli.config(0);
+        assert_eq!(config.addr, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        assert!(config.localhost);
+        assert_eq!(config.set_cookies, ["session=abc", "b="]);
+        assert_eq!(cli.server.addr.to_string(), "localhost:0");
+        let ip = parse(&["--addr", "[::1]:80"]).expect("v6");
+        assert!(!ip.server.addr.localhost);
+        assert_eq!(ip.server.addr.to_string(), "[::1]:80");
     }
 
     #[test]
@@ -265,8 +394,10 @@ mod tests {
             "drop=",
             "drip_ms=",
             "latency_ms=",
+            "cookie=",
             "/__stats",
             "--mem-limit",
+            "--set-cookie",
         ] {
             assert!(help.contains(word), "--help lacks {word}");
         }

@@ -19,6 +19,11 @@ pub struct Config {
     /// Address to listen on. Port 0 picks a free port: read it back with
     /// [`crate::RunningServer::addr`].
     pub addr: SocketAddr,
+    /// Listen on `[::1]` too, at the same port as `addr` (which must then be `127.0.0.1`), and
+    /// name the server `localhost` in [`crate::RunningServer::url`]: a client that resolves
+    /// `localhost` to either family finds it, and one that keeps cookies only for host names
+    /// (aiohttp's jar ignores IP addresses) keeps them.
+    pub localhost: bool,
     /// How long every request sleeps before it is answered (`?latency_ms=N` overrides it).
     pub latency: Duration,
     /// Each request sleeps a uniform draw from `latency ± jitter` (never below zero).
@@ -36,12 +41,16 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How long an idle worker thread waits for work before it exits.
     pub worker_idle: Duration,
+    /// Cookies every answer of the catch-all route sets, as `NAME=VALUE` (each sent as
+    /// `Set-Cookie: NAME=VALUE; Path=/`).
+    pub set_cookies: Vec<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            localhost: false,
             latency: Duration::from_millis(100),
             jitter: Duration::ZERO,
             seed: 0,
@@ -49,6 +58,7 @@ impl Default for Config {
             report_every: Some(Duration::from_secs(1)),
             idle_timeout: Duration::from_secs(60),
             worker_idle: Duration::from_secs(10),
+            set_cookies: Vec::new(),
         }
     }
 }

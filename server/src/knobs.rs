@@ -1,5 +1,5 @@
 //! The misbehaviour knobs of a request's query string (`status`, `bytes`, `chunked`, `close`,
-//! `drop`, `drip_ms`, `latency_ms`), parsed and checked. Pure: no I/O.
+//! `drop`, `drip_ms`, `latency_ms`, `cookie`), parsed and checked. Pure: no I/O.
 
 use std::fmt;
 use std::time::Duration;
@@ -26,6 +26,9 @@ pub struct Knobs {
     pub drip: Option<Duration>,
     /// `latency_ms=N`: this request's latency instead of the configured one.
     pub latency: Option<Duration>,
+    /// `cookie=1`: the response sets a cookie, `leakprobe=<seq>; Path=/` (always the same
+    /// name, a new value each time: a cookie jar should hold one).
+    pub cookie: bool,
 }
 
 impl Default for Knobs {
@@ -38,6 +41,7 @@ impl Default for Knobs {
             drop: false,
             drip: None,
             latency: None,
+            cookie: false,
         }
     }
 }
@@ -94,6 +98,7 @@ impl Knobs {
                 "chunked" => knobs.chunked = flag("chunked", value)?,
                 "close" => knobs.close = flag("close", value)?,
                 "drop" => knobs.drop = flag("drop", value)?,
+                "cookie" => knobs.cookie = flag("cookie", value)?,
                 "drip_ms" => knobs.drip = Some(millis("drip_ms", value)?).filter(|d| !d.is_zero()),
                 "latency_ms" => knobs.latency = Some(millis("latency_ms", value)?),
                 _ => {}
@@ -175,6 +180,9 @@ mod tests {
             ("chunked=0", d),
             ("close=true", Knobs { close: true, ..d }),
             ("drop=1", Knobs { drop: true, ..d }),
+            ("cookie=1", Knobs { cookie: true, ..d }),
+            ("cookie", Knobs { cookie: true, ..d }),
+            ("cookie=0", d),
             (
                 "drip_ms=5",
                 Knobs {
@@ -218,6 +226,7 @@ mod tests {
             ("chunked=yes", "chunked"),
             ("close=2", "close"),
             ("drop=x", "drop"),
+            ("cookie=yes", "cookie"),
             ("drip_ms=1.5", "drip_ms"),
             ("latency_ms=600001", "latency_ms"),
         ];

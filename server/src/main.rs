@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Parser;
 use latency_server::Server;
@@ -15,7 +15,7 @@ static ALLOC: heapmeter::MeteredAlloc =
     heapmeter::MeteredAlloc::new(heapmeter::counting(), usize::MAX);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse().server;
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
     if let Some(limit) = cli.mem_limit {
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let seed = cli.seed.unwrap_or_else(fresh_seed);
+    let seed = cli.seed();
     let config = cli.config(seed);
     let needed = latency_server::server_descriptors_needed(config.max_in_flight as u64);
     let what = format!(
@@ -76,13 +76,4 @@ fn main() -> ExitCode {
         humantime::format_duration(Duration::from_millis(last.uptime_ms)),
     );
     ExitCode::SUCCESS
-}
-
-/// A seed that differs between runs: enough for jitter, and logged so a run can repeat.
-fn fresh_seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    (nanos as u64) ^ (u64::from(std::process::id()) << 32)
 }

@@ -31,6 +31,10 @@ pub(crate) struct Reply<'a> {
     pub retry_after: Option<u32>,
     /// Pause before each of up to [`DRIP_SLICES`] body slices.
     pub drip: Option<Duration>,
+    /// `Set-Cookie` header values, one header each, e.g. `session=abc; Path=/`.
+    pub cookies: &'a [String],
+    /// Also `Set-Cookie: leakprobe=<this>; Path=/` (the `cookie=1` knob).
+    pub seq_cookie: Option<u64>,
 }
 
 impl<'a> Reply<'a> {
@@ -46,6 +50,8 @@ impl<'a> Reply<'a> {
             head: false,
             retry_after: None,
             drip: None,
+            cookies: &[],
+            seq_cookie: None,
         }
     }
 
@@ -191,8 +197,17 @@ fn write_head<W: Write + ?Sized>(out: &mut W, reply: &Reply<'_>, chunked: bool) 
     if let Some(secs) = reply.retry_after {
         write!(out, "Retry-After: {secs}\r\n")?;
     }
+    for cookie in reply.cookies {
+        write!(out, "Set-Cookie: {cookie}\r\n")?;
+    }
+    if let Some(seq) = reply.seq_cookie {
+        write!(out, "Set-Cookie: {SEQ_COOKIE}={seq}; Path=/\r\n")?;
+    }
     out.write_all(b"\r\n")
 }
+
+/// The name of the cookie the `cookie=1` knob sets.
+pub(crate) const SEQ_COOKIE: &str = "leakprobe";
 
 /// Bytes of an HTTP date: `Sun, 06 Nov 1994 08:49:37 GMT`.
 const DATE_LEN: usize = 29;
@@ -373,5 +388,20 @@ mod tests {
             ..Reply::new(200, "text/plain", b"")
         });
         assert!(head.contains("Connection: keep-alive\r\n"));
+    }
+
+    #[test]
+    fn cookies_each_get_a_set_cookie_header() {
+        let cookies = ["a=1; Path=/".to_owned(), "b=2; Path=/".to_owned()];
+        let (head, body, _) = render(&Reply {
+            cookies: &cookies,
+            seq_cookie: Some(7),
+            ..Reply::new(200, "application/json", JSON)
+        });
+        assert!(head.contains("Set-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; Path=/\r\n"));
+        assert!(head.contains("Set-Cookie: leakprobe=7; Path=/\r\n"));
+        assert_eq!(body, JSON);
+        let (head, _, _) = render(&Reply::new(200, "application/json", JSON));
+        assert!(!head.contains("Set-Cookie"));
     }
 }

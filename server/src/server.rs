@@ -1,7 +1,8 @@
 //! Starts and stops the server: the request handler that tiny_http's connection threads
 //! call (answers, and sleeps for, each request on the connection's own thread; hands a
 //! request pipelined behind another, or one that drips its body, to a pool worker), the
-//! answering itself, the reporter, and graceful shutdown.
+//! answering itself, the reporter, and graceful shutdown. For `localhost` two tiny_http servers
+//! (`127.0.0.1` and `[::1]`, one port) share the one handler, counters and pool.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
@@ -36,12 +37,20 @@ const TICK: Duration = Duration::from_millis(50);
 pub struct Server;
 
 impl Server {
-    /// Binds `config.addr` and starts serving on background threads. Returns once the
-    /// socket listens: connecting to [`RunningServer::addr`] works at once.
+    /// Binds `config.addr` (and `[::1]` on the same port for `config.localhost`) and starts
+    /// serving on background threads. Returns once the sockets listen: connecting to
+    /// [`RunningServer::addr`] works at once.
     pub fn start(config: Config) -> io::Result<RunningServer> {
-        let listener = listener::bind(config.addr, config.idle_timeout)?;
-        let addr = listener.local_addr()?;
-        let control = listener.try_clone()?;
+        let listeners = listener::bind_all(config.addr, config.localhost, config.idle_timeout)?;
+        let addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
+        let addr = addrs[0];
+        let control = listeners
+            .iter()
+            .map(TcpListener::try_clone)
+            .collect::<io::Result<Vec<_>>>()?;
         if !addr.ip().is_loopback() {
             log::warn!(
                 "listening on non-loopback {addr}: anyone who can reach it can load this machine"
@@ -49,13 +58,19 @@ impl Server {
         }
 
         let counters = Arc::new(Counters::default());
+        let cookies: Arc<[String]> = config
+            .set_cookies
+            .iter()
+            .map(|c| format!("{c}; Path=/"))
+            .collect();
         let pool = {
             let counters = counters.clone();
+            let cookies = cookies.clone();
             Pool::new(
                 "latency-worker",
                 config.max_in_flight.max(1),
                 config.worker_idle,
-                move |job: Job| serve(job, &counters),
+                move |job: Job| serve(job, &counters, &cookies),
             )
         };
         let connections = ConnectionCounts::default();
@@ -64,6 +79,7 @@ impl Server {
             latency: LatencyModel::new(config.latency, config.jitter, config.seed),
             config,
             counters,
+            cookies,
             pool,
             connections: connections.clone(),
             seq: AtomicU64::new(0),
@@ -74,9 +90,18 @@ impl Server {
             let shared = shared.clone();
             Arc::new(move |rq, watch: &mut ConnectionWatch<'_>| handle(&shared, rq, watch))
         };
-        let http =
-            tiny_http::Server::from_listener_with_handler(listener, None, connections, handler)
-                .map_err(|e| io::Error::other(e.to_string()))?;
+        let http = listeners
+            .into_iter()
+            .map(|listener| {
+                tiny_http::Server::from_listener_with_handler(
+                    listener,
+                    None,
+                    connections.clone(),
+                    handler.clone(),
+                )
+                .map_err(|e| io::Error::other(e.to_string()))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
         let inner = Arc::new(Inner { shared, http });
 
         {
@@ -97,8 +122,13 @@ impl Server {
             None => None,
         };
         let config = &inner.shared.config;
+        let url = url_of(addr, config.localhost);
+        let also = match addrs.get(1) {
+            Some(v6) => format!(" = {addr} and {v6}"),
+            None => String::new(),
+        };
         log::info!(
-            "listening on http://{addr} (latency {}{}, max in flight {}, idle timeout {})",
+            "listening on {url}{also} (latency {}{}, max in flight {}, idle timeout {})",
             humantime::format_duration(config.latency),
             if config.jitter.is_zero() {
                 String::new()
@@ -109,9 +139,10 @@ impl Server {
             humantime::format_duration(config.idle_timeout),
         );
         Ok(RunningServer {
-            addr,
+            addrs,
+            url,
             inner,
-            control: Some(control),
+            control,
             reporter,
         })
     }
@@ -121,10 +152,12 @@ impl Server {
 /// [`RunningServer::shutdown`] waits for requests in flight.
 #[derive(Debug)]
 pub struct RunningServer {
-    addr: SocketAddr,
+    /// Every address listened on: `Config::addr`'s first, then `[::1]`'s for `localhost`.
+    addrs: Vec<SocketAddr>,
+    url: String,
     inner: Arc<Inner>,
-    /// A clone of the listening socket, kept to stop accepting; `None` once stopped.
-    control: Option<TcpListener>,
+    /// A clone of each listening socket, kept to stop accepting; empty once stopped.
+    control: Vec<TcpListener>,
     /// Dropping it stops the reporter thread.
     reporter: Option<Sender<()>>,
 }
@@ -132,12 +165,19 @@ pub struct RunningServer {
 impl RunningServer {
     /// The address the server listens on (the real port when `Config::addr` had port 0).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
     }
 
-    /// `http://ADDR`, the base URL to put paths behind.
+    /// Every address the server listens on: [`Self::addr`], then `[::1]` on the same port
+    /// when `Config::localhost` asked for both loopback families.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// `http://ADDR` (`http://localhost:PORT` with `Config::localhost`), the base URL to put
+    /// paths behind.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.url.clone()
     }
 
     /// Counters and memory now (the same JSON `GET /__stats` serves).
@@ -161,10 +201,12 @@ impl RunningServer {
 
     fn stop(&mut self, grace: Duration) -> StatsSnapshot {
         let shared = &self.inner.shared;
-        if let Some(control) = self.control.take() {
+        if !self.control.is_empty() {
             shared.stopping.store(true, Relaxed);
+        }
+        for (control, addr) in self.control.drain(..).zip(&self.addrs) {
             if let Err(e) = listener::stop_accepting(&control) {
-                log::warn!("could not stop accepting on {}: {e}", self.addr);
+                log::warn!("could not stop accepting on {addr}: {e}");
             }
         }
         self.reporter = None;
@@ -185,7 +227,7 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
-        if self.control.is_some() {
+        if !self.control.is_empty() {
             self.stop(Duration::ZERO);
         }
     }
@@ -196,6 +238,8 @@ impl Drop for RunningServer {
 struct Shared {
     config: Config,
     counters: Arc<Counters>,
+    /// `Set-Cookie` values of every catch-all answer (`Config::set_cookies` with their path).
+    cookies: Arc<[String]>,
     pool: Pool<Job>,
     connections: ConnectionCounts,
     latency: LatencyModel,
@@ -225,10 +269,11 @@ impl Shared {
     }
 }
 
-/// The running server: the handler's state and tiny_http's server (accept thread, queue).
+/// The running server: the handler's state and tiny_http's servers (accept thread, queue),
+/// one per listening socket.
 struct Inner {
     shared: Arc<Shared>,
-    http: tiny_http::Server,
+    http: Vec<tiny_http::Server>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -322,11 +367,11 @@ fn route(s: &Shared, rq: Request, watch: &mut ConnectionWatch<'_>) {
         match s.pool.run_claimed(in_flight, job) {
             Ok(()) => {}
             // No thread to be had: this one sleeps the rest after all.
-            Err((job, _in_flight)) => serve(job, c),
+            Err((job, _in_flight)) => serve(job, c, &s.cookies),
         }
         return;
     }
-    serve(job, c);
+    serve(job, c, &s.cookies);
 }
 
 /// `503` + `Retry-After` for a request refused a slot.
@@ -354,11 +399,13 @@ fn housekeeping(inner: &Inner) {
     let mut drain_until: Option<Instant> = None;
     loop {
         // With a request handler, tiny_http's queue only ever carries the accept loop's end.
-        match inner.http.recv_timeout(TICK) {
-            Ok(Some(_)) | Ok(None) => {}
-            Err(e) => {
-                if !shared.stopping.load(Relaxed) {
-                    log::error!("the accept loop ended: {e}; serving open connections only");
+        for http in &inner.http {
+            match http.recv_timeout(TICK / inner.http.len() as u32) {
+                Ok(Some(_)) | Ok(None) => {}
+                Err(e) => {
+                    if !shared.stopping.load(Relaxed) {
+                        log::error!("the accept loop ended: {e}; serving open connections only");
+                    }
                 }
             }
         }
@@ -429,8 +476,8 @@ fn answer(rq: Request, mut reply: Reply<'_>, close: bool) {
 }
 
 /// The catch-all route, on whichever thread sleeps for the request: read the body, sleep
-/// until its latency is over (maybe already), answer as the knobs say.
-fn serve(job: Job, counters: &Counters) {
+/// until its latency is over (maybe already), answer as the knobs say, with `cookies`.
+fn serve(job: Job, counters: &Counters, cookies: &[String]) {
     let Job {
         mut rq,
         knobs,
@@ -474,6 +521,8 @@ fn serve(job: Job, counters: &Counters) {
         len: knobs.bytes,
         chunked: knobs.chunked,
         drip: knobs.drip,
+        cookies,
+        seq_cookie: knobs.cookie.then_some(seq),
         ..Reply::new(knobs.status, "application/json", &json[..json_len])
     };
     answer(rq, reply, knobs.close);
@@ -500,5 +549,15 @@ fn report_loop(shared: &Shared, every: Duration, stop: &Receiver<()>) {
         log::info!("{}", report_line(&now, &before, at.elapsed()));
         before = now;
         at = Instant::now();
+    }
+}
+
+/// The base URL of a server listening on `addr`: named `localhost` when it listens on both
+/// loopback families, so a client may pick either.
+fn url_of(addr: SocketAddr, localhost: bool) -> String {
+    if localhost {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
     }
 }

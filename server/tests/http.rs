@@ -788,3 +788,98 @@ fn a_burst_of_200_keep_alive_connections_all_get_a_first_response_within_2s() {
     );
     assert!(server.stats().connections >= n as u64);
 }
+
+#[test]
+fn cookie_knob_and_set_cookie_flag_send_set_cookie_headers() {
+    let server = start(Config {
+        latency: Duration::ZERO,
+        set_cookies: vec!["session=abc".into(), "theme=dark".into()],
+        ..Config::default()
+    });
+    let r = exchange(server.addr(), get("/c/1").as_bytes());
+    let cookies: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(cookies, ["session=abc; Path=/", "theme=dark; Path=/"]);
+
+    let plain = start_with_latency(Duration::ZERO);
+    assert_eq!(
+        exchange(plain.addr(), get("/c/1").as_bytes()).header("Set-Cookie"),
+        None
+    );
+    let r = exchange(plain.addr(), get("/c/2?cookie=1").as_bytes());
+    let seq = r.json()["seq"].as_u64().expect("seq");
+    assert_eq!(
+        r.header("Set-Cookie"),
+        Some(format!("leakprobe={seq}; Path=/").as_str())
+    );
+    let r = exchange(plain.addr(), get("/c/3?cookie=maybe").as_bytes());
+    assert_eq!(r.status, 400);
+    assert!(r.text().starts_with("invalid cookie="), "{}", r.text());
+}
+
+/// Whether this machine has an IPv6 loopback address, from `/proc/net/if_inet6` (Linux).
+fn ipv6_loopback_configured() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.starts_with("00000000000000000000000000000001"))
+    })
+}
+
+#[test]
+fn localhost_serves_on_127_0_0_1_and_on_ipv6_loopback_at_one_port() {
+    assert!(
+        ipv6_loopback_configured(),
+        "this test needs ::1 on the loopback interface (`ip -6 addr show lo` lists none): \
+         enable IPv6 (`sysctl net.ipv6.conf.lo.disable_ipv6=0`) to run it"
+    );
+    let server = start(Config {
+        localhost: true,
+        latency: Duration::ZERO,
+        ..Config::default()
+    });
+    let addrs = server.addrs().to_vec();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    assert_eq!(addrs[0].ip(), std::net::Ipv4Addr::LOCALHOST);
+    assert_eq!(addrs[1].ip(), std::net::Ipv6Addr::LOCALHOST);
+    assert_eq!(addrs[0].port(), addrs[1].port());
+    assert_ne!(addrs[0].port(), 0);
+    assert_eq!(
+        server.url(),
+        format!("http://localhost:{}", addrs[0].port())
+    );
+    for (i, addr) in addrs.iter().enumerate() {
+        let r = exchange(*addr, get(&format!("/family/{i}")).as_bytes());
+        assert_eq!(r.status, 200, "{addr}");
+        assert_eq!(
+            r.json()["seq"],
+            i as u64 + 1,
+            "one counter for both: {addr}"
+        );
+    }
+    // Both families' connections in one set of counters.
+    let stats = stats_over_http(addrs[1]);
+    assert_eq!(stats.served, 2);
+    assert!(stats.connections >= 3, "{stats:?}");
+    // Shutdown stops both listeners.
+    let ports: Vec<SocketAddr> = addrs.clone();
+    server.shutdown(Duration::from_secs(1));
+    for addr in ports {
+        assert!(TcpStream::connect(addr).is_err(), "{addr} still accepts");
+    }
+}
+
+#[test]
+fn localhost_needs_the_ipv4_loopback_address() {
+    let err = Server::start(Config {
+        addr: "0.0.0.0:0".parse().expect("addr"),
+        localhost: true,
+        report_every: None,
+        ..Config::default()
+    })
+    .expect_err("localhost on 0.0.0.0");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+}
