@@ -142,16 +142,23 @@ fn parse_watch_spec(s: &str) -> Result<WatchSpec, String> {
 }
 
 /// The server of the orchestrating commands (`compare`, `watch`): the in-process latency
-/// server, or the user's own running `latency-server`.
+/// server, taking every `latency-server` flag (ignored with --url; its `--seed`,
+/// `--report-every` and `--mem-limit` are `--server-…` here), or the user's own running one.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("addr", |a| a.default_value("127.0.0.1:0")),
+    mut_arg("latency", |a| a.default_value("5ms")),
+    mut_arg("server_seed", |a| a.long("server-seed")),
+    mut_arg("server_report_every", |a| a.long("server-report-every").default_value("0s")),
+    mut_arg("server_mem_limit", |a| a.long("server-mem-limit")),
+)]
 pub struct ServerArgs {
     /// Use this server instead of starting the latency server in-process.
     #[arg(long, value_parser = parse_target)]
     pub url: Option<Target>,
 
-    /// Latency of the in-process server (ignored with --url).
-    #[arg(long, default_value = "5ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub latency: Duration,
+    #[command(flatten)]
+    pub embedded: latency_server::cli::ServerArgs,
 }
 
 /// Where a run's results go, and whether a leak fails it: `ureq`, `raw` and `watch`.
@@ -673,7 +680,7 @@ mod tests {
         assert_eq!(c.workload.linger, Duration::from_secs(1));
         assert_eq!(c.workload.concurrency, 8);
         assert_eq!(c.workload.path_len, 1000);
-        assert_eq!(c.server.latency, Duration::from_millis(5));
+        assert_eq!(c.server.embedded.latency, Duration::from_millis(5));
         let Command::Calibrate(k) = parse(&["calibrate"]).expect("parses").command else {
             panic!("not calibrate")
         };
@@ -719,7 +726,7 @@ mod tests {
         assert_eq!(w.command, ["node", "a.js"]);
         assert_eq!(w.requests, Some(10_000));
         assert!(w.outputs.json);
-        assert_eq!(w.server.latency, Duration::from_millis(1));
+        assert_eq!(w.server.embedded.latency, Duration::from_millis(1));
         assert!(w.server.url.is_none());
         for bad in [
             &["watch"][..],
@@ -842,5 +849,68 @@ mod tests {
                 "exit code {code} in:\n{help}"
             );
         }
+    }
+
+    #[test]
+    fn watch_and_compare_take_every_latency_server_flag_for_their_own_server() {
+        use clap::CommandFactory;
+        let server = latency_server::cli::Cli::command();
+        let client = Cli::command();
+        for sub in ["watch", "compare"] {
+            let cmd = client.find_subcommand(sub).expect("subcommand");
+            for arg in server.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if ["help", "version"].contains(&long) {
+                    continue;
+                }
+                let renamed = format!("server-{long}");
+                assert!(
+                    cmd.get_arguments()
+                        .any(|a| a.get_long() == Some(long) || a.get_long() == Some(&renamed)),
+                    "{sub} lacks latency-server's --{long}"
+                );
+            }
+        }
+        let Command::Watch(w) = parse(&[
+            "watch",
+            "--addr",
+            "localhost:0",
+            "--set-cookie",
+            "session=1",
+            "--jitter",
+            "2ms",
+            "--server-seed",
+            "9",
+            "--server-mem-limit",
+            "64MiB",
+            "--report-every",
+            "2s",
+            "--",
+            "true",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not watch")
+        };
+        let e = &w.server.embedded;
+        let config = e.config(e.seed());
+        assert!(config.localhost && config.addr.port() == 0);
+        assert_eq!(config.set_cookies, ["session=1"]);
+        assert_eq!(config.jitter, Duration::from_millis(2));
+        assert_eq!((config.seed, e.mem_limit), (9, Some(64 << 20)));
+        assert_eq!(
+            config.report_every, None,
+            "the in-process server logs nothing by default"
+        );
+        assert_eq!(
+            w.report_every,
+            Duration::from_secs(2),
+            "watch's own log line"
+        );
+        let c = compare_args(&["--seed", "3", "--server-seed", "4", "--latency", "7ms"]);
+        assert_eq!((c.workload.seed, c.server.embedded.seed), (3, Some(4)));
+        assert_eq!(c.server.embedded.latency, Duration::from_millis(7));
+        assert_eq!(c.server.embedded.addr.addr.port(), 0);
     }
 }

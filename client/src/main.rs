@@ -19,6 +19,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logger();
     raise_open_files_limit(&cli.command);
+    if let Some(limit) = server_mem_limit(&cli.command) {
+        // The in-process server shares this process's allocator: its cap is the process's.
+        if let Err(e) = ALLOC.set_limit(usize::try_from(limit).unwrap_or(usize::MAX)) {
+            eprintln!("error: cannot set --server-mem-limit: {e:?}");
+            return ExitCode::from(leak_client::exit::FAILURE);
+        }
+    }
     let code = match cli.command {
         Command::Ureq(args) => commands::run_variant(VariantName::Ureq, &args, &ALLOC),
         Command::Raw(args) => commands::run_variant(VariantName::Raw, &args, &ALLOC),
@@ -27,6 +34,15 @@ fn main() -> ExitCode {
         Command::Watch(args) => commands::watch(&args),
     };
     ExitCode::from(code)
+}
+
+/// `--server-mem-limit` of the commands that start the latency server in-process.
+fn server_mem_limit(command: &Command) -> Option<u64> {
+    match command {
+        Command::Compare(a) if a.server.url.is_none() => a.server.embedded.mem_limit,
+        Command::Watch(a) if a.server.url.is_none() => a.server.embedded.mem_limit,
+        _ => None,
+    }
 }
 
 fn init_logger() {

@@ -21,7 +21,7 @@
 //! read it as: requests answered so far (and since the last line, per second), requests
 //! sleeping now, refusals, open connections, live heap bytes (the counting allocator) and
 //! resident memory. `latency-server --help` lists every flag; the query-string knobs
-//! (`status`, `bytes`, `chunked`, `close`, `drop`, `drip_ms`, `latency_ms`) and
+//! (`status`, `bytes`, `chunked`, `close`, `drop`, `drip_ms`, `latency_ms`, `cookie`) and
 //! `GET /__stats` are described there and in [`Knobs`].
 //!
 //! # Embedding it

@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use super::{install_signal_handler, prepare};
+use super::{Backend, install_signal_handler, prepare};
 use crate::child::{Job, run_job};
 use crate::cli::{CalibrateArgs, Workload};
 use crate::clients::VariantName;
@@ -155,7 +155,13 @@ pub fn print_row(
 
 /// `leak-client calibrate`.
 pub fn calibrate(args: &CalibrateArgs) -> u8 {
-    let Some((exe, target)) = prepare(&args.out, None, Duration::from_millis(1)) else {
+    let server = latency_server::Config {
+        addr: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+        latency: Duration::from_millis(1),
+        report_every: None,
+        ..latency_server::Config::default()
+    };
+    let Some((exe, target)) = prepare(&args.out, || Backend::start_with(None, server)) else {
         return exit::FAILURE;
     };
     let cases = cases(args);

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::{command_line, install_signal_handler, now_utc, prepare};
+use super::{Backend, command_line, install_signal_handler, now_utc, prepare};
 use crate::child::{Job, JobError, RunResult, run_job, run_watch, took};
 use crate::cli::{CompareArgs, Preset, Workload};
 use crate::clients::VariantName;
@@ -26,7 +26,8 @@ fn apply_preset(mut a: CompareArgs) -> CompareArgs {
         w.rounds = 1;
         w.path_len = 1000;
         let mut rng = rand::rngs::StdRng::seed_from_u64(w.seed);
-        a.server.latency = Duration::from_millis(rng.gen_range(100..=300));
+        a.server.embedded.latency = Duration::from_millis(rng.gen_range(100..=300));
+        a.server.embedded.latency_random = None;
     }
     a
 }
@@ -34,8 +35,7 @@ fn apply_preset(mut a: CompareArgs) -> CompareArgs {
 /// `leak-client compare`.
 pub fn compare(args: CompareArgs) -> u8 {
     let args = apply_preset(args);
-    let Some((exe, target)) = prepare(&args.out, args.server.url.as_ref(), args.server.latency)
-    else {
+    let Some((exe, target)) = prepare(&args.out, || Backend::start(&args.server)) else {
         return exit::FAILURE;
     };
     let jobs = jobs(&args);

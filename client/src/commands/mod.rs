@@ -102,7 +102,18 @@ struct Backend {
 }
 
 impl Backend {
-    fn start(url: Option<&crate::workload::Target>, latency: Duration) -> Result<Backend, String> {
+    /// The server `args` asks for: `--url`, or the in-process one from the `latency-server`
+    /// flags (whose log line is off unless `--server-report-every` asks for it: it would tear
+    /// the progress bars, and the runs log their own).
+    fn start(args: &crate::cli::ServerArgs) -> Result<Backend, String> {
+        let e = &args.embedded;
+        Backend::start_with(args.url.as_ref(), e.config(e.seed()))
+    }
+
+    fn start_with(
+        url: Option<&crate::workload::Target>,
+        config: latency_server::Config,
+    ) -> Result<Backend, String> {
         if let Some(url) = url {
             return Ok(Backend {
                 url: url.to_string(),
@@ -110,17 +121,11 @@ impl Backend {
                 server: None,
             });
         }
-        let config = latency_server::Config {
-            addr: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
-            latency,
-            // The orchestrator's own log would tear the progress bars; the runs have theirs.
-            report_every: None,
-            ..latency_server::Config::default()
-        };
+        let latency = config.latency;
         let server = latency_server::Server::start(config)
             .map_err(|e| format!("cannot start the latency server: {e}"))?;
         Ok(Backend {
-            url: format!("http://{}/", server.addr()),
+            url: format!("{}/", server.url()),
             latency: Some(latency),
             server: Some(server),
         })
@@ -138,8 +143,7 @@ impl Backend {
 /// printed; `None` means exit with `FAILURE`.
 fn prepare(
     out: &Path,
-    url: Option<&crate::workload::Target>,
-    latency: Duration,
+    start: impl FnOnce() -> Result<Backend, String>,
 ) -> Option<(PathBuf, Backend)> {
     let exe = std::env::current_exe()
         .map_err(|e| eprintln!("error: cannot find this executable to run the variants: {e}"))
@@ -147,9 +151,7 @@ fn prepare(
     std::fs::create_dir_all(out)
         .map_err(|e| eprintln!("error: cannot create {}: {e}", out.display()))
         .ok()?;
-    let backend = Backend::start(url, latency)
-        .map_err(|e| eprintln!("error: {e}"))
-        .ok()?;
+    let backend = start().map_err(|e| eprintln!("error: {e}")).ok()?;
     Some((exe, backend))
 }
 

@@ -49,7 +49,7 @@ pub fn watch(args: &WatchArgs) -> u8 {
 }
 
 fn run(args: &WatchArgs) -> Result<u8, String> {
-    let backend = Backend::start(args.server.url.as_ref(), args.server.latency)?;
+    let backend = Backend::start(&args.server)?;
     let url = backend.url.clone();
     let served = match &args.server.url {
         None => Served::InProcess(backend.server.as_ref()),
