@@ -64,6 +64,7 @@ impl Cli {
 /// `--seed`, `--report-every` and `--mem-limit` to `--server-…` beside their own; the ids
 /// `server_seed`, `server_report_every`, `server_mem_limit` say so).
 #[derive(Debug, Clone, Args)]
+#[group(id = "latency_server_args")]
 pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port (the log says which). `localhost:PORT`
     /// listens on both 127.0.0.1 and [::1] at one port, and the server's URL names
