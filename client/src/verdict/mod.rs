@@ -52,7 +52,29 @@
 //!    15% reads 16 B/request as 18–19); moving the cut can only turn a plateau into a flat tail,
 //!    never a flat series into growth. Quiescent readings are left out of the slope (they lack
 //!    the in-flight bytes every other reading carries, so they would bias the fit); they feed
-//!    `retained` and the staircase. Fewer than 30 busy readings after warm-up: `inconclusive`.
+//!    `retained` and the staircase. Fewer than 30 busy readings after warm-up: rule 1b.
+//!
+//!    **1b. Few readings** (6–29 after warm-up: a fast or short run read on a clock). The same
+//!    shapes decide, under a stricter bar, and only where the evidence is overwhelming:
+//!    - `leak` when the series is a leak at the usual 95% *and* again with every interval at
+//!      99.9% (`few_z` 3.29: the overall slope above the floor, both halves above zero) with the
+//!      growth over the window at least 10 noise deviations (`few_growth_sigmas`, not 1), and
+//!      the overall 99.9% interval no wider than half the slope (`few_max_relative_width`: the
+//!      rate known within about ±25%, the tolerance a user can act on). With 6–8 readings a
+//!      half has 3–4, and a 99.9% Sen interval on so few spans every pairwise slope: both halves
+//!      must rise between *every* pair of their readings. A noise deviation estimated from a
+//!      handful of residuals can be small by luck; the interval-width rule does not rest on it.
+//!    - `stable` (or `bounded`, by the warm-up rule of 4) when the series is flat at 95% and
+//!      the 99.9% interval's upper bound is still at most 16 B/request: no leak of the smallest
+//!      calibrated size, even at 99.9%. `rss-only` when RSS meets the `leak` bar above.
+//!    - Anything else: `inconclusive`, saying what to run, as before. A 1 KiB/request leak under
+//!      realistic noise with 15 or 29 readings stays there (its halves cannot be told apart at
+//!      99.9%); an 8 KiB/request one with 15 readings under in-flight or spiky noise is decided.
+//!
+//!    Under 6 readings: `inconclusive`. Pinned in `tests.rs` on 4,608 clean series (8 noise
+//!    shapes × 4 warm-up ramps × 6–29 readings × a reading every 10 or 100 requests × 3 seeds):
+//!    0 `leak`, 585 `stable`, 227 `bounded`; planted leaks of 16 B–64 KiB/request at 6–29
+//!    readings are `leak` within ±25% or `inconclusive`, never `stable`.
 //! 2. **Slope and interval.** Theil–Sen is unbiased for any independent noise (the difference of
 //!    two independent draws from one distribution is symmetric) and shrugs off up to 29% wild
 //!    readings, so in-flight spikes and bimodal noise do not move it. Sen's interval assumes
@@ -108,6 +130,34 @@
 //! bimodal, AR(1) bursts, a realistic mix, none), leaks of 16, 64, 256, 1,024 and 4,096 B/request
 //! are `leak` within ±10% (±2 B at 16), and flat series are never `leak`.
 //!
+//! # Stopping early
+//!
+//! [`EarlyStop`] says when a run may stop before `--requests`/`--duration` because the verdict
+//! is settled either way. Looking again and again and stopping at the first `leak` would inflate
+//! false leaks (optional stopping), and a look long before the end sees more of the program's
+//! warm-up than the run's 10%; so:
+//! - **Looks** only at `1,000 × 2^(k/2)` requests (125, 177, 250, …, 1,000, 1,414, 2,000, …):
+//!   about 7 looks per decade, however often readings come.
+//! - At a look the readings are judged at 95% **and** at 99% ([`LOOK_Z`]); the look may stop
+//!   only on a class both give.
+//! - **Settled** when two looks in a row may stop on the same class.
+//! - `leak` also needs the rate not to have moved: the previous look's slope inside this look's
+//!   99% interval (or within 5% of it), and no slowdown inside the window: the late half's 99%
+//!   interval at most half the slope wide, and the early half's rate not above it by more than
+//!   5%. A warm-up ramp seen part-way grows ever more slowly (its halves read 0.6–0.92 of each
+//!   other where it mimics a leak); a leak does not.
+//! - `bounded` and `rss-only` also need the late half's 99% upper bound at most 16 B/request:
+//!   a small leak behind a long warm-up must not stop as a plateau.
+//!
+//! Pinned in `tests.rs`, looks simulated reading by reading: on 288 clean series (8 noise
+//! shapes × 4 ramps × 1,000/3,000/10,000 requests × 3 seeds), with looks going on after a
+//! settled verdict, **0** pairs of looks settle on `leak` (96 settle `stable`, 46 `bounded`,
+//! the rest run to the end). Planted leaks (16–4,096 B/request under a 512 KiB warm-up, up to
+//! 20,000 requests, a reading every 20) all settle as `leak` within ±25% or run to the end and
+//! are judged `leak` there (74 of 80 settle early); median requests to the verdict: 16 B →
+//! 11,320; 64 B → 8,000; 256 B → 8,000; 1 KiB → 4,000; 4 KiB → 2,000. The price of safety is
+//! that a leak under a warm-up settles only once the window has left the warm-up behind.
+//!
 //! # Example
 //!
 //! ```
@@ -129,7 +179,9 @@
 //! ```
 
 // The decision policy (warm-up, shapes, classes) is this file; the robust statistics it rests on
-// are `stats.rs`, the sentences it prints `reasons.rs`, the table tests `tests.rs`.
+// are `stats.rs`, the sentences it prints `reasons.rs`, the table tests `tests.rs`; when a run
+// may stop early is `early_stop.rs`.
+mod early_stop;
 mod reasons;
 mod stats;
 #[cfg(test)]
@@ -139,6 +191,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use early_stop::{EarlyStop, LOOK_Z, Settled, look_params};
 use stats::{Fit, Trend, median, round_i64, trend};
 
 /// One memory reading of a measured process, as the verdict sees it.
@@ -166,8 +219,20 @@ pub struct Params {
     pub max_warmup_fraction: f64,
     /// At least this many first readings are warm-up, however short the run (default 5).
     pub warmup_min_points: usize,
-    /// Fewer busy readings than this after warm-up is `inconclusive` (default 30).
+    /// Fewer busy readings than this after warm-up are judged under the stricter bar of
+    /// "few readings", rule 1b (default 30).
     pub min_points: usize,
+    /// Fewer busy readings than this after warm-up are always `inconclusive` (default 6: with
+    /// 3 per half, a half's 99.9% interval is the range of its 3 pairwise slopes).
+    pub few_min_points: usize,
+    /// Normal quantile of the intervals with few readings (default 3.29: 99.9%).
+    pub few_z: f64,
+    /// With few readings, growth over the window must reach this many noise deviations for a
+    /// `leak` (default 10).
+    pub few_growth_sigmas: f64,
+    /// With few readings, a `leak`'s interval (at `few_z`) must be at most this fraction of the
+    /// slope wide (default 0.5: the slope known within about ±25%).
+    pub few_max_relative_width: f64,
     /// Above this many readings the fit bins consecutive readings (default 1,000).
     pub max_fit_points: usize,
     /// Two-sided normal quantile of the intervals (default 1.96: 95%).
@@ -203,6 +268,10 @@ impl Default for Params {
             max_warmup_fraction: 0.30,
             warmup_min_points: 5,
             min_points: 30,
+            few_min_points: 6,
+            few_z: 3.29,
+            few_growth_sigmas: 10.0,
+            few_max_relative_width: 0.5,
             max_fit_points: 1_000,
             z: 1.96,
             leak_floor: 1.0,
@@ -345,8 +414,14 @@ fn judge_series(points: &[Point], params: &Params) -> Verdict {
         if !steeper_early {
             break;
         }
+        // Never from enough readings into few, nor from few into too few.
+        let keep = if window.fit.len() >= params.min_points {
+            params.min_points
+        } else {
+            params.few_min_points
+        };
         let next = Window::after(&pts, fraction + WARMUP_STEP, params);
-        if next.fit.len() < params.min_points {
+        if next.fit.len() < keep {
             break;
         }
         fraction += WARMUP_STEP;
@@ -385,7 +460,12 @@ fn judge_series(points: &[Point], params: &Params) -> Verdict {
         .iter()
         .filter_map(|p| p.rss.map(|r| (p.requests as f64, r as f64)))
         .unzip();
-    let rss = if rx.len() >= params.min_points {
+    let rss_needs = if n >= params.min_points {
+        params.min_points
+    } else {
+        params.few_min_points
+    };
+    let rss = if rx.len() >= rss_needs {
         trend(&rx, &ry, params.max_fit_points, params.z)
     } else {
         None
@@ -415,6 +495,13 @@ fn judge_series(points: &[Point], params: &Params) -> Verdict {
 
     let live = match live {
         Some(t) if n >= params.min_points => t,
+        Some(t) if n >= params.few_min_points => {
+            let (class, reason) =
+                decide_few(&t, &fit_pts, warmup_growth.unwrap_or(0.0), &pts, params);
+            verdict.class = class;
+            verdict.reason = reason;
+            return verdict;
+        }
         _ => {
             verdict.reason = reasons::too_few_readings(n, &pts, params);
             return verdict;
@@ -637,6 +724,67 @@ fn decide(
     }
     let reason = reasons::live_heap(live_shape, class, live, warmup_growth, total, p);
     (class, reason)
+}
+
+/// The class of a series with `few_min_points ≤ n < min_points` readings after warm-up
+/// (`live` fitted at `z`): `leak` where the growth is overwhelming, `stable`/`bounded` where the
+/// slope is tightly bounded near zero (module docs, rule 1b); anything else `inconclusive`,
+/// with the run that would give enough readings.
+fn decide_few(
+    live: &Trend,
+    fit_pts: &[&Point],
+    warmup_growth: f64,
+    pts: &[Point],
+    p: &Params,
+) -> (Class, String) {
+    let n = fit_pts.len();
+    let total = pts.last().map_or(0, |q| q.requests);
+    let too_few = || (Class::Inconclusive, reasons::too_few_readings(n, pts, p));
+    let xs: Vec<f64> = fit_pts.iter().map(|q| q.requests as f64).collect();
+    let ys: Vec<f64> = fit_pts.iter().map(|q| q.live as f64).collect();
+    let Some(strict) = trend(&xs, &ys, p.max_fit_points, p.few_z) else {
+        return too_few();
+    };
+    let live_shape = shape(live, p.leak_floor, p);
+    if overwhelming(live, &strict, p.leak_floor, p) {
+        let reason = reasons::live_heap(live_shape, Class::Leak, live, warmup_growth, total, p);
+        return (Class::Leak, reasons::few_readings(&reason, n, &strict, p));
+    }
+    if live_shape != Shape::Flat || strict.all.hi > p.stable_ceiling {
+        return too_few();
+    }
+    let grew = warmup_growth >= p.bounded_min_bytes.max(p.bounded_min_sigmas * live.sigma);
+    let class = if grew { Class::Bounded } else { Class::Stable };
+    let (rx, ry): (Vec<f64>, Vec<f64>) = fit_pts
+        .iter()
+        .filter_map(|q| q.rss.map(|r| (q.requests as f64, r as f64)))
+        .unzip();
+    if rx.len() >= p.few_min_points {
+        let rss_loose = trend(&rx, &ry, p.max_fit_points, p.z);
+        let rss_strict = trend(&rx, &ry, p.max_fit_points, p.few_z);
+        if let (Some(l), Some(s)) = (rss_loose, rss_strict) {
+            if overwhelming(&l, &s, p.rss_floor, p) {
+                let reason = reasons::rss_only(class, live, &l);
+                return (Class::RssOnly, reasons::few_readings(&reason, n, &s, p));
+            }
+        }
+    }
+    let reason = reasons::live_heap(live_shape, class, live, warmup_growth, total, p);
+    (class, reasons::few_readings(&reason, n, &strict, p))
+}
+
+/// Growth that few readings suffice for: the shape of a leak both at the usual z (`loose`) and
+/// at `few_z` (`strict`, every interval at 99.9%: the overall slope above `floor`, both halves
+/// above zero) with growth over the window of `few_growth_sigmas` noise deviations, and the
+/// overall interval at `few_z` no wider than `few_max_relative_width` of the slope.
+fn overwhelming(loose: &Trend, strict: &Trend, floor: f64, p: &Params) -> bool {
+    let bar = Params {
+        min_growth_sigmas: p.few_growth_sigmas,
+        ..p.clone()
+    };
+    shape(loose, floor, p) == Shape::Growing
+        && shape(strict, floor, &bar) == Shape::Growing
+        && strict.all.hi - strict.all.lo <= p.few_max_relative_width * strict.all.slope
 }
 
 /// Retained-after-idle and the per-round staircase, both relative to `baseline`.

@@ -31,6 +31,48 @@ pub(super) fn too_few_readings(n: usize, pts: &[Point], p: &Params) -> String {
     )
 }
 
+/// `reason`, decided on only `n` readings after warm-up, with the evidence that made them
+/// enough: the growth against the noise and the interval at `few_z` (`strict`).
+pub(super) fn few_readings(reason: &str, n: usize, strict: &Trend, p: &Params) -> String {
+    let growth = strict.all.slope * strict.span;
+    let sigmas = if strict.sigma > 0.0 {
+        format!("{:.0}×", growth / strict.sigma)
+    } else {
+        "far above".to_string()
+    };
+    let confidence = format!("{:.1}%", 100.0 * (1.0 - erfc_two_sided(p.few_z)));
+    if growth > 0.0 && strict.all.lo > p.leak_floor {
+        format!(
+            "{reason} (on only {n} readings after warm-up, under the {} that decide alone: the \
+             growth is {sigmas} the noise and the {confidence} interval {}–{} B/request)",
+            p.min_points,
+            units::rate(strict.all.lo),
+            units::rate(strict.all.hi)
+        )
+    } else {
+        format!(
+            "{reason} (on only {n} readings after warm-up, under the {} that decide alone: the \
+             {confidence} interval {}–{} B/request rules out a leak of {} B/request)",
+            p.min_points,
+            units::rate(strict.all.lo),
+            units::rate(strict.all.hi),
+            units::rate(p.stable_ceiling)
+        )
+    }
+}
+
+/// The two-sided tail probability of a standard normal beyond ±z (Abramowitz–Stegun 7.1.26,
+/// good to 1.5·10⁻⁷: enough to print a confidence level).
+fn erfc_two_sided(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    poly * (-x * x).exp()
+}
+
 /// The reason for `class`, decided from the live heap's `shape` over a run of `total` requests.
 pub(super) fn live_heap(
     shape: Shape,

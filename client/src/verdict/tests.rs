@@ -771,3 +771,183 @@ fn a_series_read_only_at_rest_is_judged_on_what_it_has() {
     );
     assert_eq!(v.points_used, 91);
 }
+
+#[test]
+fn few_readings_never_make_a_clean_series_a_leak() {
+    // Every noise shape, flat or with a warm-up ramp (one running past the 10% cut), 6 to 29
+    // readings after warm-up, a reading every 10 or 100 requests.
+    let ramps = [
+        (0.0, 1.0),
+        (64.0 * KIB, 500.0),
+        (2.0 * MIB, 1_000.0),
+        (2.0 * MIB, 1_500.0),
+    ];
+    let mut classes = std::collections::BTreeMap::new();
+    for noise in SHAPES {
+        for (bytes, end) in ramps {
+            for used in 6..=29u64 {
+                for every in [10u64, 100] {
+                    for seed in 0..3 {
+                        let requests = every * (used + 5);
+                        let w = ramp(bytes, end * requests as f64 / 10_000.0);
+                        let v = judge_default(&series(requests, every, w, noise, seed));
+                        // A ramp past the cut can move it on (a few readings fewer).
+                        assert!(v.points_used <= used as usize, "{v}");
+                        assert_ne!(
+                            v.class,
+                            Class::Leak,
+                            "{noise:?} ramp {bytes} {used} readings every {every} seed {seed}: {v}"
+                        );
+                        *classes.entry(v.class.as_str()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("clean series with 6–29 readings: {classes:?}");
+    assert_eq!(classes.values().sum::<i32>(), 8 * 4 * 24 * 2 * 3);
+    // Where the slope is tightly bounded near zero, few readings decide that too.
+    assert!(
+        classes.get("stable").copied().unwrap_or(0) > 100,
+        "{classes:?}"
+    );
+}
+
+#[test]
+fn few_readings_decide_an_overwhelming_leak_and_never_call_a_leak_stable() {
+    // 8 KiB per request, 15 readings after warm-up (200 requests), low noise: leak, ±25%.
+    let low = [
+        Noise::InFlight {
+            conc: 64,
+            each: 3.0 * KIB,
+        },
+        Noise::Spiky {
+            sigma: 10.0 * KIB,
+            p: 0.05,
+            max: 200.0 * KIB,
+        },
+        Noise::None,
+    ];
+    for noise in low {
+        for seed in 0..4 {
+            let v = judge_default(&series(200, 10, |x| 8192.0 * x, noise, seed));
+            assert_eq!(v.class, Class::Leak, "{noise:?} seed {seed}: {v}");
+            let s = v.slope.expect("slope").bytes_per_request;
+            assert!((s - 8192.0).abs() <= 0.25 * 8192.0, "{noise:?}: {v}");
+            assert!(v.reason.contains("on only 15 readings"), "{v}");
+        }
+    }
+    // Any leak, any noise, few readings: leak at its rate, or inconclusive; never stable.
+    let mut leaks = 0;
+    for b in [16.0, 256.0, 1024.0, 8192.0, 65536.0] {
+        for noise in SHAPES {
+            for used in [6u64, 10, 15, 29] {
+                for seed in 0..2 {
+                    let v = judge_default(&series(10 * (used + 5), 10, |x| b * x, noise, seed));
+                    match v.class {
+                        Class::Leak => {
+                            leaks += 1;
+                            let s = v.slope.expect("slope").bytes_per_request;
+                            assert!((s - b).abs() <= 0.25 * b, "B {b} {noise:?}: {v}");
+                        }
+                        Class::Inconclusive => {
+                            assert!(v.reason.contains("run ≥"), "{v}");
+                        }
+                        _ => panic!("B {b} {noise:?} {used} readings seed {seed}: {v}"),
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("planted leaks with 6–29 readings called leak: {leaks} of 320");
+}
+
+/// The early stop simulated on `pts` as if they arrived one by one: the first settled verdict,
+/// and every look that would have settled on `leak` had the run gone on after it.
+fn simulate_looks(pts: &[Point]) -> (Option<Settled>, Vec<u64>) {
+    let params = Params::default();
+    let mut stop = EarlyStop::new();
+    let mut first = None;
+    let mut leaks = Vec::new();
+    for i in 0..pts.len() {
+        if !stop.due(pts[i].requests) {
+            continue;
+        }
+        if let Some(s) = stop.look(&pts[..=i], &params) {
+            if s.verdict.class == Class::Leak {
+                leaks.push(s.requests);
+            }
+            first.get_or_insert(s);
+        }
+    }
+    (first, leaks)
+}
+
+#[test]
+fn the_early_stop_never_settles_a_clean_series_as_a_leak() {
+    // Every noise shape and ramp of `without_injection_never_leak` (plus a ramp past the cut),
+    // short and long: the ramps end within the whole run's 10–15%, so early looks see them
+    // part-way. Looks go on after a settled verdict, so any pair of looks agreeing on `leak`
+    // anywhere in the run is counted.
+    let mut settled = std::collections::BTreeMap::new();
+    let mut false_leaks = Vec::new();
+    for noise in SHAPES {
+        for (bytes, end) in [
+            (0.0, 1.0),
+            (64.0 * KIB, 500.0),
+            (2.0 * MIB, 1_000.0),
+            (2.0 * MIB, 1_500.0),
+        ] {
+            for (requests, every) in [(1_000u64, 10), (3_000, 10), (10_000, 20)] {
+                for seed in 0..3 {
+                    let w = ramp(bytes, end * requests as f64 / 10_000.0);
+                    let (first, leaks) = simulate_looks(&series(requests, every, w, noise, seed));
+                    let class = first.map_or("not settled", |s| s.verdict.class.as_str());
+                    *settled.entry(class).or_insert(0) += 1;
+                    if !leaks.is_empty() {
+                        false_leaks.push(format!("{noise:?} ramp {bytes} {requests} seed {seed}"));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("clean series under the early stop: {settled:?}");
+    assert_eq!(settled.values().sum::<i32>(), 8 * 4 * 3 * 3);
+    assert!(false_leaks.is_empty(), "{false_leaks:#?}");
+}
+
+#[test]
+fn the_early_stop_settles_planted_leaks_at_their_rate() {
+    // The leaks of `injected_leaks_are_caught_within_tolerance` (a 512 KiB warm-up ramp over
+    // the first 800 requests), run up to 20,000 requests: each settles as `leak` within ±25%,
+    // or runs to the end and is judged there; none settles as anything else.
+    let mut report = Vec::new();
+    for b in [16.0, 64.0, 256.0, 1024.0, 4096.0] {
+        let mut at = Vec::new();
+        for noise in SHAPES {
+            for seed in 0..2 {
+                let w = ramp(512.0 * KIB, 800.0);
+                let pts = series(20_000, 20, |x| w(x) + b * x, noise, seed);
+                let (first, _) = simulate_looks(&pts);
+                let (v, requests) = match first {
+                    Some(s) => (s.verdict, s.requests),
+                    None => (judge_default(&pts), 20_000),
+                };
+                assert_eq!(v.class, Class::Leak, "B {b} {noise:?} seed {seed}: {v}");
+                let s = v.slope.expect("slope").bytes_per_request;
+                assert!(
+                    (s - b).abs() <= (0.25 * b).max(2.0),
+                    "B {b} {noise:?} seed {seed} at {requests}: {v}"
+                );
+                at.push(requests);
+            }
+        }
+        at.sort_unstable();
+        let stopped = at.iter().filter(|r| **r < 20_000).count();
+        report.push(format!(
+            "{b} B/request: median {} requests, {stopped}/16 stopped early, {at:?}",
+            at[at.len() / 2]
+        ));
+    }
+    eprintln!("{}", report.join("\n"));
+}
