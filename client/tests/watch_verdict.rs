@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use leak_client::verdict::Class;
-use leak_client::watch::judge::{Basis, HeapRow, TreeRow, WatchVerdict, judge};
+use leak_client::verdict::EarlyStop;
+use leak_client::watch::judge::{Basis, HeapRow, TreeRow, WatchVerdict, judge, look};
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
@@ -25,6 +26,36 @@ fn col(v: &Value, columns: &str, name: &str) -> usize {
 /// The fixture as the watch command would have recorded it: a reading is quiescent when the
 /// served count has not moved since the previous one.
 fn verdict_of(name: &str) -> WatchVerdict {
+    let (tree, heap, node) = rows_of(name);
+    judge(&tree, heap.as_deref().filter(|h| !h.is_empty()), node)
+}
+
+/// The early stop fed the fixture's rows in order of served count: the class it settles on,
+/// if any, and at how many requests.
+fn settled_of(name: &str) -> Option<(Class, u64)> {
+    let (tree, heap, node) = rows_of(name);
+    let heap = heap.filter(|h| !h.is_empty());
+    let mut stop = EarlyStop::new();
+    let mut counts: Vec<u64> = tree.iter().map(|t| t.requests).collect();
+    counts.extend(heap.iter().flatten().map(|h| h.requests));
+    counts.sort_unstable();
+    counts.dedup();
+    counts.into_iter().find_map(|upto| {
+        let t: Vec<TreeRow> = tree
+            .iter()
+            .filter(|r| r.requests <= upto)
+            .copied()
+            .collect();
+        let h: Option<Vec<HeapRow>> = heap
+            .as_ref()
+            .map(|h| h.iter().filter(|r| r.requests <= upto).copied().collect());
+        look(&mut stop, &t, h.as_deref(), node).map(|s| (s.verdict.verdict.class, s.requests))
+    })
+}
+
+type Rows = (Vec<TreeRow>, Option<Vec<HeapRow>>, bool);
+
+fn rows_of(name: &str) -> Rows {
     let v = load(name);
     let (rq, rss) = (
         col(&v, "tree_columns", "requests"),
@@ -43,6 +74,7 @@ fn verdict_of(name: &str) -> WatchVerdict {
                 requests,
                 rss: r[rss].as_u64().unwrap_or(0),
                 quiescent,
+                teardown: false,
             }
         })
         .collect();
@@ -64,12 +96,13 @@ fn verdict_of(name: &str) -> WatchVerdict {
                     requests,
                     live,
                     quiescent,
+                    teardown: false,
                 })
             })
             .collect()
     });
     let node = v["labels"].get("node").is_some();
-    judge(&tree, heap.as_deref().filter(|h| !h.is_empty()), node)
+    (tree, heap, node)
 }
 
 fn slope(w: &WatchVerdict) -> f64 {
@@ -202,6 +235,40 @@ fn an_rss_verdict_always_says_what_rss_cannot_tell() {
             !w.verdict.reason.contains("--rounds"),
             "{name}: {}",
             w.verdict.reason
+        );
+    }
+}
+
+#[test]
+fn the_early_stop_never_settles_a_recorded_clean_run_as_a_leak() {
+    for name in [
+        "node-fetch-read-probe",
+        "node-fetch-skip-probe",
+        "node-fetch-clean10k-probe",
+        "node-http-read-probe",
+        "node-fetch-read-rss",
+        "node-fetch-skip-rss",
+        "node-http-read-rss",
+        "py-clean-rss",
+        "py-clean-tracemalloc",
+        "next-canary-dev-http-probe",
+        "next-fixed-dev-fetch-probe",
+        "next-canary-dev-fetch-rss",
+        "next-fixed-dev-fetch-rss",
+    ] {
+        let settled = settled_of(name);
+        assert!(
+            settled.is_none_or(|(c, _)| c != Class::Leak),
+            "{name}: {settled:?}"
+        );
+    }
+    // The recorded planted leaks settle as leaks, before the run's end.
+    for (name, requests) in [("py-leak8k-tracemalloc", 8_000), ("py-leak8k-rss", 8_000)] {
+        let settled = settled_of(name);
+        eprintln!("{name}: settled {settled:?} of {requests} requests");
+        assert!(
+            settled.is_some_and(|(c, at)| c == Class::Leak && at < requests),
+            "{name}: {settled:?}"
         );
     }
 }

@@ -25,10 +25,30 @@
 //! 20% of the run (extended to 40% while a ramp runs past it), and for Node at least the first
 //! [`NODE_WARMUP_REQUESTS`]: V8's JIT and lazily built modules grow the heap for the first few
 //! thousand requests of a clean loop, which at 2,000 requests reads as a leak of ~200
-//! B/request. Below [`NODE_MIN_REQUESTS`] a Node heap verdict is `inconclusive`.
+//! B/request. Below [`NODE_MIN_REQUESTS`] a Node heap verdict is `inconclusive` — unless it is
+//! a `leak` whose interval's lower bound is at least [`NODE_SHORT_RUN_FLOOR`] (2 KB/request,
+//! 10× what the warm-up adds after its first 1,000 requests): got 12.5.2's ~24 KB/request is
+//! then decided within 2,000 requests, and the reason says why the short run was enough. A
+//! Node heap is never judged before [`NODE_FIRST_REQUESTS`] (its first 1,000 requests grew it
+//! 3.7 KB/request), however short the run.
+//!
+//! # Teardown
+//! Rows marked `teardown` (the probe's exit reading, `"ev":"exit"`, and readings after the last
+//! request while the program shuts down) are not steady state: a session closed at exit frees
+//! its cookie jar (aiohttp 3.12.2: a straight climb of ~480 B/request for 20,000 requests, then
+//! an exit reading 9.7 MB lower, which main judged `inconclusive`). They are left out of the fit
+//! and of "retained", and what they released — the last steady reading minus the lowest
+//! teardown reading, when positive — is `released_at_exit`, worded "released at exit: 9.25 MiB
+//! — memory held for the life of a session or client object" when it exceeds
+//! [`RELEASE_SIGMAS`] noise deviations: a clue to where a leak lives.
+//!
+//! # Stopping early
+//! [`look`] is [`crate::verdict::EarlyStop`] on a watch run's rows (teardown set aside), with
+//! the basis and thresholds above; on a got-like series (V8's warm-up plus 24 KB/request, a
+//! reading every 50 requests) it settles `leak` at 2,000 requests.
 
 use crate::units;
-use crate::verdict::{self, Class, Params, Point, Verdict};
+use crate::verdict::{self, Class, EarlyStop, Params, Point, Settled, Verdict};
 
 /// Busy readings after warm-up the probe series needs (the variants need 30).
 pub const MIN_HEAP_POINTS: usize = 12;
@@ -40,6 +60,9 @@ pub struct TreeRow {
     pub rss: u64,
     /// No request was served for a while before this reading (start-up, linger).
     pub quiescent: bool,
+    /// Taken after the program's work ended (after its last request, while it shuts down):
+    /// not judged, only compared (see "Teardown" above).
+    pub teardown: bool,
 }
 
 /// One probe reading summed over the tree: post-GC heap bytes at a served count.
@@ -48,6 +71,9 @@ pub struct HeapRow {
     pub requests: u64,
     pub live: u64,
     pub quiescent: bool,
+    /// Taken after the program's work ended (the probe's exit reading, `"ev":"exit"`, or a
+    /// reading after the last request): not judged, only compared.
+    pub teardown: bool,
 }
 
 /// What the verdict was computed on.
@@ -77,7 +103,30 @@ pub struct WatchVerdict {
     pub verdict: Verdict,
     /// What RSS alone cannot say, when RSS was the basis.
     pub caveat: Option<String>,
+    /// Bytes of the judged series released at exit: the last steady reading minus the lowest
+    /// teardown reading, when positive.
+    #[serde(default)]
+    pub released_at_exit: Option<u64>,
 }
+
+impl WatchVerdict {
+    /// `released at exit: 9.25 MiB — memory held for the life of a session or client object`,
+    /// when what was released stands out of the series' noise (more than [`RELEASE_SIGMAS`]
+    /// deviations); a few kilobytes freed at exit say nothing.
+    pub fn released_note(&self) -> Option<String> {
+        let released = self.released_at_exit? as f64;
+        let noise = self.verdict.noise.unwrap_or(0) as f64;
+        (released > RELEASE_SIGMAS * noise).then(|| {
+            format!(
+                "released at exit: {} — memory held for the life of a session or client object",
+                units::bytes(released)
+            )
+        })
+    }
+}
+
+/// What is released at exit is worded only above this many noise deviations of the series.
+pub const RELEASE_SIGMAS: f64 = 3.0;
 
 /// A leak on the probe's series needs its interval above this many bytes/request.
 pub const HEAP_LEAK_FLOOR: f64 = 32.0;
@@ -108,10 +157,78 @@ const REPEAT_ADVICE: &str = " or repeat the loop (several --kick)";
 /// Judges a watch run: on `heap` when it has readings (a probe ran and reported bytes), else
 /// on the tree's RSS. `node` says the tree ran Node (for the wording and the RSS rule above).
 pub fn judge(tree: &[TreeRow], heap: Option<&[HeapRow]>, node: bool) -> WatchVerdict {
+    judge_at(tree, heap, node, Params::default().z)
+}
+
+/// [`judge`] with the intervals at normal quantile `z`.
+fn judge_at(tree: &[TreeRow], heap: Option<&[HeapRow]>, node: bool, z: f64) -> WatchVerdict {
+    let (tree_steady, tree_down) = split_teardown(tree, |t| t.teardown, |t| t.rss);
+    let heap = heap.map(|h| split_teardown(h, |r| r.teardown, |r| r.live));
     match heap {
-        Some(h) if !h.is_empty() => judge_heap(tree, h, node),
-        _ => judge_rss(tree, node),
+        Some((steady, down)) if !steady.is_empty() => {
+            let mut w = judge_heap(&tree_steady, &steady, node, z);
+            w.released_at_exit = released(steady.last().map(|r| r.live), &down);
+            w
+        }
+        _ => {
+            let mut w = judge_rss(&tree_steady, node, z);
+            w.released_at_exit = released(tree_steady.last().map(|t| t.rss), &tree_down);
+            w
+        }
     }
+}
+
+/// The steady rows of `rows` (in order) and the bytes of its teardown rows.
+fn split_teardown<T: Copy>(
+    rows: &[T],
+    teardown: impl Fn(&T) -> bool,
+    bytes: impl Fn(&T) -> u64,
+) -> (Vec<T>, Vec<u64>) {
+    let steady = rows.iter().filter(|r| !teardown(r)).copied().collect();
+    let down = rows.iter().filter(|r| teardown(r)).map(bytes).collect();
+    (steady, down)
+}
+
+/// The last steady reading minus the lowest teardown reading, when positive.
+fn released(last_steady: Option<u64>, teardown: &[u64]) -> Option<u64> {
+    let lowest = teardown.iter().min()?;
+    last_steady?.checked_sub(*lowest).filter(|b| *b > 0)
+}
+
+/// One look of the early stop (see [`verdict::EarlyStop`]) at a watch run's readings so far:
+/// judges them when a look is due, at the run's z and at [`verdict::LOOK_Z`], and returns the
+/// verdict once two looks in a row settle it. Teardown rows are set aside as in [`judge`].
+pub fn look(
+    stop: &mut EarlyStop,
+    tree: &[TreeRow],
+    heap: Option<&[HeapRow]>,
+    node: bool,
+) -> Option<Settled<WatchVerdict>> {
+    let served = |r: u64, teardown: bool| (!teardown).then_some(r);
+    let requests = tree
+        .iter()
+        .filter_map(|t| served(t.requests, t.teardown))
+        .chain(
+            heap.unwrap_or(&[])
+                .iter()
+                .filter_map(|h| served(h.requests, h.teardown)),
+        )
+        .max()?;
+    if !stop.due(requests) {
+        return None;
+    }
+    let judged = judge(tree, heap, node);
+    let strict = judge_at(tree, heap, node, verdict::LOOK_Z);
+    let ceiling = match judged.basis {
+        Basis::Heap => HEAP_STABLE_CEILING,
+        Basis::Rss => Params::default().stable_ceiling,
+    };
+    stop.record(requests, &judged.verdict, &strict.verdict, ceiling)
+        .then(|| Settled {
+            verdict: judged,
+            requests,
+            looks: stop.looks(),
+        })
 }
 
 /// Requests a Node process's own warm-up lasts: a clean native `fetch` loop's post-GC heap went
@@ -122,12 +239,27 @@ pub const NODE_WARMUP_REQUESTS: u64 = 3_000;
 /// read as a leak of ~200 B/request at 2,000 requests.
 pub const NODE_MIN_REQUESTS: u64 = 5_000;
 
-/// [`heap_params`], with the warm-up at least [`NODE_WARMUP_REQUESTS`] for Node.
+/// Requests before which a Node heap is never judged, however short the run: a clean loop's
+/// post-GC heap grew 3.7 KB/request over its first 1,000 requests.
+pub const NODE_FIRST_REQUESTS: u64 = 1_000;
+
+/// A Node heap leak shorter than [`NODE_MIN_REQUESTS`] is still `leak` when its interval's lower
+/// bound is at least this many bytes/request: 10× the ~200 B/request V8's warm-up reads as at
+/// 2,000 requests (170 B/request measured between requests 1,000 and 2,000, 90 from 2,000 to
+/// 3,000), so the warm-up cannot account for a tenth of it.
+pub const NODE_SHORT_RUN_FLOOR: f64 = 2_000.0;
+
+/// [`heap_params`], with the warm-up at least [`NODE_WARMUP_REQUESTS`] for Node, shortened to
+/// 70% of a short run but never before [`NODE_FIRST_REQUESTS`].
 fn heap_params_for(total: u64, node: bool) -> Params {
     let mut p = heap_params();
     if node && total > 0 {
-        let fraction = (NODE_WARMUP_REQUESTS as f64 / total as f64).clamp(p.warmup_fraction, 0.7);
-        p.max_warmup_fraction = (fraction + (p.max_warmup_fraction - p.warmup_fraction)).min(0.8);
+        let fraction = (NODE_WARMUP_REQUESTS as f64 / total as f64)
+            .clamp(p.warmup_fraction, 0.7)
+            .max(NODE_FIRST_REQUESTS as f64 / total as f64);
+        p.max_warmup_fraction = (fraction + (p.max_warmup_fraction - p.warmup_fraction))
+            .min(0.8)
+            .max(fraction);
         p.warmup_fraction = fraction;
     }
     p
@@ -144,7 +276,7 @@ fn from_start<T>(rows: &[T], requests: impl Fn(&T) -> u64) -> &[T] {
     &rows[first.saturating_sub(1)..]
 }
 
-fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
+fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool, z: f64) -> WatchVerdict {
     let points: Vec<Point> = from_start(heap, |h| h.requests)
         .iter()
         .map(|h| Point {
@@ -161,8 +293,23 @@ fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
         })
         .collect();
     let total = points.iter().map(|p| p.requests).max().unwrap_or(0);
-    let mut v = verdict::judge(&points, &heap_params_for(total, node));
-    if node && total < NODE_MIN_REQUESTS && v.class != Class::Inconclusive {
+    let params = Params {
+        z,
+        ..heap_params_for(total, node)
+    };
+    let mut v = verdict::judge(&points, &params);
+    let far_above_warmup =
+        v.class == Class::Leak && v.slope.is_some_and(|s| s.lo >= NODE_SHORT_RUN_FLOOR);
+    if node && total < NODE_MIN_REQUESTS && far_above_warmup {
+        v.reason = format!(
+            "{} (only {} requests, but even the interval's low end is ≥ {} B/request, 10× what a \
+             Node heap adds by itself while warming up after its first {} requests)",
+            v.reason,
+            units::count(total),
+            units::rate(NODE_SHORT_RUN_FLOOR),
+            units::count(NODE_FIRST_REQUESTS)
+        );
+    } else if node && total < NODE_MIN_REQUESTS && v.class != Class::Inconclusive {
         v.reason = format!(
             "only {} requests: a Node process's heap grows by itself for its first ~{} \
              (JIT, lazily built modules), so {} cannot be told from that: inconclusive, run ≥ \
@@ -179,10 +326,11 @@ fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool) -> WatchVerdict {
         basis: Basis::Heap,
         verdict: v,
         caveat: None,
+        released_at_exit: None,
     }
 }
 
-fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
+fn judge_rss(tree: &[TreeRow], node: bool, z: f64) -> WatchVerdict {
     let points: Vec<Point> = from_start(tree, |t| t.requests)
         .iter()
         .map(|t| Point {
@@ -196,6 +344,7 @@ fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
     let params = Params {
         series: "RSS",
         repeat_advice: REPEAT_ADVICE,
+        z,
         ..Params::default()
     };
     let mut v = verdict::judge(&points, &params);
@@ -221,6 +370,7 @@ fn judge_rss(tree: &[TreeRow], node: bool) -> WatchVerdict {
         basis: Basis::Rss,
         verdict: v,
         caveat: Some(caveat),
+        released_at_exit: None,
     }
 }
 
@@ -239,6 +389,7 @@ mod tests {
                     requests: r,
                     live: (3e6 + warm + leak * r as f64) as u64,
                     quiescent: r == 0,
+                    teardown: false,
                 }
             })
             .collect()
@@ -272,6 +423,117 @@ mod tests {
     }
 
     #[test]
+    fn a_short_node_run_is_a_leak_only_far_above_the_warm_up() {
+        // Clean and warming, at any length under 5,000 requests: never a leak.
+        for n in (100..5_000).step_by(100) {
+            let w = judge(&[], Some(&warming(n, 0.0)), true);
+            assert_ne!(w.verdict.class, Class::Leak, "{n}: {}", w.verdict.reason);
+        }
+        // A leak under 10× the warm-up's rate stays undecided on a short run...
+        let small = judge(&[], Some(&warming(2_000, 512.0)), true);
+        assert_eq!(
+            small.verdict.class,
+            Class::Inconclusive,
+            "{}",
+            small.verdict.reason
+        );
+        // ...while got's ~24 KB/request is decided within 2,000 requests, and says why.
+        for n in [1_500, 2_000, 3_000, 4_500] {
+            let w = judge(&[], Some(&warming(n, 24_000.0)), true);
+            assert_eq!(w.verdict.class, Class::Leak, "{n}: {}", w.verdict.reason);
+            let b = w.verdict.slope.map_or(0.0, |s| s.bytes_per_request);
+            assert!((b - 24_000.0).abs() <= 0.25 * 24_000.0, "{n}: {b}");
+            assert!(
+                w.verdict
+                    .reason
+                    .contains("10× what a Node heap adds by itself"),
+                "{}",
+                w.verdict.reason
+            );
+        }
+    }
+
+    #[test]
+    fn the_early_stop_settles_got_within_2000_requests_and_never_a_warming_heap() {
+        let feed = |rows: &[HeapRow]| {
+            let mut stop = EarlyStop::new();
+            (1..=rows.len()).find_map(|i| look(&mut stop, &[], Some(&rows[..i]), true))
+        };
+        let got = feed(&warming(10_000, 24_000.0)).expect("settled");
+        assert_eq!(
+            got.verdict.verdict.class,
+            Class::Leak,
+            "{}",
+            got.verdict.verdict.reason
+        );
+        assert!(got.requests <= 2_000, "settled at {}", got.requests);
+        let b = got
+            .verdict
+            .verdict
+            .slope
+            .map_or(0.0, |s| s.bytes_per_request);
+        assert!((b - 24_000.0).abs() <= 0.25 * 24_000.0, "{b}");
+        let clean = feed(&warming(20_000, 0.0));
+        assert!(
+            clean
+                .as_ref()
+                .is_none_or(|s| s.verdict.verdict.class != Class::Leak),
+            "{clean:?}"
+        );
+    }
+
+    #[test]
+    fn teardown_is_set_aside_and_what_it_released_is_reported() {
+        // aiohttp 3.12.2's cookie jar: traced heap climbs ~480 B/request over 20,000 requests;
+        // the probe's exit reading, after the session closed, is 9.7 MB lower.
+        let mut rows: Vec<HeapRow> = (0..=400u64)
+            .map(|i| {
+                let r = i * 50;
+                let jitter = ((i * 7919) % 13) as f64 * 2_000.0;
+                HeapRow {
+                    requests: r,
+                    live: (12_600_000.0 + 480.0 * r as f64 + jitter) as u64,
+                    quiescent: r == 0,
+                    teardown: false,
+                }
+            })
+            .collect();
+        let last = rows.last().map_or(0, |r| r.live);
+        rows.push(HeapRow {
+            requests: 20_000,
+            live: last - 9_700_000,
+            quiescent: true,
+            teardown: true,
+        });
+        let tree: Vec<TreeRow> = rows
+            .iter()
+            .map(|r| TreeRow {
+                requests: r.requests,
+                rss: 40_000_000,
+                quiescent: r.quiescent,
+                teardown: r.teardown,
+            })
+            .collect();
+        let w = judge(&tree, Some(&rows), false);
+        assert_eq!(w.verdict.class, Class::Leak, "{}", w.verdict.reason);
+        let b = w.verdict.slope.map_or(0.0, |s| s.bytes_per_request);
+        assert!((b - 480.0).abs() <= 0.1 * 480.0, "{b}");
+        assert_eq!(w.released_at_exit, Some(9_700_000));
+        let note = w.released_note().unwrap_or_default();
+        assert_eq!(
+            note,
+            "released at exit: 9.25 MiB — memory held for the life of a session or client object"
+        );
+        // Nothing released, or nothing set aside: no field, no note.
+        rows.last_mut().expect("rows").live = last + 1_000;
+        assert_eq!(judge(&tree, Some(&rows), false).released_at_exit, None);
+        assert_eq!(
+            judge(&tree, Some(&rows[..400]), false).released_note(),
+            None
+        );
+    }
+
+    #[test]
     fn the_reason_names_the_series_judged_and_advises_no_rounds() {
         let leak = judge(&[], Some(&warming(20_000, 256.0)), true);
         assert!(
@@ -284,6 +546,7 @@ mod tests {
                 requests: i * 100,
                 rss: 60_000_000,
                 quiescent: i == 0,
+                teardown: false,
             })
             .collect();
         let flat = judge(&rows, None, false);
@@ -314,6 +577,7 @@ mod tests {
                     requests: r,
                     live: (150e6 + leak * r as f64 + jitter) as u64 - released,
                     quiescent: r == 0,
+                    teardown: false,
                 }
             })
             .collect()
@@ -367,12 +631,14 @@ mod tests {
                 requests: 0,
                 rss: 10_000_000 + i * 2_500_000,
                 quiescent: true,
+                teardown: false,
             })
             .collect();
         rows.extend((1..=100).map(|i| TreeRow {
             requests: i * 100,
             rss: 60_000_000,
             quiescent: false,
+            teardown: false,
         }));
         let w = judge(&rows, None, false);
         assert_eq!(w.basis, Basis::Rss);

@@ -175,6 +175,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
                 requests: count,
                 rss: s.mem.rss,
                 quiescent,
+                teardown: false,
             });
             self.memory.record_tree(count, &s);
         }
@@ -234,6 +235,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
                 requests: at,
                 live,
                 quiescent: idle(&self.log, rd.t_ns, at),
+                teardown: false,
             });
             self.memory.record_heap(at, live);
             self.out.push(&WatchSample {

@@ -206,6 +206,9 @@ impl WatchSummary {
         if let Some(c) = &self.judged.caveat {
             writeln!(w, "note       {c}")?;
         }
+        if let Some(r) = self.judged.released_note() {
+            writeln!(w, "note       {r}")?;
+        }
         if let (Some(p), 0) = (&self.probe, self.probe_readings) {
             writeln!(
                 w,
