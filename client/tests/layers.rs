@@ -71,7 +71,7 @@ const CLIENT: Crate = Crate {
         ),
         (
             "verdict",
-            "reasons.rs words mod.rs's Class/Params/Point/Slope, tests.rs tests them all",
+            "reasons.rs words mod.rs's Class/Params/Point/Slope, early_stop.rs judges with its judge, tests.rs tests them all",
         ),
     ],
 };
