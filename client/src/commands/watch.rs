@@ -104,6 +104,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         every: args.every,
         report_every: args.report_every,
         quiet: args.quiet,
+        requests: args.requests,
         clock: monotonic_ns,
     };
     let mut session = Session::new(

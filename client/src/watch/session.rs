@@ -19,8 +19,18 @@ use crate::watch::summary::{
 
 /// No request served for this long: the reading is quiescent.
 const IDLE: Duration = Duration::from_secs(1);
-/// Every how many tree samples `smaps_rollup` (PSS) is read: it walks page tables.
-const PSS_EVERY: u64 = 8;
+/// `smaps_rollup` (PSS) is read at most once per this many `--every`: the kernel walks the
+/// program's page tables for it under its memory-map lock (2.6 ms for a 120 MB Node process),
+/// so it follows the clock, never the work.
+const PSS_EVERY: u32 = 8;
+/// Readings driven by work aim at about this many over a run of known length (`--requests`).
+const TARGET_READINGS: u64 = 400;
+/// Without a known length, a reading every this many requests at first (at most one per
+/// tick); the stride doubles each time the series is thinned.
+const FIRST_STRIDE: u64 = 8;
+/// The tree's and the probe's series are thinned (every other busy reading dropped, quiescent
+/// and teardown readings kept) when they reach this many readings, as the variants' series is.
+const MAX_ROWS: usize = 4096;
 
 /// The memory of the watched tree, as a session reads it ([`TreeSampler`] in the command).
 pub trait Tree {
@@ -62,6 +72,8 @@ pub struct Setup {
     pub report_every: Duration,
     /// No periodic log line (`--quiet`).
     pub quiet: bool,
+    /// The run's length in requests, when known (`--requests`): sets the work stride.
+    pub requests: Option<u64>,
     /// `CLOCK_MONOTONIC` nanoseconds now: the clock the tree and the probes stamp their
     /// readings with (`watch::clock::monotonic_ns`; a test's own clock in tests).
     pub clock: fn() -> u64,
@@ -88,6 +100,12 @@ pub struct Session<S, T> {
     count: u64,
     /// Tree samples taken.
     samples: u64,
+    /// A tree sample is due once the served count reaches this (readings driven by work).
+    next_count: u64,
+    /// Requests between two readings driven by work; doubles when the series is thinned.
+    stride: u64,
+    /// The clock (ns) at or after which the next tree sample reads PSS.
+    next_pss_ns: u64,
     /// The clock's reading at the start: the JSONL's `t_ms` is from here.
     t0: u64,
     started: Instant,
@@ -112,6 +130,9 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
     ) -> Session<S, T> {
         let t0 = (setup.clock)();
         let started = Instant::now();
+        let stride = setup
+            .requests
+            .map_or(FIRST_STRIDE, |n| (n / TARGET_READINGS).max(1));
         Session {
             next_sample: started,
             next_report: started + setup.report_every,
@@ -129,6 +150,9 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             node: false,
             count: 0,
             samples: 0,
+            next_count: 0,
+            stride,
+            next_pss_ns: 0,
             t0,
             started,
             prev_report: (0, 0),
@@ -149,9 +173,11 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         self.started.elapsed()
     }
 
-    /// Whether a tree sample is due at `now` (every `--every`).
+    /// Whether a tree sample is due at `now`: every `--every`, and every time the served count
+    /// has advanced by the work stride since the last one, so that a fast or short run gets
+    /// as many readings as a slow one (at most one a tick).
     pub fn due(&self, now: Instant) -> bool {
-        now >= self.next_sample
+        now >= self.next_sample || (self.count > 0 && self.count >= self.next_count)
     }
 
     /// Takes one sample at `now`, paired with the last tick's count: the tree's memory, then the
@@ -163,14 +189,24 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         if self.next_sample < now {
             self.next_sample = now + self.setup.every;
         }
-        let s = self.tree.read(self.samples % PSS_EVERY == 0);
+        let clock_ns = (self.setup.clock)();
+        let pss = clock_ns >= self.next_pss_ns;
+        if pss {
+            self.next_pss_ns = clock_ns + (self.setup.every * PSS_EVERY).as_nanos() as u64;
+        }
+        let s = self.tree.read(pss);
         self.samples += 1;
-        if !self.node && (s.joined > 0 || self.samples % PSS_EVERY == 1) {
+        if !self.node && (s.joined > 0 || self.samples % u64::from(PSS_EVERY) == 1) {
             self.node = self.tree.runs_node();
         }
         let count = self.count;
+        self.next_count = count + self.stride;
         let quiescent = idle(&self.log, s.t_ns, count);
         if s.procs > 0 || s.held > 0 {
+            if self.tree_rows.len() >= MAX_ROWS {
+                thin(&mut self.tree_rows, |r| r.quiescent);
+                self.stride = self.stride.saturating_mul(2);
+            }
             self.tree_rows.push(TreeRow {
                 requests: count,
                 rss: s.mem.rss,
@@ -231,6 +267,9 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             else {
                 continue;
             };
+            if self.heap_rows.len() >= MAX_ROWS {
+                thin(&mut self.heap_rows, |r| r.quiescent);
+            }
             self.heap_rows.push(HeapRow {
                 requests: at,
                 live,
@@ -287,6 +326,23 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             judged,
         }
     }
+}
+
+/// Drops every other busy reading of `rows` (the first and the last are kept, and every reading
+/// `keep` says to): the series keeps its span and its shape at half the density.
+fn thin<R>(rows: &mut Vec<R>, keep: impl Fn(&R) -> bool) {
+    let last = rows.len().saturating_sub(1);
+    let mut busy = 0usize;
+    let mut i = 0usize;
+    rows.retain(|r| {
+        let at = i;
+        i += 1;
+        if at == 0 || at == last || keep(r) {
+            return true;
+        }
+        busy += 1;
+        busy % 2 == 0
+    });
 }
 
 /// Whether a reading at `t_ns` with `count` served is quiescent: nothing served yet, or nothing
@@ -401,6 +457,7 @@ mod tests {
             every: Duration::from_millis(100),
             report_every: Duration::from_secs(3600),
             quiet: true,
+            requests: None,
             clock: now_ns,
         }
     }
@@ -601,6 +658,56 @@ mod tests {
         }
         assert_eq!(s.tree.asked_node.get(), 1, "once found, not asked again");
         assert!(s.node);
+    }
+
+    #[test]
+    fn a_fast_run_is_read_every_stride_of_requests_not_only_on_the_clock() {
+        // 4,000 requests in 0.4 s, 10 a millisecond: the clock alone (every 100 ms) would read
+        // the tree 4 times; the work stride (4,000 / 400 = 10 requests) reads it every turn.
+        let path = temp("work.jsonl");
+        let mut st = setup(None);
+        st.requests = Some(4_000);
+        let tree = FakeTree::new(10 << 20, 1_000);
+        let mut s = Session::new(st, Counter { in_flight: 0 }, tree, None, jsonl(&path));
+        let mut sampled = 0;
+        for _ in 0..400 {
+            advance_ms(1);
+            serve(10);
+            s.tick();
+            if s.due(Instant::now()) {
+                s.sample(Instant::now());
+                sampled += 1;
+            }
+        }
+        assert!(sampled >= 399, "{sampled} readings");
+        let w = s.finish(WatchStop::Exited, None);
+        assert_eq!(w.judged.verdict.class, crate::verdict::Class::Leak, "{}", w.judged.verdict);
+        let b = w.judged.verdict.slope.map_or(0.0, |s| s.bytes_per_request);
+        assert!((b - 1_000.0).abs() < 10.0, "{b}");
+    }
+
+    #[test]
+    fn without_a_known_length_the_stride_starts_small_and_requests_drive_readings() {
+        let path = temp("stride.jsonl");
+        let mut s = plain(FakeTree::new(10 << 20, 0), jsonl(&path));
+        advance_ms(1);
+        s.tick();
+        assert!(s.due(Instant::now()), "the first sample is due at once");
+        s.sample(Instant::now());
+        serve(FIRST_STRIDE - 1);
+        s.tick();
+        assert!(!s.due(Instant::now()), "one request short of the stride, before the clock");
+        serve(1);
+        s.tick();
+        assert!(s.due(Instant::now()), "a stride of requests since the last reading");
+    }
+
+    #[test]
+    fn thinning_keeps_the_ends_and_every_kept_reading_and_halves_the_rest() {
+        let mut rows: Vec<(u32, bool)> = (0..10).map(|i| (i, i == 5)).collect();
+        thin(&mut rows, |r| r.1);
+        let kept: Vec<u32> = rows.iter().map(|r| r.0).collect();
+        assert_eq!(kept, vec![0, 2, 4, 5, 7, 9]);
     }
 
     #[test]
