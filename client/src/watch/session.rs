@@ -681,7 +681,12 @@ mod tests {
         }
         assert!(sampled >= 399, "{sampled} readings");
         let w = s.finish(WatchStop::Exited, None);
-        assert_eq!(w.judged.verdict.class, crate::verdict::Class::Leak, "{}", w.judged.verdict);
+        assert_eq!(
+            w.judged.verdict.class,
+            crate::verdict::Class::Leak,
+            "{}",
+            w.judged.verdict
+        );
         let b = w.judged.verdict.slope.map_or(0.0, |s| s.bytes_per_request);
         assert!((b - 1_000.0).abs() < 10.0, "{b}");
     }
@@ -696,10 +701,16 @@ mod tests {
         s.sample(Instant::now());
         serve(FIRST_STRIDE - 1);
         s.tick();
-        assert!(!s.due(Instant::now()), "one request short of the stride, before the clock");
+        assert!(
+            !s.due(Instant::now()),
+            "one request short of the stride, before the clock"
+        );
         serve(1);
         s.tick();
-        assert!(s.due(Instant::now()), "a stride of requests since the last reading");
+        assert!(
+            s.due(Instant::now()),
+            "a stride of requests since the last reading"
+        );
     }
 
     #[test]
