@@ -19,13 +19,20 @@ pub const TOP: usize = 5;
 const FRAMES: usize = 8;
 
 /// leakprobe's own frames below the code of interest: the worker loop and the controller that
-/// builds the clients, the command and `main`. Trimmed from the bottom of every stack.
+/// builds the clients, the command and `main`. Trimmed from the bottom of every stack. Each is
+/// a function's full path, and its last segment the bare name a line-tables-only build shows
+/// (a test pins each to a function in `src/`).
 pub const HARNESS: &[&str] = &[
-    "leak_client::run::Worker::run",
-    "leak_client::run::Worker::round",
+    "leak_client::run::worker::Worker::run",
+    "leak_client::run::worker::Worker::round",
+    "leak_client::run::controller::spawn_workers",
+    "leak_client::run::controller::Controller::launch",
+    "leak_client::run::controller::Controller::run_rounds",
+    "leak_client::run::controller::Controller::linger",
+    "leak_client::run::controller::Controller::quiescent_reading",
+    "leak_client::run::controller::Controller::finish",
     "leak_client::run::run",
     "leak_client::commands::variant::run_variant",
-    "leak_client::commands::run_variant",
     "leak_client::main",
 ];
 
@@ -230,7 +237,7 @@ fn location(file: Option<&str>, line: Option<u32>) -> String {
 }
 
 /// A source path as a reader wants it: a dependency from its crate directory
-/// (`ureq-3.5.2/src/pool.rs`), this workspace's files from its root (`client/src/run.rs`),
+/// (`ureq-3.5.2/src/pool.rs`), this workspace's files from its root (`client/src/run/mod.rs`),
 /// anything else by its last three components.
 pub fn short_file(path: &str) -> String {
     if let Some((_, rest)) = path.split_once("/registry/src/") {

@@ -54,6 +54,15 @@ const CLIENT: Crate = Crate {
     folders: &[
         ("raw", &[("parser", &["wire"]), ("sockets", &["conn"])]),
         (
+            "run",
+            &[
+                ("results", &["output"]),
+                ("planted leak", &["injector"]),
+                ("workers", &["worker"]),
+                ("controller", &["controller"]),
+            ],
+        ),
+        (
             "watch",
             &[
                 ("clock", &["clock"]),
@@ -512,13 +521,13 @@ fn imports_are_read_and_resolved() {
     let files = sources(&CLIENT);
     let known = known(&files);
     let run = imports_of(
-        &vec!["run".to_string()],
-        &files[Path::new("run.rs")],
+        &vec!["run".to_string(), "controller".to_string()],
+        &files[Path::new("run/controller.rs")],
         &known,
     );
     assert!(
         run.iter().any(|i| i.target == ["monitor"]),
-        "run.rs imports monitor"
+        "run/controller.rs imports monitor"
     );
     let module = |s: &str| -> Module { s.split("::").map(String::from).collect() };
     let known: BTreeSet<Module> = ["a", "a::b", "a::c", "d"].map(module).into();

@@ -1,5 +1,5 @@
 //! Shared by the `heap_sites_*` tests: one in-process run with `--sites` against the latency
-//! server, and the planted leak's lines in `client/src/run.rs` (found by their markers, so the
+//! server, and the planted leak's lines in `client/src/run/injector.rs` (found by their markers, so the
 //! tests follow the source).
 
 // Each test uses only some of these.
@@ -46,13 +46,13 @@ pub fn run_with_sites(variant: VariantName, extra: &[&str]) -> Summary {
     s
 }
 
-/// The line of `client/src/run.rs` carrying `marker` (1-based).
+/// The line of `client/src/run/injector.rs` carrying `marker` (1-based).
 pub fn marked_line(marker: &str) -> u32 {
-    let src = include_str!("../../src/run.rs");
+    let src = include_str!("../../src/run/injector.rs");
     let i = src
         .lines()
         .position(|l| l.contains(marker))
-        .unwrap_or_else(|| panic!("no `{marker}` in run.rs"));
+        .unwrap_or_else(|| panic!("no `{marker}` in run/injector.rs"));
     u32::try_from(i + 1).expect("a line number")
 }
 
@@ -81,7 +81,7 @@ pub fn assert_top_grower_is_planted(s: &Summary, marker: &str, bytes: f64) -> Si
         sites.rate
     );
     let file = top.file.as_deref().unwrap_or("");
-    assert!(file.ends_with("client/src/run.rs"), "{top:?}");
+    assert!(file.ends_with("client/src/run/injector.rs"), "{top:?}");
     assert_eq!(top.line, Some(marked_line(marker)), "{top:?}");
     let err = (top.growth_per_request - bytes) / bytes;
     assert!(
