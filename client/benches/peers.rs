@@ -87,11 +87,12 @@ fn bare_loop(argv: &[String]) -> Result<(), String> {
         _ => return Err("--bare takes a `ureq` or `raw` command line".into()),
     };
     let cfg = args.config(variant);
-    let duration = cfg.duration.ok_or("--bare needs --duration")?;
+    let duration = cfg.workload.duration.ok_or("--bare needs --duration")?;
     let connections = Arc::new(AtomicU64::new(0));
     let build = variant.builder(&cfg.variant_config(connections.clone()));
-    let urls = UrlGen::new(&cfg.url, cfg.path_len, cfg.seed, cfg.unique);
-    let workers = cfg.concurrency as usize;
+    let w = &cfg.workload;
+    let urls = UrlGen::new(&cfg.url, w.path_len, w.seed, w.unique);
+    let workers = w.concurrency as usize;
     let go = Arc::new(Barrier::new(workers + 1));
     let mut handles = Vec::with_capacity(workers);
     for id in 0..workers {

@@ -1,5 +1,6 @@
-//! The command line: clap definitions, value parsers, and the checked `RunConfig` they become.
-//! Nothing outside this module parses flags or reads the environment for configuration.
+//! The command line: clap definitions and value parsers, and `Workload::to_args`, which writes
+//! the workload back as a child's argv. Nothing outside this module parses flags or reads the
+//! environment for configuration (`config` turns `RunArgs` into a `RunConfig`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,7 +8,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::clients::VariantName;
-use crate::config::{InjectSite, Injection, RunConfig, SitesConfig};
 use crate::runtime::Runtime;
 use crate::variant::{BodyMode, TimeoutMode};
 use crate::workload::Target;
@@ -60,6 +60,28 @@ pub enum Preset {
     /// 1000-character random paths, one server latency drawn between 100 and 300 ms
     /// (about half an hour).
     Original,
+}
+
+/// Where the planted leak is allocated: two distinct functions, so that `--sites` can be
+/// shown to name the right one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InjectSite {
+    /// A block allocated, then leaked and forgotten (unreachable).
+    #[default]
+    Forget,
+    /// A block pushed onto a list the injector keeps and never shrinks (reachable).
+    Keep,
+}
+
+impl InjectSite {
+    /// The flag value (`forget`, `keep`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InjectSite::Forget => "forget",
+            InjectSite::Keep => "keep",
+        }
+    }
 }
 
 /// Flags of `compare`: the same workload flags as `ureq`/`raw` (with comparison defaults:
@@ -265,7 +287,8 @@ pub struct CalibrateArgs {
     pub workload: Workload,
 }
 
-/// Flags of `ureq` and `raw`: the target, the workload, and where the results go.
+/// Flags of `ureq` and `raw`: the target, the workload, and where the results go
+/// (`RunArgs::config`, in `config`, makes them one run's `RunConfig`).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Base URL. Each request's path is this path plus a generated segment (see --path-len);
@@ -287,51 +310,6 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub workload: Workload,
-}
-
-impl RunArgs {
-    /// The checked description of this run through `variant`.
-    pub fn config(&self, variant: VariantName) -> RunConfig {
-        let w = &self.workload;
-        RunConfig {
-            variant,
-            url: self.url.clone(),
-            path_len: w.path_len,
-            unique: w.unique,
-            seed: w.seed,
-            requests: w.requests,
-            duration: w.duration,
-            concurrency: w.concurrency,
-            think: w.think,
-            rate: w.rate,
-            rounds: w.rounds,
-            pause: w.pause,
-            linger: w.linger,
-            timeout: w.timeout,
-            ureq_timeout: w.ureq_timeout,
-            body: w.body,
-            max_body: w.max_body,
-            library_defaults: w.library_defaults,
-            report_every: w.report_every,
-            sample_every: w
-                .sample_every
-                .unwrap_or_else(|| RunConfig::default_sample_every(w.requests)),
-            mem_limit: w.mem_limit,
-            inject: Injection {
-                bytes: w.inject_leak,
-                cap: w.inject_cap,
-                site: w.inject_site,
-            },
-            max_unreachable: w.max_unreachable,
-            jsonl: self.outputs.jsonl.clone(),
-            sites: w.sites.then(|| SitesConfig {
-                rate: w
-                    .sites_rate
-                    .unwrap_or_else(|| SitesConfig::auto_rate(w.total_requests())),
-                out: self.sites_out.clone(),
-            }),
-        }
-    }
 }
 
 /// The workload and how it is measured: every command that runs it (`ureq`, `raw`, `compare`,

@@ -1,47 +1,15 @@
-//! `RunConfig`: one run, checked and resolved, as the run loop, the summary and the report see
-//! it. Built once from the command line (`cli`); holds no clap types and reads no environment.
+//! `RunConfig`: one run as the run loop, the summary and the report see it — the `Workload` as
+//! the flags gave it, the target and outputs, and what is resolved from them. Built once from the
+//! command line (`RunArgs::config`); parses no flag and reads no environment.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
+use crate::cli::{RunArgs, Workload};
 use crate::clients::VariantName;
-use crate::variant::{BodyMode, TimeoutMode, VariantConfig};
+use crate::variant::VariantConfig;
 use crate::workload::Target;
-
-/// A planted leak: the positive control (`--inject-leak`, `--inject-cap`, `--inject-site`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Injection {
-    /// Bytes retained per completed request (0: none).
-    pub bytes: u64,
-    /// Stop retaining once this many bytes are held (a bounded cache); `None`: never.
-    pub cap: Option<u64>,
-    /// Which call site retains them.
-    pub site: InjectSite,
-}
-
-/// Where the planted leak is allocated: two distinct functions, so that `--sites` can be
-/// shown to name the right one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InjectSite {
-    /// A block allocated, then leaked and forgotten (unreachable).
-    #[default]
-    Forget,
-    /// A block pushed onto a list the injector keeps and never shrinks (reachable).
-    Keep,
-}
-
-impl InjectSite {
-    /// The flag value (`forget`, `keep`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InjectSite::Forget => "forget",
-            InjectSite::Keep => "keep",
-        }
-    }
-}
 
 /// Sampled allocation sites (`--sites`), resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,49 +34,37 @@ impl SitesConfig {
     }
 }
 
-/// Everything one measured run needs, checked.
+/// Everything one measured run needs, checked. The workload's settings are read where they are
+/// used, as `cfg.workload.NAME`: a new workload flag needs no field here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunConfig {
     pub variant: VariantName,
     pub url: Target,
-    /// Total path length of each request (0: the URL's path as given).
-    pub path_len: usize,
-    /// Every URL unique (`false`: one generated URL repeated).
-    pub unique: bool,
-    pub seed: u64,
-    /// Requests per round; with neither this nor `duration` a round runs until stopped.
-    pub requests: Option<u64>,
-    /// Length of each round.
-    pub duration: Option<Duration>,
-    /// Worker threads.
-    pub concurrency: u32,
-    /// Each worker's pause between its requests.
-    pub think: Duration,
-    /// Overall requests per second, if throttled.
-    pub rate: Option<f64>,
-    pub rounds: u32,
-    pub pause: Duration,
-    pub linger: Duration,
-    pub timeout: Duration,
-    /// How the ureq variant applies `timeout`.
-    pub ureq_timeout: TimeoutMode,
-    pub body: BodyMode,
-    pub max_body: u64,
-    /// Use the client library's pool defaults instead of sizing the pool from `concurrency`.
-    pub library_defaults: bool,
-    /// Interval of the memory log line.
-    pub report_every: Duration,
-    /// A request sample every this many completed requests (resolved from `--sample-every`).
-    pub sample_every: u64,
-    /// Heap cap of the process, bytes.
-    pub mem_limit: u64,
-    pub inject: Injection,
-    /// Stop the run once the server has been unreachable this long.
-    pub max_unreachable: Duration,
+    /// The workload and how it is measured, as the flags gave it.
+    pub workload: Workload,
     /// Where to append every sample, one JSON object per line.
     pub jsonl: Option<PathBuf>,
     /// Sample allocation sites (`--sites`); `None`: off.
     pub sites: Option<SitesConfig>,
+}
+
+impl RunArgs {
+    /// The checked description of this run through `variant`.
+    pub fn config(&self, variant: VariantName) -> RunConfig {
+        let w = &self.workload;
+        RunConfig {
+            variant,
+            url: self.url.clone(),
+            workload: w.clone(),
+            jsonl: self.outputs.jsonl.clone(),
+            sites: w.sites.then(|| SitesConfig {
+                rate: w
+                    .sites_rate
+                    .unwrap_or_else(|| SitesConfig::auto_rate(w.total_requests())),
+                out: self.sites_out.clone(),
+            }),
+        }
+    }
 }
 
 impl RunConfig {
@@ -121,20 +77,28 @@ impl RunConfig {
         }
     }
 
+    /// A request sample every this many completed requests (`--sample-every`, or the default).
+    pub fn sample_every(&self) -> u64 {
+        let w = &self.workload;
+        w.sample_every
+            .unwrap_or_else(|| Self::default_sample_every(w.requests))
+    }
+
     /// Live heap at which the run stops itself: 90% of `--mem-limit`.
     pub fn soft_limit(&self) -> usize {
-        usize::try_from(self.mem_limit / 10 * 9).unwrap_or(usize::MAX)
+        usize::try_from(self.workload.mem_limit / 10 * 9).unwrap_or(usize::MAX)
     }
 
     /// The settings every client of this run is built from; `connections` counts the TCP
     /// connections they open.
     pub fn variant_config(&self, connections: Arc<AtomicU64>) -> VariantConfig {
+        let w = &self.workload;
         VariantConfig {
-            timeout: self.timeout,
-            timeout_mode: self.ureq_timeout,
-            body: self.body,
-            max_body: self.max_body,
-            pool_idle: (!self.library_defaults).then_some(self.concurrency as usize),
+            timeout: w.timeout,
+            timeout_mode: w.ureq_timeout,
+            body: w.body,
+            max_body: w.max_body,
+            pool_idle: (!w.library_defaults).then_some(w.concurrency as usize),
             connections_opened: connections,
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! Layers, lowest first (a module imports only from layers below it):
 //! data (`units`, `error`, `stop`, `sample`, `jsonl`, `runtime`, `workload`, `variant`, `exit`) →
-//! clients (`raw`, `ureq_client`, `clients`) → configuration (`config`, then `cli`) →
+//! clients (`raw`, `ureq_client`, `clients`) → configuration (`cli`, then `config`) →
 //! measuring (`counters`, `sites`, `monitor`, `run`) → analysis (`verdict`, `summary`) → `watch` (any
 //! program's process tree and runtime probe, judged with `verdict`) →
 //! outputs (`plot`, `child`, `report`) → `commands`.

@@ -44,7 +44,7 @@ const CLIENT: Crate = Crate {
             ],
         ),
         ("clients", &["raw", "ureq_client", "clients"]),
-        ("configuration", &["config", "cli"]),
+        ("configuration", &["cli", "config"]),
         ("measuring", &["counters", "sites", "monitor", "run"]),
         ("analysis", &["verdict", "summary"]),
         ("watch analysis", &["watch"]),

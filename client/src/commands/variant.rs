@@ -12,10 +12,10 @@ use crate::summary::Summary;
 /// `leak-client ureq|raw`: runs, prints the summary, returns the exit code.
 pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 {
     let cfg = args.config(variant);
-    if !alloc.set_limit(usize::try_from(cfg.mem_limit).unwrap_or(usize::MAX)) {
+    if !alloc.set_limit(usize::try_from(cfg.workload.mem_limit).unwrap_or(usize::MAX)) {
         eprintln!(
             "error: --mem-limit {} is below what the process already uses",
-            cfg.mem_limit
+            cfg.workload.mem_limit
         );
         return exit::FAILURE;
     }

@@ -44,9 +44,10 @@ impl<'a> Controller<'a> {
         jsonl: Option<File>,
         mut sites: Option<Readings>,
     ) -> Result<Controller<'a>, RunError> {
+        let w = &cfg.workload;
         let connections = Arc::new(AtomicU64::new(0));
-        let counters = Arc::new(Counters::new(cfg.sample_every, connections.clone()));
-        let rounds = Arc::new(RoundState::new(cfg.requests, cfg.duration, cfg.rate));
+        let counters = Arc::new(Counters::new(cfg.sample_every(), connections.clone()));
+        let rounds = Arc::new(RoundState::new(w.requests, w.duration, w.rate));
         let (mon_tx, mon_rx) = monitor::channel();
         let crew = spawn_workers(cfg, connections, &counters, &rounds, &stop, &mon_tx);
         // Each worker reports once its own buffers exist; then the baseline below includes them.
@@ -59,7 +60,7 @@ impl<'a> Controller<'a> {
         log::info!(
             "{label:<5} start  url={}  path_len={}  concurrency={}  baseline live={}  rss={}",
             cfg.url,
-            cfg.path_len,
+            w.path_len,
             crew.len(),
             crate::units::bytes(baseline.live as f64),
             baseline
@@ -71,11 +72,11 @@ impl<'a> Controller<'a> {
         }
         let mon = Monitor {
             label,
-            every: cfg.report_every,
+            every: w.report_every,
             jsonl,
             sites_warmup_at: sites
                 .as_ref()
-                .and_then(|_| crate::sites::warmup_requests(cfg.requests, cfg.rounds)),
+                .and_then(|_| crate::sites::warmup_requests(w.requests, w.rounds)),
         };
         let mon_counters = counters.clone();
         let spawned = std::thread::Builder::new()
@@ -106,9 +107,9 @@ impl<'a> Controller<'a> {
     /// Runs the rounds (with `--pause` between them) until the last or a stop; returns how
     /// long they took.
     pub(super) fn run_rounds(&mut self) -> Duration {
-        let cfg = self.cfg;
+        let w = &self.cfg.workload;
         let started = Instant::now();
-        for index in 0..cfg.rounds {
+        for index in 0..w.rounds {
             if self.stop.is_set() {
                 break;
             }
@@ -121,8 +122,8 @@ impl<'a> Controller<'a> {
             self.crew.wait();
             self.counters.idle.store(true, Relaxed);
             self.quiescent_reading("end of round");
-            if index + 1 < cfg.rounds {
-                self.stop.sleep(cfg.pause);
+            if index + 1 < w.rounds {
+                self.stop.sleep(w.pause);
             }
         }
         started.elapsed()
@@ -130,7 +131,7 @@ impl<'a> Controller<'a> {
 
     /// `--linger`: the client idle but alive, then one more quiescent reading.
     pub(super) fn linger(&mut self) {
-        let linger = self.cfg.linger;
+        let linger = self.cfg.workload.linger;
         if linger.is_zero() || self.stop.is_set() {
             return;
         }
@@ -156,7 +157,7 @@ impl<'a> Controller<'a> {
     /// "retained" means retained by a live client, not freed by tearing it down), then the
     /// monitor and the workers stop. `elapsed` is `run_rounds`'.
     pub(super) fn finish(mut self, elapsed: Duration) -> RunOutput {
-        let cfg = self.cfg;
+        let w = &self.cfg.workload;
         if let Some(s) = &mut self.sites {
             // Past the last reading: teardown and report-time symbolising are not sampled.
             s.finish();
@@ -164,7 +165,7 @@ impl<'a> Controller<'a> {
         let stopped_by = self
             .stop
             .reason()
-            .unwrap_or(match (cfg.requests, cfg.duration) {
+            .unwrap_or(match (w.requests, w.duration) {
                 (Some(_), _) => StopReason::Requests,
                 _ => StopReason::Duration,
             });
@@ -204,7 +205,7 @@ struct Crew {
     shared: Shared,
 }
 
-/// Builds `cfg.concurrency` clients (counting their connections in `connections`), a worker
+/// Builds `--concurrency` clients (counting their connections in `connections`), a worker
 /// thread for each, and the planted leak they share.
 fn spawn_workers(
     cfg: &RunConfig,
@@ -214,28 +215,29 @@ fn spawn_workers(
     stop: &Arc<Stop>,
     monitor: &Sender<Msg>,
 ) -> Crew {
+    let w = &cfg.workload;
     let (done_tx, done) = crossbeam_channel::unbounded::<()>();
     let shared = Shared {
-        urls: UrlGen::new(&cfg.url, cfg.path_len, cfg.seed, cfg.unique),
+        urls: UrlGen::new(&cfg.url, w.path_len, w.seed, w.unique),
         counters: counters.clone(),
         rounds: rounds.clone(),
         stop: stop.clone(),
         monitor: monitor.clone(),
         done: done_tx,
-        leak: Arc::new(Injector::new(cfg.inject)),
+        leak: Arc::new(Injector::new(w)),
         soft_limit: cfg.soft_limit(),
-        think: cfg.think,
-        max_unreachable: cfg.max_unreachable,
-        seed: cfg.seed,
+        think: w.think,
+        max_unreachable: w.max_unreachable,
+        seed: w.seed,
     };
     let build = cfg.variant.builder(&cfg.variant_config(connections));
     let shards = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
-    let latencies: Vec<Arc<Mutex<Histogram<u64>>>> = (0..shards.min(cfg.concurrency as usize))
+    let latencies: Vec<Arc<Mutex<Histogram<u64>>>> = (0..shards.min(w.concurrency as usize))
         .map(|_| Arc::new(Mutex::new(new_histogram())))
         .collect();
-    let mut orders = Vec::with_capacity(cfg.concurrency as usize);
-    let mut threads = Vec::with_capacity(cfg.concurrency as usize);
-    for id in 0..cfg.concurrency {
+    let mut orders = Vec::with_capacity(w.concurrency as usize);
+    let mut threads = Vec::with_capacity(w.concurrency as usize);
+    for id in 0..w.concurrency {
         let client = build();
         let (tx, rx) = crossbeam_channel::bounded::<Order>(1);
         orders.push(tx);

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::config::{InjectSite, Injection};
+use crate::cli::{InjectSite, Workload};
 
 /// The planted leak: retains `bytes` per completed request, up to `cap` in all, at one of two
 /// call sites (`--inject-site`). The lines marked `inject-site:` are what `--sites` must name
@@ -20,11 +20,12 @@ pub(super) struct Injector {
 }
 
 impl Injector {
-    pub(super) fn new(inject: Injection) -> Injector {
+    /// The leak `--inject-leak`, `--inject-cap` and `--inject-site` describe (none by default).
+    pub(super) fn new(w: &Workload) -> Injector {
         Injector {
-            bytes: inject.bytes as usize,
-            cap: inject.cap.unwrap_or(u64::MAX),
-            site: inject.site,
+            bytes: w.inject_leak as usize,
+            cap: w.inject_cap.unwrap_or(u64::MAX),
+            site: w.inject_site,
             held: AtomicU64::new(0),
             kept: Mutex::new(Vec::new()),
         }

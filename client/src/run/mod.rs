@@ -30,7 +30,9 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
     // Sampling starts before the clients are built, so what they hold from the start is
     // sampled too (a flat site, not a grower).
     let sites = match &cfg.sites {
-        Some(s) => Some(crate::sites::Readings::start(s.rate, cfg.seed).map_err(RunError::Sites)?),
+        Some(s) => Some(
+            crate::sites::Readings::start(s.rate, cfg.workload.seed).map_err(RunError::Sites)?,
+        ),
         None => None,
     };
     let mut controller = Controller::launch(cfg, stop, jsonl, sites)?;
@@ -50,7 +52,7 @@ fn preflight(cfg: &RunConfig) -> Result<(), RunError> {
     let addrs = (cfg.url.host.as_str(), cfg.url.port)
         .to_socket_addrs()
         .map_err(|e| unreachable(format!("cannot resolve {}: {e}", cfg.url.host)))?;
-    let timeout = cfg.timeout.min(Duration::from_secs(5));
+    let timeout = cfg.workload.timeout.min(Duration::from_secs(5));
     let mut last = String::from("no address");
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
