@@ -1,8 +1,8 @@
 //! Allocation sites of one run (`--sites`): switches heapmeter's sampler on, keeps the sampled
 //! snapshots taken at the run's readings, and turns the first and last into the sites table
-//! (top growers, largest flat sites, and how they square with a verdict it is handed). It
-//! must not symbolise or allocate on the counted heap before the last reading (that disturbs the
-//! heap being measured), and it knows nothing of the run loop or the verdict's module.
+//! (top growers, largest flat sites; `summary` checks them against the verdict). It must not
+//! symbolise or allocate on the counted heap before the last reading (that disturbs the heap
+//! being measured), and it knows nothing of the run loop or the verdict's module.
 
 use std::io::{self, Write};
 
@@ -355,61 +355,6 @@ impl SitesSummary {
         })
     }
 
-    /// Checks the sites against a verdict of `class`: `leak` (with its slope's interval, B/request) wants
-    /// a growing site whose total matches the slope; any other class wants none.
-    pub fn agreement(&self, class: &str, slope: Option<(f64, f64)>) -> Agreement {
-        let leak = class == "leak";
-        let sum: f64 = self.growing.iter().map(|s| s.growth_per_request).sum();
-        match (leak, self.growing.is_empty()) {
-            (true, true) => Agreement {
-                consistent: false,
-                note: format!(
-                    "the verdict is leak but no site grows beyond its interval: too few samples; \
-                     lower --sites-rate (now {}), e.g. to {}",
-                    units::bytes(self.rate as f64),
-                    units::bytes((self.rate / 8).max(1) as f64)
-                ),
-            },
-            (true, false) => {
-                let overlaps =
-                    slope.is_none_or(|(lo, hi)| self.total_lo <= hi && self.total_hi >= lo);
-                Agreement {
-                    consistent: overlaps,
-                    note: format!(
-                        "the growing sites account for {}/request, all sites {}/request [{}, {}]{}",
-                        units::per_request(sum),
-                        units::per_request(self.total_per_request),
-                        units::per_request(self.total_lo),
-                        units::per_request(self.total_hi),
-                        match (overlaps, slope) {
-                            (true, _) => ", consistent with the verdict (leak)".to_string(),
-                            (false, Some((lo, hi))) => format!(
-                                ", outside the verdict's slope [{}, {}]",
-                                units::per_request(lo),
-                                units::per_request(hi)
-                            ),
-                            (false, None) => String::new(),
-                        }
-                    ),
-                }
-            }
-            (false, true) => Agreement {
-                consistent: true,
-                note: format!("no site grows beyond its interval, as the verdict ({class}) says"),
-            },
-            (false, false) => Agreement {
-                consistent: false,
-                note: format!(
-                    "{} site(s) grow ({}/request in all) though the verdict is {class}: a pool or \
-                     cache still filling after the first reading, or growth below the verdict's \
-                     resolution",
-                    self.growing.len(),
-                    units::per_request(sum)
-                ),
-            },
-        }
-    }
-
     /// The human lines of the summary.
     pub fn print_human(&self, w: &mut dyn Write) -> io::Result<()> {
         writeln!(
@@ -580,11 +525,12 @@ impl SitesSummary {
     }
 }
 
+/// Sites tables for tests (here and in `summary`, which checks them against a verdict).
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn row(growth: f64, growing: bool) -> SiteRow {
+    pub(crate) fn row(growth: f64, growing: bool) -> SiteRow {
         SiteRow {
             function: "forget_block".into(),
             file: Some("/work/leakprobe/client/src/run.rs".into()),
@@ -605,7 +551,7 @@ mod tests {
         }
     }
 
-    fn summary(growing: Vec<SiteRow>, total: (f64, f64, f64)) -> SitesSummary {
+    pub(crate) fn summary(growing: Vec<SiteRow>, total: (f64, f64, f64)) -> SitesSummary {
         SitesSummary {
             rate: 16 * 1024,
             samples: 200,
@@ -627,24 +573,20 @@ mod tests {
             dhat_error: None,
         }
     }
+}
 
-    #[test]
-    fn the_sites_agree_with_the_verdict_only_when_growth_and_class_match() {
-        let leaking = summary(vec![row(256.0, true)], (258.0, 220.0, 290.0));
-        assert!(leaking.agreement("leak", Some((255.0, 257.0))).consistent);
-        assert!(!leaking.agreement("leak", Some((1000.0, 1010.0))).consistent);
-        assert!(!leaking.agreement("stable", Some((0.0, 1.0))).consistent);
-        let clean = summary(vec![], (0.5, -20.0, 21.0));
-        assert!(clean.agreement("stable", Some((-0.1, 0.1))).consistent);
-        let missed = clean.agreement("leak", Some((60.0, 68.0)));
-        assert!(!missed.consistent);
-        assert!(missed.note.contains("--sites-rate"), "{}", missed.note);
-    }
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{row, summary};
+    use super::*;
 
     #[test]
     fn the_human_and_markdown_tables_name_the_site_and_the_profile() {
         let mut s = summary(vec![row(256.0, true)], (258.0, 220.0, 290.0));
-        s.agreement = Some(s.agreement("leak", Some((255.0, 257.0))));
+        s.agreement = Some(Agreement {
+            consistent: true,
+            note: "consistent with the verdict (leak)".into(),
+        });
         let mut out = Vec::new();
         s.print_human(&mut out).expect("writes");
         let text = String::from_utf8(out).expect("utf-8");
@@ -664,6 +606,86 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**Largest flat:**"), "{md}");
+    }
+
+    /// Where `fn NAME` is defined in `text`: `None` for a free function at the top level, the
+    /// `impl` line it is under otherwise.
+    fn definitions<'t>(text: &'t str, function: &str) -> Vec<Option<&'t str>> {
+        let mut under_impl = None;
+        let mut found = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("impl") {
+                under_impl = Some(line);
+            } else if line.starts_with('}') {
+                under_impl = None;
+            }
+            let code = line.split("//").next().unwrap_or("");
+            let defines = [format!("fn {function}("), format!("fn {function}<")]
+                .iter()
+                .any(|d| code.contains(d.as_str()));
+            if defines {
+                found.push(if line.starts_with(' ') {
+                    under_impl
+                } else {
+                    None
+                });
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_harness_name_is_a_function_of_the_client() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for name in HARNESS {
+            let path = name
+                .strip_prefix("leak_client::")
+                .unwrap_or_else(|| panic!("`{name}` is not a path in leak_client"));
+            let segments: Vec<&str> = path.split("::").collect();
+            let Some((function, outer)) = segments.split_last() else {
+                panic!("`{name}` names no function")
+            };
+            let (ty, modules) = match outer.split_last() {
+                Some((t, m)) if t.starts_with(char::is_uppercase) => (Some(*t), m),
+                _ => (None, outer),
+            };
+            let files = if modules.is_empty() {
+                vec![src.join("lib.rs"), src.join("main.rs")]
+            } else {
+                let dir = modules.join("/");
+                vec![src.join(format!("{dir}.rs")), src.join(&dir).join("mod.rs")]
+            };
+            let defined = files.iter().any(|file| {
+                let text = std::fs::read_to_string(file).unwrap_or_default();
+                definitions(&text, function)
+                    .into_iter()
+                    .any(|under| match (ty, under) {
+                        (None, None) => true,
+                        (Some(ty), Some(imp)) => imp
+                            .split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .any(|word| word == ty),
+                        _ => false,
+                    })
+            });
+            assert!(
+                defined,
+                "HARNESS names `{name}`, but no `fn {function}`{} is in {files:?}: \
+                 a renamed or moved harness function must be renamed in HARNESS too",
+                ty.map_or_else(String::new, |t| format!(" in an `impl` of `{t}`"))
+            );
+        }
+    }
+
+    #[test]
+    fn the_harness_check_finds_functions_by_module_and_type() {
+        let text = "pub fn run() {}\nimpl<'a> Controller<'a> {\n    pub(super) fn launch(\n}\n\
+                    impl Worker {\n    fn run(mut self) {}\n}\n// fn gone()\n";
+        assert_eq!(definitions(text, "run"), [None, Some("impl Worker {")]);
+        assert_eq!(
+            definitions(text, "launch"),
+            [Some("impl<'a> Controller<'a> {")]
+        );
+        assert!(definitions(text, "gone").is_empty());
     }
 
     #[test]

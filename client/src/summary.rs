@@ -10,10 +10,10 @@ use crate::config::RunConfig;
 use crate::error::ErrorKind;
 use crate::run::RunOutput;
 use crate::sample::{Sample, SampleKind};
-use crate::sites::SitesSummary;
+use crate::sites::{Agreement, SitesSummary};
 use crate::stop::StopReason;
 use crate::units;
-use crate::verdict::{self, Point, Verdict};
+use crate::verdict::{self, Class, Point, Verdict};
 
 /// Latency percentiles of successful requests, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -171,7 +171,11 @@ impl Summary {
         if let Some(readings) = &run.sites {
             let v = &summary.verdict;
             summary.sites = SitesSummary::new(readings).map(|mut s| {
-                s.agreement = Some(s.agreement(v.class.as_str(), v.slope.map(|sl| (sl.lo, sl.hi))));
+                s.agreement = Some(sites_agreement(
+                    &s,
+                    v.class,
+                    v.slope.map(|sl| (sl.lo, sl.hi)),
+                ));
                 s
             });
         }
@@ -279,6 +283,61 @@ impl Summary {
     }
 }
 
+/// Checks the sites against a verdict of `class`: `leak` (with its slope's interval, B/request) wants
+/// a growing site whose total matches the slope; any other class wants none.
+pub fn sites_agreement(sites: &SitesSummary, class: Class, slope: Option<(f64, f64)>) -> Agreement {
+    let leak = class == Class::Leak;
+    let sum: f64 = sites.growing.iter().map(|s| s.growth_per_request).sum();
+    match (leak, sites.growing.is_empty()) {
+        (true, true) => Agreement {
+            consistent: false,
+            note: format!(
+                "the verdict is leak but no site grows beyond its interval: too few samples; \
+                 lower --sites-rate (now {}), e.g. to {}",
+                units::bytes(sites.rate as f64),
+                units::bytes((sites.rate / 8).max(1) as f64)
+            ),
+        },
+        (true, false) => {
+            let overlaps =
+                slope.is_none_or(|(lo, hi)| sites.total_lo <= hi && sites.total_hi >= lo);
+            Agreement {
+                consistent: overlaps,
+                note: format!(
+                    "the growing sites account for {}/request, all sites {}/request [{}, {}]{}",
+                    units::per_request(sum),
+                    units::per_request(sites.total_per_request),
+                    units::per_request(sites.total_lo),
+                    units::per_request(sites.total_hi),
+                    match (overlaps, slope) {
+                        (true, _) => ", consistent with the verdict (leak)".to_string(),
+                        (false, Some((lo, hi))) => format!(
+                            ", outside the verdict's slope [{}, {}]",
+                            units::per_request(lo),
+                            units::per_request(hi)
+                        ),
+                        (false, None) => String::new(),
+                    }
+                ),
+            }
+        }
+        (false, true) => Agreement {
+            consistent: true,
+            note: format!("no site grows beyond its interval, as the verdict ({class}) says"),
+        },
+        (false, false) => Agreement {
+            consistent: false,
+            note: format!(
+                "{} site(s) grow ({}/request in all) though the verdict is {class}: a pool or \
+                 cache still filling after the first reading, or growth below the verdict's \
+                 resolution",
+                sites.growing.len(),
+                units::per_request(sum)
+            ),
+        },
+    }
+}
+
 /// What the verdict reads of each sample: requests, live heap, RSS, and whether every worker
 /// was idle (start and quiescent readings).
 pub fn points(samples: &[Sample]) -> Vec<Point> {
@@ -292,4 +351,23 @@ pub fn points(samples: &[Sample]) -> Vec<Point> {
             round: s.round,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sites::fixtures::{row, summary};
+
+    #[test]
+    fn the_sites_agree_with_the_verdict_only_when_growth_and_class_match() {
+        let leaking = summary(vec![row(256.0, true)], (258.0, 220.0, 290.0));
+        assert!(sites_agreement(&leaking, Class::Leak, Some((255.0, 257.0))).consistent);
+        assert!(!sites_agreement(&leaking, Class::Leak, Some((1000.0, 1010.0))).consistent);
+        assert!(!sites_agreement(&leaking, Class::Stable, Some((0.0, 1.0))).consistent);
+        let clean = summary(vec![], (0.5, -20.0, 21.0));
+        assert!(sites_agreement(&clean, Class::Stable, Some((-0.1, 0.1))).consistent);
+        let missed = sites_agreement(&clean, Class::Leak, Some((60.0, 68.0)));
+        assert!(!missed.consistent);
+        assert!(missed.note.contains("--sites-rate"), "{}", missed.note);
+    }
 }
