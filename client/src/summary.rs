@@ -283,8 +283,8 @@ impl Summary {
     }
 }
 
-/// Checks the sites against a verdict of `class`: `leak` (with its slope's interval, B/request) wants
-/// a growing site whose total matches the slope; any other class wants none.
+/// Checks the sites against a verdict of `class`: `leak` (with its slope's interval,
+/// B/request) wants a growing site whose total matches the slope; any other class wants none.
 pub fn sites_agreement(sites: &SitesSummary, class: Class, slope: Option<(f64, f64)>) -> Agreement {
     let leak = class == Class::Leak;
     let sum: f64 = sites.growing.iter().map(|s| s.growth_per_request).sum();
