@@ -239,6 +239,13 @@ pub struct WatchArgs {
     #[arg(long, short = 'd', value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
 
+    /// Stop COMMAND as soon as the verdict is settled either way (leak, stable, bounded),
+    /// at the latest at --requests/--duration: the readings are judged at request counts
+    /// 1,000 × 2^(k/2), strictly, and two looks in a row must agree (the synthetic sweep: no
+    /// clean series settled as a leak). The summary says at how many requests and seconds.
+    #[arg(long)]
+    pub until_verdict: bool,
+
     /// Keep sampling this long after the last kick answered, then stop COMMAND.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub linger: Duration,

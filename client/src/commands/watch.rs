@@ -105,6 +105,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         report_every: args.report_every,
         quiet: args.quiet,
         requests: args.requests,
+        until_verdict: args.until_verdict,
         clock: monotonic_ns,
     };
     let mut session = Session::new(
@@ -140,6 +141,9 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             if args.pid.is_some() && !s.root_alive && reason.is_none() {
                 exit_status = Some("the watched process exited".into());
                 break WatchStop::Exited;
+            }
+            if reason.is_none() && session.settled() {
+                break WatchStop::Verdict;
             }
         }
         if let Some(r) = reason {

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use crate::jsonl::Jsonl;
 use crate::runtime::Runtime;
-use crate::watch::judge::{HeapRow, TreeRow, judge};
+use crate::verdict::EarlyStop;
+use crate::watch::judge::{self, HeapRow, TreeRow, WatchVerdict, judge};
 use crate::watch::pair::ServedLog;
-use crate::watch::probe::{ProbeReader, ProbeTotals, Reading};
+use crate::watch::probe::{Event, ProbeReader, ProbeTotals, Reading};
 use crate::watch::proctree::{TreeSample, TreeSampler};
 use crate::watch::served::ServedCount;
 use crate::watch::summary::{
-    TreeMemory, WatchKind, WatchSample, WatchStop, WatchSummary, log_line,
+    SettledAt, TreeMemory, WatchKind, WatchSample, WatchStop, WatchSummary, log_line,
 };
 
 /// No request served for this long: the reading is quiescent.
@@ -74,6 +75,8 @@ pub struct Setup {
     pub quiet: bool,
     /// The run's length in requests, when known (`--requests`): sets the work stride.
     pub requests: Option<u64>,
+    /// Look for a settled verdict as readings come (`--until-verdict`).
+    pub until_verdict: bool,
     /// `CLOCK_MONOTONIC` nanoseconds now: the clock the tree and the probes stamp their
     /// readings with (`watch::clock::monotonic_ns`; a test's own clock in tests).
     pub clock: fn() -> u64,
@@ -106,6 +109,10 @@ pub struct Session<S, T> {
     stride: u64,
     /// The clock (ns) at or after which the next tree sample reads PSS.
     next_pss_ns: u64,
+    /// The early stop's looks (`--until-verdict`).
+    early: Option<EarlyStop>,
+    /// The verdict the early stop settled, and where.
+    settled: Option<(WatchVerdict, SettledAt)>,
     /// The clock's reading at the start: the JSONL's `t_ms` is from here.
     t0: u64,
     started: Instant,
@@ -133,6 +140,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         let stride = setup
             .requests
             .map_or(FIRST_STRIDE, |n| (n / TARGET_READINGS).max(1));
+        let early = setup.until_verdict.then(EarlyStop::new);
         Session {
             next_sample: started,
             next_report: started + setup.report_every,
@@ -153,6 +161,8 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             next_count: 0,
             stride,
             next_pss_ns: 0,
+            early,
+            settled: None,
             t0,
             started,
             prev_report: (0, 0),
@@ -204,7 +214,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         let quiescent = idle(&self.log, s.t_ns, count);
         if s.procs > 0 || s.held > 0 {
             if self.tree_rows.len() >= MAX_ROWS {
-                thin(&mut self.tree_rows, |r| r.quiescent);
+                thin(&mut self.tree_rows, |r| r.quiescent || r.teardown);
                 self.stride = self.stride.saturating_mul(2);
             }
             self.tree_rows.push(TreeRow {
@@ -268,13 +278,14 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
                 continue;
             };
             if self.heap_rows.len() >= MAX_ROWS {
-                thin(&mut self.heap_rows, |r| r.quiescent);
+                thin(&mut self.heap_rows, |r| r.quiescent || r.teardown);
             }
             self.heap_rows.push(HeapRow {
                 requests: at,
                 live,
                 quiescent: idle(&self.log, rd.t_ns, at),
-                teardown: false,
+                // A process's exit reading: teardown if no request follows it (see `finish`).
+                teardown: rd.event == Event::Exit,
             });
             self.memory.record_heap(at, live);
             self.out.push(&WatchSample {
@@ -291,6 +302,33 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         }
     }
 
+    /// With `--until-verdict`, looks at the readings so far when a look is due; true once the
+    /// verdict is settled (two looks in a row agree), which the command then stops on.
+    pub fn settled(&mut self) -> bool {
+        if self.settled.is_some() {
+            return true;
+        }
+        let Some(early) = self.early.as_mut() else {
+            return false;
+        };
+        let heap = self
+            .setup
+            .probe
+            .is_some()
+            .then_some(self.heap_rows.as_slice());
+        let node = self.node || self.setup.probe == Some(Runtime::Node);
+        let Some(s) = judge::look(early, &self.tree_rows, heap, node) else {
+            return false;
+        };
+        let at = SettledAt {
+            requests: s.requests,
+            seconds: self.started.elapsed().as_secs_f64(),
+            looks: s.looks,
+        };
+        self.settled = Some((s.verdict, at));
+        true
+    }
+
     /// Why a JSONL write failed, if one did.
     pub fn jsonl_error(&self) -> Option<&str> {
         self.out.error()
@@ -303,11 +341,25 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         let elapsed = self.started.elapsed().as_secs_f64();
         let probe = self.setup.probe;
         let node = self.node || probe == Some(Runtime::Node);
-        let judged = judge(
-            &self.tree_rows,
-            probe.is_some().then_some(self.heap_rows.as_slice()),
-            node,
-        );
+        if stopped_by == WatchStop::Exited {
+            mark_teardown(&mut self.tree_rows);
+        }
+        // An exit reading with requests after it was a side process ending mid-run.
+        let last = self.heap_rows.iter().map(|r| r.requests).max().unwrap_or(0);
+        for r in self.heap_rows.iter_mut().filter(|r| r.requests < last) {
+            r.teardown = false;
+        }
+        let (judged, settled) = match self.settled.take() {
+            Some((v, at)) => (v, Some(at)),
+            None => (
+                judge(
+                    &self.tree_rows,
+                    probe.is_some().then_some(self.heap_rows.as_slice()),
+                    node,
+                ),
+                None,
+            ),
+        };
         WatchSummary {
             variant: "watch".into(),
             command: self.setup.command,
@@ -324,7 +376,25 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             probe_readings: self.heap_rows.len(),
             probe_bad_lines: self.reader.as_ref().map_or(0, ProbeReader::bad_lines),
             judged,
+            settled,
         }
+    }
+}
+
+/// A program that ended by itself: the tree's readings after the first one at the last served
+/// count were taken while it shut down (interpreters free their heaps, runtimes unmap), not in
+/// steady state, so they are teardown.
+fn mark_teardown(rows: &mut [TreeRow]) {
+    let Some(last) = rows.iter().map(|r| r.requests).max() else {
+        return;
+    };
+    if last == 0 {
+        return;
+    }
+    let mut seen = false;
+    for r in rows.iter_mut().filter(|r| r.requests == last) {
+        r.teardown = seen;
+        seen = true;
     }
 }
 
@@ -458,6 +528,7 @@ mod tests {
             report_every: Duration::from_secs(3600),
             quiet: true,
             requests: None,
+            until_verdict: false,
             clock: now_ns,
         }
     }
@@ -711,6 +782,56 @@ mod tests {
             s.due(Instant::now()),
             "a stride of requests since the last reading"
         );
+    }
+
+    #[test]
+    fn until_verdict_settles_a_steady_leak_early_and_the_summary_says_where() {
+        let path = temp("settle.jsonl");
+        let mut st = setup(None);
+        st.until_verdict = true;
+        st.requests = Some(100_000);
+        let tree = FakeTree::new(10 << 20, 2_000);
+        let mut s = Session::new(st, Counter { in_flight: 0 }, tree, None, jsonl(&path));
+        let mut settled_at = None;
+        for turn in 0..10_000u64 {
+            advance_ms(1);
+            serve(10);
+            s.tick();
+            if s.due(Instant::now()) {
+                s.sample(Instant::now());
+                if s.settled() {
+                    settled_at = Some(turn * 10);
+                    break;
+                }
+            }
+        }
+        let at = settled_at.expect("a 2 KB/request leak settles before 100,000 requests");
+        assert!(at < 20_000, "settled only at {at} requests");
+        let w = s.finish(WatchStop::Verdict, None);
+        assert_eq!(w.judged.verdict.class, crate::verdict::Class::Leak);
+        let settled = w.settled.expect("where it settled");
+        assert!(
+            settled.requests <= at + 10 && settled.looks >= 2,
+            "{settled:?}"
+        );
+        let mut text = Vec::new();
+        w.print_human(&mut text).expect("print");
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("settled    leak at"), "{text}");
+    }
+
+    #[test]
+    fn readings_after_the_first_at_the_last_count_are_teardown_when_the_program_exits() {
+        let row = |requests| TreeRow {
+            requests,
+            rss: 1,
+            quiescent: false,
+            teardown: false,
+        };
+        let mut rows = vec![row(0), row(10), row(20), row(20), row(20)];
+        mark_teardown(&mut rows);
+        let marks: Vec<bool> = rows.iter().map(|r| r.teardown).collect();
+        assert_eq!(marks, vec![false, false, false, true, true]);
     }
 
     #[test]

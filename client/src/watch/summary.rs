@@ -54,6 +54,8 @@ pub enum WatchStop {
     Kicks,
     /// Ctrl-C or SIGTERM.
     Signal,
+    /// The verdict was settled (`--until-verdict`).
+    Verdict,
 }
 
 impl WatchStop {
@@ -64,6 +66,7 @@ impl WatchStop {
             WatchStop::Duration => "duration",
             WatchStop::Kicks => "kicks",
             WatchStop::Signal => "signal",
+            WatchStop::Verdict => "verdict",
         }
     }
 }
@@ -135,6 +138,21 @@ pub struct WatchSummary {
     pub probe_bad_lines: u64,
     /// Which series the verdict judged, the verdict, and RSS's caveat.
     pub judged: WatchVerdict,
+    /// When `--until-verdict` settled the verdict: it is then `judged`, from the readings up
+    /// to that look.
+    #[serde(default)]
+    pub settled: Option<SettledAt>,
+}
+
+/// Where `--until-verdict` settled a watch's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SettledAt {
+    /// Requests served at the look that settled it.
+    pub requests: u64,
+    /// Seconds since the watch started.
+    pub seconds: f64,
+    /// Looks taken (one at each request count 1,000 × 2^(k/2) reached).
+    pub looks: u32,
 }
 
 impl WatchSummary {
@@ -203,6 +221,16 @@ impl WatchSummary {
             v.class.as_str().to_uppercase(),
             v.reason
         )?;
+        if let Some(s) = &self.settled {
+            writeln!(
+                w,
+                "settled    {} at {} requests, {:.1}s ({} looks): stopped early (--until-verdict)",
+                v.class.as_str(),
+                units::count(s.requests),
+                s.seconds,
+                s.looks
+            )?;
+        }
         if let Some(c) = &self.judged.caveat {
             writeln!(w, "note       {c}")?;
         }
