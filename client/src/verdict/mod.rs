@@ -233,6 +233,11 @@ pub struct Params {
     /// With few readings, a `leak`'s interval (at `few_z`) must be at most this fraction of the
     /// slope wide (default 0.5: the slope known within about ±25%).
     pub few_max_relative_width: f64,
+    /// The smallest change of the series that its source can show, bytes (default 0: the
+    /// counting allocator is exact to the byte). `stable` needs the window to span at least
+    /// `resolution / stable_ceiling` requests: a series that moves in steps (RSS, by pages)
+    /// is flat over a short window whatever leaks.
+    pub resolution: f64,
     /// Above this many readings the fit bins consecutive readings (default 1,000).
     pub max_fit_points: usize,
     /// Two-sided normal quantile of the intervals (default 1.96: 95%).
@@ -272,6 +277,7 @@ impl Default for Params {
             few_z: 3.29,
             few_growth_sigmas: 10.0,
             few_max_relative_width: 0.5,
+            resolution: 0.0,
             max_fit_points: 1_000,
             z: 1.96,
             leak_floor: 1.0,
@@ -722,8 +728,17 @@ fn decide(
             }
         }
     }
+    if class == Class::Stable && too_short_to_resolve(live, p) {
+        return (Class::Inconclusive, reasons::below_resolution(live, p));
+    }
     let reason = reasons::live_heap(live_shape, class, live, warmup_growth, total, p);
     (class, reason)
+}
+
+/// Whether a leak of `stable_ceiling` would have moved the series by less than its
+/// `resolution` over the window: then a flat series says nothing.
+fn too_short_to_resolve(live: &Trend, p: &Params) -> bool {
+    live.span * p.stable_ceiling < p.resolution
 }
 
 /// The class of a series with `few_min_points ≤ n < min_points` readings after warm-up
@@ -755,6 +770,9 @@ fn decide_few(
     }
     let grew = warmup_growth >= p.bounded_min_bytes.max(p.bounded_min_sigmas * live.sigma);
     let class = if grew { Class::Bounded } else { Class::Stable };
+    if class == Class::Stable && too_short_to_resolve(live, p) {
+        return (Class::Inconclusive, reasons::below_resolution(live, p));
+    }
     let (rx, ry): (Vec<f64>, Vec<f64>) = fit_pts
         .iter()
         .filter_map(|q| q.rss.map(|r| (q.requests as f64, r as f64)))

@@ -21,6 +21,20 @@ impl fmt::Display for Slope {
 }
 
 /// Too few readings after warm-up: `n` of them, and how long a rerun of `pts` should be.
+/// A flat series over a window too short for its resolution to show a leak of the ceiling.
+pub(super) fn below_resolution(live: &Trend, p: &Params) -> String {
+    let needed = (p.resolution / p.stable_ceiling).ceil() as u64;
+    format!(
+        "{} flat over {} requests after warm-up, but it moves in steps of about {}, so a leak of \
+         {} B/request would not show yet: inconclusive, run ≥ {} requests",
+        p.series,
+        units::count(live.span.round() as u64),
+        units::bytes(p.resolution),
+        p.stable_ceiling,
+        units::count(round_up_nice(needed as f64 / (1.0 - p.warmup_fraction))),
+    )
+}
+
 pub(super) fn too_few_readings(n: usize, pts: &[Point], p: &Params) -> String {
     let needed = requests_needed(pts, p);
     format!(

@@ -951,3 +951,25 @@ fn the_early_stop_settles_planted_leaks_at_their_rate() {
     }
     eprintln!("{}", report.join("\n"));
 }
+
+#[test]
+fn a_flat_series_shorter_than_its_resolution_is_inconclusive_not_stable() {
+    // RSS-like: flat (no noise), a reading every 10 requests. 8 KiB of resolution at the 16 B
+    // ceiling needs 512 requests after warm-up.
+    let params = Params {
+        resolution: 8.0 * KIB,
+        ..Params::default()
+    };
+    let short = judge(&series(400, 10, |_| 0.0, Noise::None, 1), &params);
+    assert_eq!(short.class, Class::Inconclusive, "{short}");
+    assert!(
+        short.reason.contains("moves in steps of about 8 KiB"),
+        "{short}"
+    );
+    assert!(short.reason.contains("run ≥"), "{short}");
+    let long = judge(&series(3_000, 10, |_| 0.0, Noise::None, 1), &params);
+    assert_eq!(long.class, Class::Stable, "{long}");
+    // The counting allocator's series (resolution 0) is judged as before.
+    let exact = judge_default(&series(400, 10, |_| 0.0, Noise::None, 1));
+    assert_eq!(exact.class, Class::Stable, "{exact}");
+}

@@ -330,6 +330,11 @@ fn judge_heap(tree: &[TreeRow], heap: &[HeapRow], node: bool, z: f64) -> WatchVe
     }
 }
 
+/// RSS counts touched 4 KiB pages: `stable` on RSS needs a window over which a leak of the
+/// ceiling would have touched two more pages (512 requests at 16 B/request); over a shorter
+/// one a flat RSS says nothing (a clean Python loop read flat over its first 257 requests).
+pub const RSS_RESOLUTION: f64 = 8.0 * 1024.0;
+
 fn judge_rss(tree: &[TreeRow], node: bool, z: f64) -> WatchVerdict {
     let points: Vec<Point> = from_start(tree, |t| t.requests)
         .iter()
@@ -344,6 +349,7 @@ fn judge_rss(tree: &[TreeRow], node: bool, z: f64) -> WatchVerdict {
     let params = Params {
         series: "RSS",
         repeat_advice: REPEAT_ADVICE,
+        resolution: RSS_RESOLUTION,
         z,
         ..Params::default()
     };
