@@ -272,3 +272,112 @@ fn the_early_stop_never_settles_a_recorded_clean_run_as_a_leak() {
         );
     }
 }
+
+/// A gallery case's `watch --jsonl` series (`tests/data/watch/real-leaks/NAME.jsonl`) as the
+/// session held it: tree rows from the tree samples, heap rows from the probe's readings, and,
+/// for a program that exited by itself (its `NAME.summary.json`), the teardown the session
+/// marks: the probe's last reading at the last served count (its exit reading) and the tree's
+/// readings after the first at that count.
+fn gallery_rows(name: &str) -> Rows {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/watch/real-leaks");
+    let read = |file: String| {
+        let path = dir.join(file);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let summary: Value =
+        serde_json::from_str(&read(format!("{name}.summary.json"))).expect("summary JSON");
+    let (mut tree, mut heap) = (Vec::new(), Vec::new());
+    let mut prev_heap = u64::MAX;
+    for line in read(format!("{name}.jsonl")).lines() {
+        let v: Value = serde_json::from_str(line).expect("a JSONL line");
+        let requests = v["requests"].as_u64().expect("requests");
+        match v["kind"].as_str() {
+            Some("probe") => {
+                let Some(live) = v["live"].as_u64() else {
+                    continue;
+                };
+                heap.push(HeapRow {
+                    requests,
+                    live,
+                    quiescent: requests == prev_heap,
+                    teardown: false,
+                });
+                prev_heap = requests;
+            }
+            Some(kind @ ("interval" | "quiescent")) => tree.push(TreeRow {
+                requests,
+                rss: v["rss"].as_u64().unwrap_or(0),
+                quiescent: kind == "quiescent",
+                teardown: false,
+            }),
+            other => panic!("{name}: unknown kind {other:?}"),
+        }
+    }
+    if summary["stopped_by"] == "exited" {
+        let last = tree.iter().map(|t| t.requests).max().unwrap_or(0);
+        for t in tree.iter_mut().filter(|t| t.requests == last).skip(1) {
+            t.teardown = true;
+        }
+        let last_heap = heap.iter().map(|h| h.requests).max().unwrap_or(0);
+        if let Some(h) = heap.last_mut().filter(|h| h.requests == last_heap) {
+            h.teardown = true;
+        }
+    }
+    (tree, Some(heap), name.starts_with("got"))
+}
+
+#[test]
+fn the_gallery_leaks_are_leaks_and_their_fixed_releases_are_not() {
+    let judge_case = |name: &str| {
+        let (tree, heap, node) = gallery_rows(name);
+        judge(&tree, heap.as_deref(), node)
+    };
+    // got 12.5.2: one AbortController's signal on every request (sindresorhus/got#2160).
+    let got = judge_case("got-12.5.2");
+    assert_eq!(got.basis, Basis::Heap);
+    assert_leak_near("got-12.5.2", &got, 23_700.0, 0.25);
+    // aiohttp 3.12.2: the cookie jar keeps an entry per path (aio-libs/aiohttp#11052).
+    let aio = judge_case("aiohttp-3.12.2");
+    assert_leak_near("aiohttp-3.12.2", &aio, 480.0, 0.25);
+    let released = aio.released_at_exit.unwrap_or(0);
+    assert!(
+        released > 8_000_000,
+        "aiohttp-3.12.2: the session's close freed ~9.7 MB at exit, got {released}"
+    );
+    for fixed in ["got-12.5.3", "aiohttp-3.12.3"] {
+        let w = judge_case(fixed);
+        assert_ne!(
+            w.verdict.class,
+            Class::Leak,
+            "{fixed}: {}",
+            w.verdict.reason
+        );
+    }
+}
+
+#[test]
+fn the_early_stop_settles_the_got_leak_at_2000_requests() {
+    let (tree, heap, node) = gallery_rows("got-12.5.2");
+    let heap = heap.expect("probe rows");
+    let mut stop = EarlyStop::new();
+    let mut counts: Vec<u64> = heap.iter().map(|h| h.requests).collect();
+    counts.dedup();
+    let settled = counts.into_iter().find_map(|upto| {
+        let t: Vec<TreeRow> = tree
+            .iter()
+            .filter(|r| r.requests <= upto)
+            .copied()
+            .collect();
+        let h: Vec<HeapRow> = heap
+            .iter()
+            .filter(|r| r.requests <= upto)
+            .copied()
+            .collect();
+        look(&mut stop, &t, Some(&h), node).map(|s| (s.verdict.verdict.class, s.requests))
+    });
+    let (class, at) = settled.expect("got 12.5.2 settles");
+    assert_eq!(class, Class::Leak);
+    // Looks fall at 1,414 and 2,000 requests (a Node heap is never judged before 1,000); the
+    // recorded series (every 4th probe reading kept) has its first reading past 2,000 at 2,002.
+    assert!(at <= 2_010, "settled at {at} requests");
+}
