@@ -159,7 +159,7 @@ fn floor_loop(argv: &[String]) -> Result<(), String> {
     let conns: usize = conns.parse().map_err(|_| bad("CONNS"))?;
     let secs: u64 = secs.parse().map_err(|_| bad("SECS"))?;
     let mut request = Vec::new();
-    leak_client::raw::conn::write_request(
+    leak_client::raw::wire::write_request(
         &mut request,
         &format!("/{}", "a".repeat(anchors::PATH_LEN - 1)),
         &format!("127.0.0.1:{port}"),

@@ -8,26 +8,17 @@
 
 mod raw_gen;
 
+use leak_client::raw::wire::testing::{self, Read};
 use leak_client::raw::wire::{
-    self, BodyReader, Framing, MAX_CHUNK_LINE, MAX_HEAD, MAX_TRAILERS, Status, WireError,
+    self, Framing, MAX_CHUNK_LINE, MAX_HEAD, MAX_TRAILERS, Status, WireError,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use raw_gen::Generated;
 
-/// What reading a body yielded.
-#[derive(Debug, PartialEq, Eq)]
-struct Read {
-    body: Vec<u8>,
-    consumed: usize,
-    done: bool,
-}
-
-/// Feeds `input` to a fresh reader in pieces whose sizes cycle through `pieces`, stopping once
-/// the body is done; then, if `eof`, ends the connection. Checks what must hold after every
-/// piece whatever the input: progress agrees with the data handed out, nothing past the input is
-/// claimed, the reader stops early only when done, and the body never exceeds its limit.
+/// The shared harness (`wire::testing::read_body`, the one the wire's unit tests use too); a
+/// promise the reader breaks fails the case.
 fn read_body(
     framing: Framing,
     max_body: u64,
@@ -35,49 +26,7 @@ fn read_body(
     pieces: &[usize],
     eof: bool,
 ) -> Result<Result<Read, WireError>, TestCaseError> {
-    let mut reader = BodyReader::new(framing, max_body);
-    let mut read = Read {
-        body: Vec::new(),
-        consumed: 0,
-        done: reader.is_done(),
-    };
-    let mut sizes = pieces.iter().copied().map(|n| n.max(1)).cycle();
-    let mut rest = input;
-    loop {
-        let size = sizes.next().unwrap_or(1).min(rest.len());
-        let (piece, after) = rest.split_at(size);
-        let before = read.body.len();
-        let p = match reader.feed(piece, |d| read.body.extend_from_slice(d)) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        prop_assert_eq!(p.body, (read.body.len() - before) as u64);
-        prop_assert!(p.consumed <= piece.len());
-        prop_assert!(p.consumed == piece.len() || p.done);
-        prop_assert_eq!(p.done, reader.is_done());
-        prop_assert_eq!(reader.body_len(), read.body.len() as u64);
-        prop_assert!(reader.body_len() <= max_body);
-        read.consumed += p.consumed;
-        read.done = p.done;
-        rest = after;
-        if p.done || rest.is_empty() {
-            break;
-        }
-    }
-    if eof {
-        match reader.finish() {
-            Ok(()) => {
-                prop_assert!(reader.is_done());
-                read.done = true;
-            }
-            Err(e) => {
-                prop_assert_eq!(e, WireError::Truncated);
-                prop_assert!(!read.done && framing != Framing::CloseDelimited);
-                return Ok(Err(e));
-            }
-        }
-    }
-    Ok(Ok(read))
+    testing::read_body(framing, max_body, input, pieces, eof).map_err(TestCaseError::fail)
 }
 
 fn pieces() -> impl Strategy<Value = Vec<usize>> {

@@ -1,6 +1,6 @@
 //! The raw variant's connection layer: one keep-alive `TcpStream`, request writing, deadlines,
-//! reconnect-and-retry, feeding the socket's bytes to `wire`; it must not parse HTTP or URLs
-//! itself (that is `wire` and `workload::split_url`) nor allocate in steady state.
+//! reconnect-and-retry, feeding the socket's bytes to `wire`; it must not make or parse HTTP or
+//! URLs itself (that is `wire` and `workload::split_url`) nor allocate in steady state.
 //!
 //! Steady state is one write and a few reads per request into buffers owned by the client, so
 //! the control variant makes ~0 heap allocations per request (see `tests/raw_alloc.rs`). Only a
@@ -95,23 +95,6 @@ fn is_closed(e: &io::Error) -> bool {
     )
 }
 
-/// Writes the raw client's GET of `target` (a leading `/` added when it has none) on
-/// `authority` into `req`, replacing what it held: the one place its request bytes are made
-/// (the client, and the peer bench's blocking floor, which must send the same bytes).
-pub fn write_request(req: &mut Vec<u8>, target: &str, authority: &str) {
-    req.clear();
-    req.extend_from_slice(b"GET ");
-    if !target.starts_with('/') {
-        req.push(b'/');
-    }
-    req.extend_from_slice(target.as_bytes());
-    req.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    req.extend_from_slice(authority.as_bytes());
-    req.extend_from_slice(
-        b"\r\nUser-Agent: leakprobe-raw/0.1\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
-    );
-}
-
 /// The hand-rolled HTTP/1.1 client: one keep-alive connection, reused buffers.
 pub struct RawClient {
     cfg: VariantConfig,
@@ -147,7 +130,7 @@ impl RawClient {
 
     /// Writes the request for `url` into the reused request buffer.
     fn build_request(&mut self, url: &UrlParts<'_>) {
-        write_request(&mut self.req, url.target, url.authority);
+        wire::write_request(&mut self.req, url.target, url.authority);
     }
 
     fn connect(&mut self) -> Result<TcpStream, RequestError> {
