@@ -9,8 +9,6 @@
 //! `cargo bench -p latency-server --bench peers [-- --secs 5 --repeats 3 --callgrind]`; add
 //! `--exe PATH` to measure another latency-server build (e.g. the one before a change).
 
-mod anchors;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -19,7 +17,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use anchors::{
+use bench_anchors::{
     Cell, FAST_CONNS, PATH_LEN, SLOW_CONNS, SLOW_LATENCY, free_port, have, load_average, spread,
     start_listening,
 };
@@ -62,7 +60,7 @@ fn main() -> ExitCode {
 }
 
 fn parse_args() -> Result<Opts, String> {
-    anchors::parse_opts("bench-server", std::env::args().skip(1))
+    bench_anchors::parse_opts("bench-server", std::env::args().skip(1))
 }
 
 fn run() -> Result<(), String> {
@@ -117,7 +115,7 @@ fn run() -> Result<(), String> {
         eprint!("run {}/{}: ", run + 1, opts.repeats);
         let nginx = if nginx_ok {
             eprint!("nginx ");
-            Some(anchors::nginx_cell(FAST_CONNS, opts.secs)?)
+            Some(bench_anchors::nginx_cell(FAST_CONNS, opts.secs)?)
         } else {
             None
         };
@@ -129,7 +127,8 @@ fn run() -> Result<(), String> {
             rows.vs_nginx.push(zero.rps / n.rps);
             rows.nginx.push(n.clone());
         }
-        rows.vs_little.push(slow.rps / anchors::little_bound());
+        rows.vs_little
+            .push(slow.rps / bench_anchors::little_bound());
         rows.zero.push(zero);
         rows.slow.push(slow);
     }
@@ -203,8 +202,8 @@ impl Rows {
 fn server_cell(exe: &Path, latency: Duration, conns: u32, secs: u64) -> Result<Cell, String> {
     let port = free_port()?;
     let mut command = Command::new(exe);
-    command.args(anchors::latency_server_args(port, latency));
-    anchors::server_cell(command, port, conns, secs)
+    command.args(bench_anchors::latency_server_args(port, latency));
+    bench_anchors::server_cell(command, port, conns, secs)
 }
 
 /// The request every client here sends (keep-alive, a 1000-character path).
@@ -338,7 +337,7 @@ fn callgrind_cell(exe: &Path, latency: Duration) -> Result<f64, String> {
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(exe)
-        .args(anchors::latency_server_args(port, latency));
+        .args(bench_anchors::latency_server_args(port, latency));
     let child = start_listening(&mut command, "valgrind", port, Duration::from_secs(60))?;
     let pid = child.0.id().to_string();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

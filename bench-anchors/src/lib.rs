@@ -1,10 +1,9 @@
-//! The reference tools both peer benches measure against, and how they are run and read:
-//! nginx (`nginx.conf` beside this folder) as the reference server, `wrk` as the reference load
-//! generator, CPU time and context switches of child processes (`getrusage`), CPU time of other
-//! processes and peak RSS from `/proc`, and the `median (min–max)`
-//! cells of their tables. `just bench-server` (server/benches/peers.rs) and `just bench-peers`
-//! (client/benches/peers.rs, through `#[path]`) include this file; each uses part of it.
-#![allow(dead_code)]
+//! The reference tools both peer benches measure against, and how they are run and read: nginx
+//! (`nginx.conf` beside `src/`) as the reference server, `wrk` as the reference load generator,
+//! CPU time and context switches of child processes (`getrusage`), CPU time of other processes
+//! and peak RSS from `/proc`, and the `median (min–max)` cells of their tables. A dev-dependency
+//! of `just bench-server` (server/benches/peers.rs) and `just bench-peers`
+//! (client/benches/peers/); each uses part of it.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
