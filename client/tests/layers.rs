@@ -54,6 +54,23 @@ const CLIENT: Crate = Crate {
     folders: &[
         ("raw", &[("parser", &["wire"]), ("sockets", &["conn"])]),
         (
+            "raw/wire",
+            &[
+                ("vocabulary", &["types", "syntax", "request"]),
+                ("readers", &["head", "chunked"]),
+                ("body", &["body"]),
+                ("test support", &["testing"]),
+                ("tests", &["tests"]),
+            ],
+        ),
+        (
+            "raw/wire/tests",
+            &[
+                ("cases", &["cases"]),
+                ("one part each", &["head", "chunked", "body"]),
+            ],
+        ),
+        (
             "run",
             &[
                 ("results", &["output"]),

@@ -1,7 +1,8 @@
 //! Test support, not API: the one `read_body` harness that the wire's unit tests and
 //! `tests/raw_props.rs` both read bodies through; it allocates, and the client never calls it.
 
-use super::{BodyReader, Framing, WireError};
+use super::body::BodyReader;
+use super::types::{Framing, WireError};
 
 /// What reading a body yielded: the data, the input consumed, and whether it was done.
 #[derive(Debug, Clone, PartialEq, Eq)]

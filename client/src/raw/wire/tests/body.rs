@@ -1,7 +1,12 @@
 //! `BodyReader` over every framing, through the shared harness (`wire::testing::read_body`).
 
-use super::*;
+use super::cases::{VALID, dechunk, head_len};
+use crate::raw::wire::body::{BodyReader, Progress};
 use crate::raw::wire::testing::{self, Read};
+use crate::raw::wire::types::Framing::{
+    self, Chunked, CloseDelimited, ContentLength as Cl, NoBody,
+};
+use crate::raw::wire::types::WireError;
 
 /// The shared harness in pieces of `step` bytes; a promise the reader breaks fails the test.
 fn read_body(

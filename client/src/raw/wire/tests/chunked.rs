@@ -1,6 +1,9 @@
 //! `ChunkedDecoder` on its own: bodies in any pieces, where it stops, malformed bodies, limits.
 
-use super::*;
+use super::cases::{VALID, dechunk, head_len};
+use crate::raw::wire::chunked::ChunkedDecoder;
+use crate::raw::wire::types::Framing::Chunked;
+use crate::raw::wire::types::{MAX_CHUNK_LINE, MAX_TRAILERS, WireError};
 
 #[test]
 fn chunked_bodies_decode_identically_in_any_pieces() {

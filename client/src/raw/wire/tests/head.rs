@@ -1,6 +1,10 @@
 //! `parse_head` on the valid responses, every prefix of them, the malformed heads and the limit.
 
-use super::*;
+use super::cases::{VALID, dechunk, head_len};
+use crate::error::ErrorKind;
+use crate::raw::wire::head::parse_head;
+use crate::raw::wire::types::Framing::{Chunked, CloseDelimited, ContentLength as Cl, NoBody};
+use crate::raw::wire::types::{MAX_HEAD, Status, WireError};
 
 #[test]
 fn valid_responses_parse_to_their_status_framing_and_body() {
