@@ -52,6 +52,13 @@ const CLIENT: Crate = Crate {
         ("commands", &["commands"]),
     ],
     folders: &[
+        (
+            "commands",
+            &[
+                ("shared", &["shared"]),
+                ("commands", &["variant", "compare", "calibrate", "watch"]),
+            ],
+        ),
         ("raw", &[("parser", &["wire"]), ("sockets", &["conn"])]),
         (
             "raw/wire",
@@ -80,6 +87,17 @@ const CLIENT: Crate = Crate {
             ],
         ),
         (
+            "verdict",
+            &[
+                ("statistics", &["stats"]),
+                ("data", &["types"]),
+                ("wording", &["reasons"]),
+                ("decision", &["policy"]),
+                ("stopping", &["early_stop"]),
+                ("tests", &["tests"]),
+            ],
+        ),
+        (
             "watch",
             &[
                 ("clock", &["clock"]),
@@ -90,16 +108,7 @@ const CLIENT: Crate = Crate {
             ],
         ),
     ],
-    peers: &[
-        (
-            "commands",
-            "one file per command; mod.rs keeps what they share (prepare, signals, finish_run)",
-        ),
-        (
-            "verdict",
-            "reasons.rs words mod.rs's Class/Params/Point/Slope, early_stop.rs judges with its judge, tests.rs tests them all",
-        ),
-    ],
+    peers: &[],
 };
 
 const HEAPMETER: Crate = Crate {

@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use super::{Backend, install_signal_handler, prepare};
+use super::shared::{Backend, install_signal_handler, prepare};
 use crate::child::{Job, run_job};
 use crate::cli::{CalibrateArgs, Workload};
 use crate::clients::VariantName;

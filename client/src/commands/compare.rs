@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::{Backend, command_line, install_signal_handler, now_utc, prepare};
+use super::shared::{Backend, command_line, install_signal_handler, now_utc, prepare};
 use crate::child::{Job, JobError, RunResult, run_job, run_watch, took};
 use crate::cli::{CompareArgs, Preset, Workload};
 use crate::clients::VariantName;

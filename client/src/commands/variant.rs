@@ -1,7 +1,7 @@
 //! `leak-client ureq|raw`: one measured run in this process — cap the allocator, run, print the
 //! summary (human on stderr, `--json` on stdout), and map the outcome to an exit code.
 
-use super::{Cap, install_signal_handler};
+use super::shared::{Cap, install_signal_handler};
 use crate::cli::RunArgs;
 use crate::clients::VariantName;
 use crate::exit;
@@ -44,7 +44,7 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
             }
         }
     }
-    super::finish_run(
+    super::shared::finish_run(
         &|w| summary.print_human(w),
         &summary,
         out.monitor.jsonl_error.as_deref(),

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{Backend, install_signal_handler};
+use super::shared::{Backend, install_signal_handler};
 use crate::cli::WatchArgs;
 use crate::exit;
 use crate::jsonl::Jsonl;
@@ -172,7 +172,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         return Ok(exit::FAILURE);
     }
 
-    Ok(super::finish_run(
+    Ok(super::shared::finish_run(
         &|w| summary.print_human(w),
         &summary,
         jsonl_error.as_deref(),

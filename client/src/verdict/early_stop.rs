@@ -3,7 +3,8 @@
 //! Pure: the caller says how many requests were served and supplies the readings (or the
 //! judgements); nothing here stops anything.
 
-use super::{Class, Params, Point, Slope, Verdict, judge};
+use super::policy::judge;
+use super::types::{Class, Params, Point, Slope, Verdict};
 
 /// Normal quantile a look's decision is checked at (99%; the verdict's own intervals are 95%).
 pub const LOOK_Z: f64 = 2.576;

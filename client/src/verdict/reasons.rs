@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::stats::Trend;
-use super::{Class, Params, Point, Shape, Slope};
+use super::types::{Class, Params, Point, Shape, Slope};
 use crate::units;
 
 impl fmt::Display for Slope {

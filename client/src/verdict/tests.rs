@@ -2,9 +2,11 @@
 //! shapes, leaks, ramps, caches, steps, sawtooths) judged with the default thresholds. Tests only:
 //! nothing here is used by the tool.
 
+use super::early_stop::*;
+use super::policy::*;
 use super::reasons::round_up_nice;
 use super::stats::{bin, median, sign_autocorrelation, theil_sen};
-use super::*;
+use super::types::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
