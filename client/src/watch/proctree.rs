@@ -370,6 +370,7 @@ impl TreeSampler {
                 self.table.push((pid, stat.ppid));
             }
         }
+        headroom(&mut self.table);
     }
 
     fn read_stat(&mut self, pid: u32) -> Option<Stat> {
@@ -409,6 +410,17 @@ fn list_numbers(path: &str, dirbuf: &mut [MaybeUninit<u8>], out: &mut Vec<u32>) 
         if let Some(n) = parse_u32(entry.file_name().to_bytes()) {
             out.push(n);
         }
+    }
+    headroom(out);
+}
+
+/// Keeps room for twice what `v` holds now, so the lists of a busy machine (its pids come and
+/// go by the hundred while a build runs beside the watch) grow only when they double, not each
+/// time they pass a power of two: sampling stays allocation-free once warm.
+fn headroom<T>(v: &mut Vec<T>) {
+    let want = v.len().saturating_mul(2).max(64);
+    if v.capacity() < want {
+        v.reserve(want - v.len());
     }
 }
 
