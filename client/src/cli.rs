@@ -20,36 +20,75 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The exit codes, as `--help` shows them (the values are `crate::exit`'s; a test pins both).
+/// The exit codes in general, as the top-level `--help` shows them (the values are
+/// `crate::exit`'s; a test pins every list below to them).
 pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
+Exit codes (each command's --help says when it returns which):
   0    the run completed (whatever its error counts)
-  1    the run could not start or write its output, or stopped because the server stayed
-       unreachable (--max-unreachable); compare: a run failed, or the control was missed
+  1    the run could not start, failed or could not write its output
   2    command-line misuse
   3    --fail-on-leak and a verdict is `leak`
+  130  interrupted (Ctrl-C, SIGTERM)";
+
+/// `ureq` and `raw`'s exit codes.
+pub const RUN_EXIT_CODES: &str = "\
+Exit codes:
+  0    the run completed (whatever its error counts), also when stopped by one Ctrl-C
+  1    the run could not start or write its output, or stopped because the server stayed
+       unreachable (--max-unreachable)
+  2    command-line misuse
+  3    --fail-on-leak and the verdict is `leak`
+  130  a second Ctrl-C (or SIGTERM): exited at once, without a summary";
+
+/// `compare`'s exit codes.
+pub const COMPARE_EXIT_CODES: &str = "\
+Exit codes:
+  0    every run completed (whatever its error counts)
+  1    the comparison could not start or write its report, a run failed, or the control's
+       planted leak was not judged `leak`
+  2    command-line misuse
+  3    --fail-on-leak and a variant (not the control) is judged `leak`
   130  interrupted (Ctrl-C, SIGTERM) before every run finished";
+
+/// `calibrate`'s exit codes.
+pub const CALIBRATE_EXIT_CODES: &str = "\
+Exit codes:
+  0    every case was judged as expected
+  1    calibration could not start, or a case failed or was misjudged
+  2    command-line misuse
+  130  interrupted (Ctrl-C, SIGTERM) before every case ran";
+
+/// `watch`'s exit codes.
+pub const WATCH_EXIT_CODES: &str = "\
+Exit codes:
+  0    the watch completed (also when the command exited or one Ctrl-C stopped it)
+  1    the watch could not start (the command, the server, --pid, an output file), the command
+       exited before any request reached the server, --ready never answered or a --kick
+       failed, or the output could not be written
+  2    command-line misuse
+  3    --fail-on-leak and the verdict is `leak`
+  130  a second Ctrl-C (or SIGTERM): exited at once, without a summary";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the workload through `ureq` (one shared Agent and its keep-alive pool).
-    #[command(after_long_help = EXIT_CODES_HELP)]
+    #[command(after_long_help = RUN_EXIT_CODES)]
     Ureq(RunArgs),
     /// Run the workload through the hand-rolled HTTP/1.1 client (one keep-alive connection per worker).
-    #[command(after_long_help = EXIT_CODES_HELP)]
+    #[command(after_long_help = RUN_EXIT_CODES)]
     Raw(RunArgs),
     /// Start the latency server in-process, run each variant in its own child process on the
     /// same workload, judge each, and write a report, a plot and the data to --out.
-    #[command(after_long_help = EXIT_CODES_HELP)]
+    #[command(after_long_help = COMPARE_EXIT_CODES)]
     Compare(CompareArgs),
     /// Prove the detector on this machine: planted leaks of 16–4096 B/request, clean runs and a
     /// capped cache, each judged; prints detected vs expected.
-    #[command(after_long_help = EXIT_CODES_HELP)]
+    #[command(after_long_help = CALIBRATE_EXIT_CODES)]
     Calibrate(CalibrateArgs),
     /// Judge any program, in any language: start the latency server, run COMMAND with
     /// LEAKPROBE_URL set (or attach to --pid), sample its whole process tree's memory (and a
     /// runtime's post-GC heap with --probe) against the requests the server answered, judge.
-    #[command(after_long_help = EXIT_CODES_HELP)]
+    #[command(after_long_help = WATCH_EXIT_CODES)]
     Watch(WatchArgs),
 }
 
@@ -207,7 +246,7 @@ pub struct Outputs {
 pub struct WatchArgs {
     /// Watch this running process and its descendants instead of starting COMMAND; needs --url,
     /// the running latency-server the process already sends its requests to.
-    #[arg(long, value_name = "PID", conflicts_with_all = ["command", "probe"], requires = "url")]
+    #[arg(long, value_name = "PID", value_parser = whole(1u32, None), allow_hyphen_values = true, conflicts_with_all = ["command", "probe"], requires = "url")]
     pub pid: Option<u32>,
 
     /// Load this runtime's probe into COMMAND and judge its post-GC heap (without: RSS only,
@@ -216,7 +255,7 @@ pub struct WatchArgs {
     pub probe: Option<Runtime>,
 
     /// Time between two probe readings of one process (each costs it a full collection).
-    #[arg(long, default_value = "250ms", value_parser = parse_interval, value_name = "DURATION")]
+    #[arg(long, default_value = "250ms", value_parser = parse_interval, value_name = "DURATION", allow_hyphen_values = true)]
     pub probe_every: Duration,
 
     #[command(flatten)]
@@ -232,11 +271,11 @@ pub struct WatchArgs {
     pub kick: Vec<String>,
 
     /// Stop once the server has served this many requests (`10k` accepted).
-    #[arg(long, short = 'n', value_parser = parse_count, value_name = "N")]
+    #[arg(long, short = 'n', value_parser = parse_count, value_name = "N", allow_hyphen_values = true)]
     pub requests: Option<u64>,
 
     /// Stop after this long (e.g. `30s`, `5m`).
-    #[arg(long, short = 'd', value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, short = 'd', value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
     /// Stop COMMAND as soon as the verdict is settled either way (leak, stable, bounded),
@@ -247,15 +286,15 @@ pub struct WatchArgs {
     pub until_verdict: bool,
 
     /// Keep sampling this long after the last kick answered, then stop COMMAND.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub linger: Duration,
 
     /// Time between two samples of the process tree's memory.
-    #[arg(long, default_value = "100ms", value_parser = parse_interval, value_name = "DURATION")]
+    #[arg(long, default_value = "100ms", value_parser = parse_interval, value_name = "DURATION", allow_hyphen_values = true)]
     pub every: Duration,
 
     /// Interval of the memory log line on stderr.
-    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION", allow_hyphen_values = true)]
     pub report_every: Duration,
 
     /// No periodic log line, and COMMAND's stdout is discarded (its stderr is kept).
@@ -279,7 +318,7 @@ pub struct WatchArgs {
 )]
 pub struct CalibrateArgs {
     /// Planted leak sizes to test, in bytes per request.
-    #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024,4096", value_parser = parse_bytes)]
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256,1024,4096", value_parser = parse_bytes, allow_hyphen_values = true)]
     pub sizes: Vec<u64>,
 
     /// Variants to test.
@@ -327,7 +366,7 @@ pub struct Workload {
     /// Total path length in characters. The generated segment holds the sequence number and
     /// seeded random URL-safe characters (letters, digits, `-`, `_`). 0 sends the URL's path as
     /// given.
-    #[arg(long, default_value_t = 1000, value_name = "CHARS")]
+    #[arg(long, default_value_t = 1000, value_parser = whole(0usize, None), value_name = "CHARS", allow_hyphen_values = true)]
     pub path_len: usize,
 
     /// Make every URL unique (`false`: repeat one generated URL).
@@ -335,46 +374,46 @@ pub struct Workload {
     pub unique: bool,
 
     /// Seed for the random path segments: the same seed gives the same URLs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = whole(0u64, None), allow_hyphen_values = true)]
     pub seed: u64,
 
     /// Requests per round (`10k`, `1m` accepted). With neither --requests nor --duration the
     /// run goes on until Ctrl-C.
-    #[arg(long, short = 'n', value_parser = parse_count, value_name = "N")]
+    #[arg(long, short = 'n', value_parser = parse_count, value_name = "N", allow_hyphen_values = true)]
     pub requests: Option<u64>,
 
     /// Length of each round (e.g. `30s`, `5m`); with --requests too, whichever comes first.
-    #[arg(long, short = 'd', value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, short = 'd', value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
     /// Worker threads, each sending one request at a time (synchronous; no async runtime).
-    #[arg(long, short = 'c', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, short = 'c', default_value_t = 8, value_parser = whole(1u32, Some(4096)), allow_hyphen_values = true)]
     pub concurrency: u32,
 
     /// Pause of each worker between its requests (the original loop: 5ms).
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub think: Duration,
 
     /// Throttle to this many requests per second overall (default: as fast as the workers go).
-    #[arg(long, value_parser = parse_rate, value_name = "PER_SECOND")]
+    #[arg(long, value_parser = parse_rate, value_name = "PER_SECOND", allow_hyphen_values = true)]
     pub rate: Option<f64>,
 
     /// Repeat the workload this many times, idle for --pause between rounds; the heap is read
     /// at each quiescent point ("the rounds staircase").
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, default_value_t = 1, value_parser = whole(1u32, Some(10_000)), allow_hyphen_values = true)]
     pub rounds: u32,
 
     /// Idle time between rounds.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub pause: Duration,
 
     /// Keep sampling this long after the last request, with the client idle but alive
     /// ("does memory ever come back down?").
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub linger: Duration,
 
     /// Per-request timeout: bounds the whole exchange (connect, send, response, body).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub timeout: Duration,
 
     /// How the ureq variant applies --timeout: `phases` (connect, send, response and body
@@ -388,7 +427,7 @@ pub struct Workload {
     pub body: BodyMode,
 
     /// Largest response body accepted (e.g. `16MiB`); larger fails with `too_large`.
-    #[arg(long, default_value = "16MiB", value_parser = parse_bytes, value_name = "SIZE")]
+    #[arg(long, default_value = "16MiB", value_parser = parse_bytes, value_name = "SIZE", allow_hyphen_values = true)]
     pub max_body: u64,
 
     /// Use the client library's own connection-pool defaults (ureq: 3 idle connections per
@@ -397,33 +436,33 @@ pub struct Workload {
     pub library_defaults: bool,
 
     /// Interval of the memory log line on stderr.
-    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION", allow_hyphen_values = true)]
     pub report_every: Duration,
 
     /// Take an analysis sample every K completed requests (default: about 1,000 samples per
     /// round, at least every request). The series is thinned, never grown, past 4,096 points.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "K")]
+    #[arg(long, value_parser = whole(1u64, None), value_name = "K", allow_hyphen_values = true)]
     pub sample_every: Option<u64>,
 
     /// Heap cap for this process (the `cap` allocator). The run stops cleanly at 90% of it.
     /// kB, MB, GB are powers of 1000 and KiB, MiB, GiB powers of 1024 (`1GB` is 10^9 bytes,
     /// `1GiB` 2^30); a bare number is bytes. Every size flag reads sizes this way.
-    #[arg(long, default_value = "1GiB", value_parser = parse_bytes, value_name = "SIZE")]
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes, value_name = "SIZE", allow_hyphen_values = true)]
     pub mem_limit: u64,
 
     /// End the run (stopped by `unreachable`, exit code 1) once the server has refused
     /// connections this long. Meanwhile each worker backs off (10 ms doubling to 1 s).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub max_unreachable: Duration,
 
     /// Deliberately retain this many bytes per completed request: the positive control that
     /// proves the leak detector on this machine.
-    #[arg(long, default_value = "0", value_parser = parse_bytes, value_name = "BYTES")]
+    #[arg(long, default_value = "0", value_parser = parse_bytes, value_name = "BYTES", allow_hyphen_values = true)]
     pub inject_leak: u64,
 
     /// Stop retaining injected bytes once this many are held: a bounded cache, which the
     /// detector must judge `bounded`, not `leak`. Needs --inject-leak.
-    #[arg(long, value_parser = parse_bytes, value_name = "BYTES", requires = "inject_leak")]
+    #[arg(long, value_parser = parse_bytes, value_name = "BYTES", requires = "inject_leak", allow_hyphen_values = true)]
     pub inject_cap: Option<u64>,
 
     /// Where --inject-leak plants its leak: `forget` (a block leaked and forgotten, in one
@@ -442,7 +481,7 @@ pub struct Workload {
     /// sample per N bytes for a run of N requests in all (enough samples to size a 64 B/request
     /// growth within ±25%), between 4 KiB and 512 KiB (512 KiB when the run has no request
     /// count). Lower is more precise and slower.
-    #[arg(long, value_parser = parse_rate_bytes, value_name = "SIZE", requires = "sites")]
+    #[arg(long, value_parser = parse_rate_bytes, value_name = "SIZE", requires = "sites", allow_hyphen_values = true)]
     pub sites_rate: Option<u64>,
 }
 
@@ -519,49 +558,75 @@ impl Workload {
     }
 }
 
+// The value parsers. clap prefixes each error with the flag and the value ("invalid value '-5'
+// for '--requests <N>': "), so the message says only the form expected, in the help's words,
+// never a Rust parser's ("invalid digit found in string"). Every numeric, size and duration flag
+// also sets `allow_hyphen_values`, so `--requests -5` reaches its parser instead of being taken
+// for a flag (clap's "unexpected argument '-5'", with a tip to use `--`, wrong under `watch`).
+
+/// What [`parse_count`] accepts, as its error says.
+const COUNT_FORM: &str = "expected a whole number ≥ 1, like 20000 or 20k";
+/// What [`parse_bytes`] accepts.
+const SIZE_FORM: &str =
+    "expected a size like 4096, 64KiB or 1GiB (kB, MB, GB: powers of 1000; KiB, MiB, GiB: of 1024)";
+/// What [`parse_duration`] accepts.
+const DURATION_FORM: &str = "expected a duration like 0s, 250ms, 30s or 5m";
+
 /// Parses `10000`, `10k`, `2.5m`, `1M` (decimal multipliers) into a request count.
 pub fn parse_count(s: &str) -> Result<u64, String> {
-    let n = parse_size::Config::new()
+    match parse_size::Config::new()
         .with_decimal()
         .parse_size(s.trim())
-        .map_err(|e| format!("`{s}` is not a count like 500, 10k or 1m: {e}"))?;
-    if n == 0 {
-        return Err("must be at least 1".into());
+    {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(COUNT_FORM.into()),
     }
-    Ok(n)
 }
 
 /// Parses a byte size: `4096`, `64KiB`, `1GiB`, `1GB` (KiB = 1024, kB = 1000).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    heapmeter::parse_size(s)
-        .map_err(|e| format!("`{s}` is not a size like 4096, 64KiB or 1GiB: {e}"))
+    heapmeter::parse_size(s).map_err(|_| SIZE_FORM.into())
 }
 
 /// A byte size of at least 1 (a sampling rate).
 fn parse_rate_bytes(s: &str) -> Result<u64, String> {
-    match parse_bytes(s)? {
-        0 => Err("must be at least 1 byte".into()),
-        n => Ok(n),
+    match parse_bytes(s) {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a size of at least 1 byte, like 4096 or 16KiB".into()),
     }
+}
+
+/// A plain whole number from `lo` to `hi` (no upper bound: `None`), e.g. `whole(1u32, Some(4096))`.
+fn whole<T>(lo: T, hi: Option<T>) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + Send + Sync + 'static,
+{
+    move |s: &str| match s.trim().parse::<T>() {
+        Ok(n) if n >= lo && hi.is_none_or(|hi| n <= hi) => Ok(n),
+        _ => Err(match hi {
+            Some(hi) => format!("expected a whole number from {lo} to {hi}"),
+            None => format!("expected a whole number ≥ {lo}"),
+        }),
+    }
+}
+
+/// A duration: `250ms`, `30s`, `5m`, `1h 30m`, `0s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|_| DURATION_FORM.into())
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
-    let r: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of requests per second"))?;
-    if !(r.is_finite() && r > 0.0) {
-        return Err("must be a positive number".into());
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("expected a number of requests per second > 0, like 250 or 0.5".into()),
     }
-    Ok(r)
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(10) {
-        return Err("must be at least 10ms".into());
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d >= Duration::from_millis(10) => Ok(d),
+        _ => Err("expected a duration of at least 10ms, like 100ms or 1s".into()),
     }
-    Ok(d)
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -817,21 +882,57 @@ mod tests {
         }
     }
 
+    /// The exit codes a `--help` lists: the numbers opening its `Exit codes` section's lines.
+    fn listed_codes(help: &str) -> Vec<u8> {
+        let Some((_, section)) = help.split_once("Exit codes") else {
+            return Vec::new();
+        };
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix("  ")?.split(' ').next()?.parse().ok())
+            .collect()
+    }
+
     #[test]
-    fn help_lists_the_exit_codes() {
+    fn each_commands_help_lists_its_own_exit_codes() {
+        use crate::exit::{FAILURE, INTERRUPTED, LEAK, OK, USAGE};
         use clap::CommandFactory;
-        let help = Cli::command().render_long_help().to_string();
-        use crate::exit;
-        for code in [
-            exit::OK,
-            exit::FAILURE,
-            exit::USAGE,
-            exit::LEAK,
-            exit::INTERRUPTED,
+        let mut cli = Cli::command();
+        let all = [OK, FAILURE, USAGE, LEAK, INTERRUPTED];
+        let top = cli.render_long_help().to_string();
+        assert_eq!(listed_codes(&top), all, "{top}");
+        let help = |cli: &mut clap::Command, name: &str| -> String {
+            match cli.find_subcommand_mut(name) {
+                Some(c) => c.render_long_help().to_string(),
+                None => panic!("no subcommand {name}"),
+            }
+        };
+        for (name, codes) in [
+            ("ureq", &all[..]),
+            ("raw", &all),
+            ("compare", &all),
+            ("calibrate", &[OK, FAILURE, USAGE, INTERRUPTED]),
+            ("watch", &all),
         ] {
+            let h = help(&mut cli, name);
+            assert_eq!(listed_codes(&h), codes, "{name}:\n{h}");
+        }
+        // Each lists only what applies to it.
+        let watch = help(&mut cli, "watch");
+        let section = watch.split_once("Exit codes").map_or("", |(_, s)| s);
+        assert!(section.contains("exited before any request"), "{section}");
+        for foreign in ["--max-unreachable", "compare", "control"] {
             assert!(
-                help.contains(&format!("\n  {code} ")),
-                "exit code {code} in:\n{help}"
+                !section.contains(foreign),
+                "watch's codes mention {foreign}:\n{section}"
+            );
+        }
+        let raw = help(&mut cli, "raw");
+        let section = raw.split_once("Exit codes").map_or("", |(_, s)| s);
+        for foreign in ["compare", "control", "kick"] {
+            assert!(
+                !section.contains(foreign),
+                "raw's codes mention {foreign}:\n{section}"
             );
         }
     }
@@ -897,5 +998,92 @@ mod tests {
         assert_eq!((c.workload.seed, c.server.embedded.seed), (3, Some(4)));
         assert_eq!(c.server.embedded.latency, Duration::from_millis(7));
         assert_eq!(c.server.embedded.addr.addr.port(), 0);
+    }
+
+    /// Renders the error `argv` ends in, as the user sees it.
+    fn error_of(argv: &[&str]) -> String {
+        match parse(argv) {
+            Ok(_) => panic!("{argv:?} must be rejected"),
+            Err(e) => {
+                assert_eq!(e.exit_code(), 2, "{argv:?}");
+                e.render().to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn bad_numbers_name_the_flag_and_the_expected_form() {
+        let count = "expected a whole number ≥ 1, like 20000 or 20k";
+        let size = "expected a size like 4096, 64KiB or 1GiB";
+        let duration = "expected a duration like 0s, 250ms, 30s or 5m";
+        let table: &[(&[&str], &str)] = &[
+            (
+                &["raw", "--requests", "-5"],
+                "invalid value '-5' for '--requests <N>': ",
+            ),
+            (&["raw", "--requests", "-5"], count),
+            (&["raw", "--requests=-5"], count),
+            (&["raw", "-n", "-5"], count),
+            (&["raw", "--requests", "0"], count),
+            (&["raw", "--requests", "lots"], count),
+            (&["watch", "--requests", "-5", "--", "true"], count),
+            (&["watch", "--duration", "-5s", "--", "true"], duration),
+            (
+                &["watch", "--pid", "-1", "--url", "http://127.0.0.1:1/"],
+                "expected a whole number ≥ 1",
+            ),
+            (
+                &["raw", "--mem-limit", "1XB"],
+                "invalid value '1XB' for '--mem-limit <SIZE>': ",
+            ),
+            (&["raw", "--mem-limit", "1XB"], size),
+            (&["raw", "--mem-limit", "-1GiB"], size),
+            (&["raw", "--max-body", "x"], size),
+            (&["raw", "--inject-leak", "-64"], size),
+            (&["calibrate", "--sizes", "16,-64"], size),
+            (&["raw", "--sites", "--sites-rate", "0"], "at least 1 byte"),
+            (
+                &["raw", "--concurrency", "-2"],
+                "expected a whole number from 1 to 4096",
+            ),
+            (
+                &["raw", "--concurrency", "5000"],
+                "expected a whole number from 1 to 4096",
+            ),
+            (
+                &["raw", "--rounds", "-1"],
+                "expected a whole number from 1 to 10000",
+            ),
+            (&["raw", "--path-len", "-1"], "expected a whole number ≥ 0"),
+            (&["raw", "--seed", "-1"], "expected a whole number ≥ 0"),
+            (
+                &["raw", "--sample-every", "0"],
+                "expected a whole number ≥ 1",
+            ),
+            (
+                &["raw", "--rate", "-3"],
+                "expected a number of requests per second > 0",
+            ),
+            (&["raw", "--think", "-5ms"], duration),
+            (&["raw", "--timeout", "5 parsecs"], duration),
+            (
+                &["compare", "--latency", "-1ms"],
+                "expected a duration like",
+            ),
+            (&["raw", "--report-every", "1ms"], "at least 10ms"),
+            (&["watch", "--every", "-1s", "--", "true"], "at least 10ms"),
+        ];
+        for (argv, want) in table {
+            let err = error_of(argv);
+            assert!(err.contains(want), "{argv:?}: want {want:?} in:\n{err}");
+            for internal in [
+                "invalid digit",
+                "unexpected argument",
+                "ParseIntError",
+                "'--'",
+            ] {
+                assert!(!err.contains(internal), "{argv:?}: {internal:?} in:\n{err}");
+            }
+        }
     }
 }
