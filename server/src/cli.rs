@@ -73,11 +73,11 @@ pub struct ServerArgs {
     pub addr: ListenAddr,
 
     /// Latency of every request, e.g. `100ms`, `1s`, `0s`.
-    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration, allow_hyphen_values = true)]
     pub latency: Duration,
 
     /// Uniform jitter: each request sleeps a draw from latency ± jitter (never below 0).
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub jitter: Duration,
 
     /// Draw one latency per process, uniformly from MIN..MAX, and use it for every request
@@ -86,34 +86,35 @@ pub struct ServerArgs {
         long,
         value_name = "MIN..MAX",
         value_parser = parse_range,
+        allow_hyphen_values = true,
         conflicts_with_all = ["latency", "jitter"]
     )]
     pub latency_random: Option<RangeInclusive<Duration>>,
 
     /// Seed for --jitter and --latency-random; the same seed repeats the same latencies.
     /// Default: a fresh seed, logged at start.
-    #[arg(id = "server_seed", long = "seed", value_name = "U64")]
+    #[arg(id = "server_seed", long = "seed", value_name = "U64", value_parser = parse_seed, allow_hyphen_values = true)]
     pub seed: Option<u64>,
 
     /// Most requests in flight at once (each holds a thread); past it the server answers
     /// 503 with `Retry-After: 1` at once.
-    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = parse_max_in_flight, allow_hyphen_values = true)]
     pub max_in_flight: u32,
 
     /// Interval of the info line with requests served, rate, in flight, live heap and RSS;
     /// `0s` turns it off.
-    #[arg(id = "server_report_every", long = "report-every", value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(id = "server_report_every", long = "report-every", value_name = "DURATION", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub report_every: Duration,
 
     /// Close a connection that sent nothing for this long (idle keep-alive or a half-sent
     /// request); also the longest a blocked write waits.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub idle_timeout: Duration,
 
     /// Hard cap on the server's heap, e.g. `512MiB`, `2GB`; an allocation past it aborts
     /// the process. kB, MB, GB are powers of 1000 and KiB, MiB, GiB powers of 1024 (`1GB`
     /// is 10^9 bytes, `1GiB` 2^30); a bare number is bytes. Default: no cap.
-    #[arg(id = "server_mem_limit", long = "mem-limit", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(id = "server_mem_limit", long = "mem-limit", value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
     pub mem_limit: Option<u64>,
 
     /// Set this cookie on every answer (repeatable): `Set-Cookie: NAME=VALUE; Path=/`. Cookie
@@ -220,29 +221,55 @@ fn parse_cookie(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+// The value parsers. clap prefixes each error with the flag and the value ("invalid value '-5'
+// for '--max-in-flight <N>': "), so a message says only the form expected, never a Rust
+// parser's ("invalid digit found in string"); `allow_hyphen_values` on each of these flags lets
+// a negative value reach its parser instead of being taken for an unknown flag.
+
+/// What [`parse_duration`] accepts.
+const DURATION_FORM: &str = "expected a duration like 0s, 5ms, 100ms or 1s";
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|_| DURATION_FORM.into())
+}
+
 fn parse_range(s: &str) -> Result<RangeInclusive<Duration>, String> {
-    let (lo, hi) = s
-        .split_once("..")
-        .ok_or_else(|| format!("expected MIN..MAX such as 100ms..300ms, got {s:?}"))?;
-    let lo = humantime::parse_duration(lo.trim()).map_err(|e| format!("MIN: {e}"))?;
+    let form = "expected MIN..MAX with MIN ≤ MAX, like 100ms..300ms";
+    let (lo, hi) = s.split_once("..").ok_or_else(|| form.to_string())?;
+    let lo = humantime::parse_duration(lo.trim()).map_err(|_| form.to_string())?;
     let hi = humantime::parse_duration(hi.trim().trim_start_matches('='))
-        .map_err(|e| format!("MAX: {e}"))?;
+        .map_err(|_| form.to_string())?;
     if lo > hi {
-        return Err(format!("MIN must not exceed MAX in {s:?}"));
+        return Err(form.into());
     }
     Ok(lo..=hi)
 }
 
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d < Duration::from_millis(1) {
-        return Err("must be at least 1ms".into());
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d >= Duration::from_millis(1) => Ok(d),
+        _ => Err("expected a duration of at least 1ms, like 500ms or 60s".into()),
     }
-    Ok(d)
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number from 0 to {}", u64::MAX))
+}
+
+fn parse_max_in_flight(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("expected a whole number from 1 to 1000000".into()),
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    let bytes = heapmeter::parse_size(s).map_err(|e| e.to_string())?;
+    let bytes = heapmeter::parse_size(s).map_err(|_| {
+        "expected a size like 512MiB or 2GB (kB, MB, GB: powers of 1000; KiB, MiB, GiB: of 1024)"
+            .to_string()
+    })?;
     if bytes < 1 << 20 {
         return Err(format!(
             "{bytes} bytes is too small to run the server (at least 1 MiB)"
@@ -381,6 +408,55 @@ mod tests {
         let ip = parse(&["--addr", "[::1]:80"]).expect("v6");
         assert!(!ip.server.addr.localhost);
         assert_eq!(ip.server.addr.to_string(), "[::1]:80");
+    }
+
+    #[test]
+    fn bad_numbers_name_the_flag_and_the_expected_form() {
+        let table: &[(&[&str], &str)] = &[
+            (
+                &["--latency", "-5ms"],
+                "invalid value '-5ms' for '--latency <DURATION>': expected a duration like",
+            ),
+            (&["--jitter", "fast"], "expected a duration like 0s, 5ms"),
+            (
+                &["--max-in-flight", "-5"],
+                "invalid value '-5' for '--max-in-flight <N>': expected a whole number from 1 to 1000000",
+            ),
+            (
+                &["--max-in-flight", "0"],
+                "expected a whole number from 1 to 1000000",
+            ),
+            (&["--seed", "-1"], "expected a whole number from 0 to"),
+            (
+                &["--mem-limit", "1XB"],
+                "invalid value '1XB' for '--mem-limit <SIZE>': expected a size like 512MiB",
+            ),
+            (&["--mem-limit", "-1GiB"], "expected a size like"),
+            (
+                &["--idle-timeout", "-1s"],
+                "expected a duration of at least 1ms",
+            ),
+            (
+                &["--latency-random", "-1ms..5ms"],
+                "expected MIN..MAX with MIN ≤ MAX",
+            ),
+            (
+                &["--latency-random", "300ms..100ms"],
+                "expected MIN..MAX with MIN ≤ MAX",
+            ),
+        ];
+        for (args, want) in table {
+            let err = parse(args).expect_err(&format!("{args:?} must fail"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            let text = err.render().to_string();
+            assert!(text.contains(want), "{args:?}: want {want:?} in:\n{text}");
+            for internal in ["invalid digit", "unexpected argument", "expected number at"] {
+                assert!(
+                    !text.contains(internal),
+                    "{args:?}: {internal:?} in:\n{text}"
+                );
+            }
+        }
     }
 
     #[test]
