@@ -61,9 +61,11 @@ pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), St
         .max()
         .unwrap_or(1) as f64
         / MIB;
-    let root = SVGBackend::new(path, (1000, 560)).into_drawing_area();
+    let root = SVGBackend::new(path, (PLOT_WIDTH + LEGEND_WIDTH, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let mut chart = ChartBuilder::on(&root)
+    // The legend beside the plot, never over a line.
+    let (plot, legend) = root.split_horizontally(PLOT_WIDTH);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
@@ -76,7 +78,8 @@ pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), St
         .y_desc("live heap (MiB)")
         .x_label_formatter(&|x| crate::units::count(*x))
         .y_label_formatter(&|y| format!("{y:.2}"))
-        .light_line_style(RGBColor(235, 235, 235))
+        .max_light_lines(1)
+        .light_line_style(RGBColor(238, 238, 238))
         .draw()
         .map_err(|e| e.to_string())?;
 
@@ -88,17 +91,12 @@ pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), St
             .map(|p| (p.requests, p.bytes as f64 / MIB))
             .collect();
         let style = color.stroke_width(2);
-        let series = if line.dashed {
-            chart.draw_series(DashedLineSeries::new(busy, 6, 4, style))
+        if line.dashed {
+            chart.draw_series(DashedLineSeries::new(busy, DASH, GAP, style))
         } else {
             chart.draw_series(LineSeries::new(busy, style))
-        };
-        series
-            .map_err(|e| e.to_string())?
-            .label(line.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+        }
+        .map_err(|e| e.to_string())?;
         // Quiescent readings (every worker idle) are the cleanest evidence: mark them.
         let idle = line
             .points
@@ -107,16 +105,45 @@ pub fn memory_svg(path: &Path, title: &str, lines: &[Line<'_>]) -> Result<(), St
             .map(|p| Circle::new((p.requests, p.bytes as f64 / MIB), 4, color.filled()));
         chart.draw_series(idle).map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_legend(&legend, lines).map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// The legend: one entry per line, top to bottom, each drawn as its line is (dashed or solid).
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    lines: &[Line<'_>],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    // Level with the plot's top edge (below the caption).
+    let top = 60;
+    for (i, line) in lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let y = top + 24 * i32::try_from(i).unwrap_or(i32::MAX / 48);
+        let sample = [(4, y), (40, y)];
+        let style = color.stroke_width(2);
+        if line.dashed {
+            area.draw(&plotters::element::DashedPathElement::new(
+                sample, DASH, GAP, style,
+            ))?;
+        } else {
+            area.draw(&PathElement::new(sample, style))?;
+        }
+        area.draw(&Text::new(
+            line.label.clone(),
+            (48, y - 7),
+            ("sans-serif", 16).into_font().color(&BLACK),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Width of the plot, and of the legend column to its right.
+const PLOT_WIDTH: u32 = 1000;
+const LEGEND_WIDTH: u32 = 260;
+/// A dashed line's dash and gap, in pixels (plot and legend alike).
+const DASH: u32 = 6;
+const GAP: u32 = 4;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -214,6 +241,37 @@ mod tests {
             assert!(svg.contains(text), "missing {text}");
         }
         assert!(svg.matches("<polyline").count() >= 2 || svg.matches("<path").count() >= 2);
+        // The legend sits right of the plot, over no line: each label's `x` is past the plot.
+        for label in ["ureq — stable", "raw+leak (control) — leak"] {
+            let at = svg.find(label).expect("label");
+            let open = svg[..at].rfind("<text x=\"").expect("a text element") + 9;
+            let x: u32 = svg[open..]
+                .split('"')
+                .next()
+                .and_then(|x| x.parse().ok())
+                .expect("x");
+            assert!(x > PLOT_WIDTH, "{label} at x={x}");
+        }
+        // The control's legend entry is dashed like its line (several segments), the other solid.
+        let legend_segments = |color: &str| {
+            svg.lines()
+                .filter(|l| l.contains(&format!("stroke=\"{color}\"")))
+                .filter_map(|l| {
+                    l.split("points=\"")
+                        .nth(1)?
+                        .split(',')
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .filter(|&x| x > PLOT_WIDTH)
+                .count()
+        };
+        assert_eq!(legend_segments("#1F77B4"), 1, "solid");
+        assert!(legend_segments("#FF7F0E") > 1, "dashed");
+        // A light minor grid: at most one minor line between two major ones.
+        let minor = svg.matches("stroke=\"#EEEEEE\"").count();
+        assert!((1..=30).contains(&minor), "{minor} minor grid lines");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
