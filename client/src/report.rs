@@ -334,6 +334,22 @@ fn sites(r: &RunResult) -> Option<&crate::sites::SitesSummary> {
     r.variant().and_then(|s| s.sites.as_ref())
 }
 
+/// `leak-client`'s invocation from a clone of the repository, where it is not on PATH.
+const FROM_REPO: &str = "cargo run --release -p leak-client --";
+
+/// The command that made this report, twice: from the repository, and as the installed binary
+/// (`cargo install --path client`). `command` is `leak-client ARGS…`, as the user ran it.
+fn reproduce(w: &mut dyn Write, command: &str) -> io::Result<()> {
+    let args = command.strip_prefix("leak-client ").unwrap_or(command);
+    writeln!(w, "From the repository (builds `leak-client` first):\n")?;
+    writeln!(w, "```sh\n{FROM_REPO} {args}\n```\n")?;
+    writeln!(
+        w,
+        "With `leak-client` installed (`cargo install --path client`):\n"
+    )?;
+    writeln!(w, "```sh\nleak-client {args}\n```\n")
+}
+
 fn report_md(w: &mut dyn Write, ctx: &Context, results: &[RunResult]) -> io::Result<()> {
     writeln!(w, "# leakprobe report\n")?;
     writeln!(
@@ -387,10 +403,11 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[RunResult]) -> io::Res
          - A run marked *control* has a planted leak: it proves the detector on this machine.\n"
     )?;
     writeln!(w, "## Reproduce\n")?;
-    writeln!(w, "```sh\n{}\n```\n", ctx.command)?;
+    reproduce(w, &ctx.command)?;
     writeln!(
         w,
-        "Each run, as executed (server address varies per run):\n"
+        "Each run, as executed (server address varies per run; `leak-client` is the installed \
+         binary, or `{FROM_REPO}` from the repository):\n"
     )?;
     writeln!(w, "```sh")?;
     for r in results {
@@ -409,4 +426,27 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[RunResult]) -> io::Res
         m.os, m.arch, m.cpus, m.leak_client_version, m.ureq_version, m.rustc
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod reproduce_tests {
+    use super::*;
+
+    #[test]
+    fn reproduce_works_from_the_repository_and_installed() {
+        let mut out = Vec::new();
+        reproduce(&mut out, "leak-client compare --control --requests 2k").expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains(
+                "\ncargo run --release -p leak-client -- compare --control --requests 2k\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nleak-client compare --control --requests 2k\n"),
+            "{text}"
+        );
+        assert!(text.contains("cargo install --path client"), "{text}");
+    }
 }

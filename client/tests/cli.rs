@@ -163,7 +163,9 @@ fn compare_writes_a_report_a_plot_and_the_data() {
     );
     let report = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
     assert!(
-        report.contains("| verdict |") && report.contains("leak-client compare"),
+        report.contains("| verdict |")
+            && report.contains("leak-client compare")
+            && report.contains("cargo run --release -p leak-client -- compare"),
         "{report}"
     );
     let _ = std::fs::remove_dir_all(&dir);
