@@ -343,19 +343,31 @@ pub struct RunArgs {
     pub url: Target,
 
     /// With --sites: where to write the DHAT profile (open it in Valgrind's `dh_view.html`).
-    #[arg(
-        long,
-        default_value = "dhat-heap.json",
-        value_name = "FILE",
-        requires = "sites"
-    )]
-    pub sites_out: PathBuf,
+    /// Default: beside --jsonl (`run.jsonl` → `run.dhat-heap.json`), else
+    /// `leak-report/<variant>.dhat-heap.json`, where `compare` writes its runs' profiles.
+    #[arg(long, value_name = "FILE", requires = "sites")]
+    pub sites_out: Option<PathBuf>,
 
     #[command(flatten)]
     pub outputs: Outputs,
 
     #[command(flatten)]
     pub workload: Workload,
+}
+
+impl RunArgs {
+    /// Where `--sites` writes the DHAT profile: `--sites-out`, else with the run's other
+    /// outputs (beside its JSONL, or in `leak-report/`), never loose in the working directory
+    /// under a name one run after another overwrites.
+    pub fn dhat_out(&self, variant: VariantName) -> PathBuf {
+        match (&self.sites_out, &self.outputs.jsonl) {
+            (Some(p), _) => p.clone(),
+            (None, Some(jsonl)) => jsonl.with_extension("dhat-heap.json"),
+            (None, None) => {
+                PathBuf::from("leak-report").join(format!("{}.dhat-heap.json", variant.as_str()))
+            }
+        }
+    }
 }
 
 /// The workload and how it is measured: every command that runs it (`ureq`, `raw`, `compare`,
@@ -880,6 +892,34 @@ mod tests {
                 Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?} must parse: {e}"));
             assert_eq!(run_args(parsed).workload, w, "argv {argv:?}");
         }
+    }
+
+    #[test]
+    fn the_dhat_profile_goes_with_the_runs_other_outputs() {
+        let out = |argv: &[&str]| {
+            let a = run_args(parse(argv).expect("parses"));
+            a.config(VariantName::Raw).sites.map(|s| s.out)
+        };
+        assert_eq!(out(&["raw"]), None);
+        assert_eq!(
+            out(&["raw", "--sites"]),
+            Some(PathBuf::from("leak-report/raw.dhat-heap.json"))
+        );
+        assert_eq!(
+            out(&["raw", "--sites", "--jsonl", "runs/a.jsonl"]),
+            Some(PathBuf::from("runs/a.dhat-heap.json"))
+        );
+        assert_eq!(
+            out(&[
+                "raw",
+                "--sites",
+                "--jsonl",
+                "a.jsonl",
+                "--sites-out",
+                "p.json"
+            ]),
+            Some(PathBuf::from("p.json"))
+        );
     }
 
     /// The exit codes a `--help` lists: the numbers opening its `Exit codes` section's lines.

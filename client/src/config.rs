@@ -61,7 +61,7 @@ impl RunArgs {
                 rate: w
                     .sites_rate
                     .unwrap_or_else(|| SitesConfig::auto_rate(w.total_requests())),
-                out: self.sites_out.clone(),
+                out: self.dhat_out(variant),
             }),
         }
     }

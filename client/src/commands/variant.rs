@@ -37,7 +37,12 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
             cmd: &cmd,
             trim: crate::sites::TRIM,
         };
-        match heapmeter::sites::write_dhat_file(&sc.out, profile, &opts) {
+        // The default `leak-report/` may not exist yet.
+        let dir = sc.out.parent().filter(|d| !d.as_os_str().is_empty());
+        let written = dir
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| heapmeter::sites::write_dhat_file(&sc.out, profile, &opts));
+        match written {
             Ok(()) => sites.dhat = Some(sc.out.display().to_string()),
             Err(e) => {
                 sites.dhat_error = Some(format!("cannot write {}: {e}", sc.out.display()));
