@@ -301,6 +301,11 @@ pub struct WatchArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
+    /// Keep the run's private temporary folder (the probe and its readings, under $TMPDIR),
+    /// and print where it is, instead of removing it at the end: for a post-mortem.
+    #[arg(long)]
+    pub keep_temp: bool,
+
     #[command(flatten)]
     pub outputs: Outputs,
 

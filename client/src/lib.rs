@@ -2,7 +2,8 @@
 //! intervals and judges whether memory grows per request.
 //!
 //! Layers, lowest first (a module imports only from layers below it):
-//! data (`units`, `error`, `stop`, `sample`, `jsonl`, `runtime`, `workload`, `variant`, `exit`) →
+//! data (`units`, `error`, `stop`, `sample`, `jsonl`, `runtime`, `workload`, `variant`, `exit`,
+//! `private_dir`) →
 //! clients (`raw`, `ureq_client`, `clients`) → configuration (`cli`, then `config`) →
 //! measuring (`counters`, `sites`, `monitor`, `run`) → analysis (`verdict`, `summary`) → `watch` (any
 //! program's process tree and runtime probe, judged with `verdict`) →
@@ -20,6 +21,7 @@ pub mod exit;
 pub mod jsonl;
 pub mod monitor;
 pub mod plot;
+pub mod private_dir;
 pub mod raw;
 pub mod report;
 pub mod run;

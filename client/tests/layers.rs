@@ -39,8 +39,16 @@ const CLIENT: Crate = Crate {
         (
             "data",
             &[
-                "units", "error", "exit", "stop", "sample", "jsonl", "runtime", "workload",
+                "units",
+                "error",
+                "exit",
+                "stop",
+                "sample",
+                "jsonl",
+                "runtime",
+                "workload",
                 "variant",
+                "private_dir",
             ],
         ),
         ("clients", &["raw", "ureq_client", "clients"]),

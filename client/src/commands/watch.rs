@@ -16,6 +16,7 @@ use super::shared::{Backend, install_signal_handler};
 use crate::cli::WatchArgs;
 use crate::exit;
 use crate::jsonl::Jsonl;
+use crate::private_dir::PrivateDir;
 use crate::runtime::Runtime;
 use crate::stop::Stop;
 use crate::watch::clock::monotonic_ns;
@@ -59,14 +60,21 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     };
     eprintln!("watch: LEAKPROBE_URL={url}");
 
-    let dir = std::env::temp_dir().join(format!("leakprobe-watch-{}", std::process::id()));
-    let probe = match args.probe {
+    // The probe's folder: private to this run, removed at the end (kept with --keep-temp).
+    let mut dir = match args.probe {
+        Some(_) => Some(PrivateDir::create("leakprobe-watch-").map_err(|e| {
+            let tmp = std::env::temp_dir();
+            format!("cannot make a private folder in {}: {e}", tmp.display())
+        })?),
         None => None,
-        Some(p) => Some(
-            Probe::install(p, &dir)
-                .map_err(|e| format!("cannot write the probe into {}: {e}", dir.display()))?,
-        ),
     };
+    let probe =
+        match (args.probe, &dir) {
+            (Some(p), Some(dir)) => Some(Probe::install(p, dir.path()).map_err(|e| {
+                format!("cannot write the probe into {}: {e}", dir.path().display())
+            })?),
+            _ => None,
+        };
     let jsonl = match &args.outputs.jsonl {
         Some(p) => {
             Some(File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?)
@@ -162,7 +170,10 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     let jsonl_error = session.jsonl_error().map(str::to_owned);
     let summary = session.finish(stopped_by, exit_status);
     backend.stop();
-    let _ = std::fs::remove_dir_all(&dir);
+    match dir.as_mut() {
+        Some(d) if args.keep_temp => eprintln!("watch: kept {}", d.keep().display()),
+        _ => drop(dir),
+    }
     if let Some(e) = &kicks.error {
         eprintln!("error: {e}");
     }

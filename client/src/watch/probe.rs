@@ -49,13 +49,14 @@
 //! it without knowing about the others.
 
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::private_dir::write_new;
 pub use crate::runtime::Runtime;
 
 /// Names the file the probes append to (an absolute path).
@@ -99,22 +100,21 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Writes `runtime`'s probe into `dir` (created if missing; an absolute path, as the command
-    /// may change directory) and removes a previous run's output file.
+    /// Writes `runtime`'s probe, and its empty output file, into `dir`: an existing folder of
+    /// this run's own (a [`crate::private_dir::PrivateDir`]), as the command runs the script.
+    /// Both files are new, mode 0600, never written through a file or symlink already there.
     pub fn install(runtime: Runtime, dir: &Path) -> io::Result<Probe> {
-        fs::create_dir_all(dir)?;
+        // Absolute: the command may change directory.
         let dir = dir.canonicalize()?;
         let (file, text) = match runtime {
             Runtime::Node => (NODE_FILE, NODE_PROBE),
             Runtime::Python => (PYTHON_FILE, PYTHON_PROBE),
         };
         let script = dir.join(file);
-        fs::write(&script, text)?;
+        write_new(&script, text.as_bytes())?;
+        // Made here, 0600, so the probes only ever append to it.
         let out = dir.join(OUT_FILE);
-        match fs::remove_file(&out) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+        write_new(&out, b"")?;
         Ok(Probe {
             runtime,
             script,
@@ -447,6 +447,7 @@ impl ProbeTotals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const NODE_LINE: &str = r#"{"rt":"node","ev":"tick","pid":26902,"tid":0,"seq":1,"t":5032946818203,"gc":true,"gc_us":16064,"heap_used_before_gc":5191600,"rss":43929600,"heap_used":3191600,"heap_total":5742592,"external":1427637,"array_buffers":10479}"#;
     const PYTHON_LINE: &str = r#"{"rt":"python","ev":"exit","pid":26779,"tid":0,"seq":8,"t":5032696327676,"gc":true,"gc_us":3100,"blocks":36827,"traced":12345}"#;
