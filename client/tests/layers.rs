@@ -63,7 +63,7 @@ const CLIENT: Crate = Crate {
         (
             "commands",
             &[
-                ("shared", &["shared"]),
+                ("shared", &["shared", "reaper"]),
                 ("commands", &["variant", "compare", "calibrate", "watch"]),
             ],
         ),

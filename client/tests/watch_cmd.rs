@@ -373,3 +373,208 @@ fn the_python_probe_measures_a_planted_leak_in_bytes() {
     let b = slope(&s);
     assert!((b - 8192.0).abs() <= 0.05 * 8192.0, "slope {b}");
 }
+
+/// Whether `pid` is gone within a second (an orphan the watcher did not reap would be reaped
+/// by init, asynchronously).
+fn gone(pid: i32) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH)
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A daemon's double fork: the child calls `setsid` and forks the one that requests, then exits
+/// at once; the grandchild, orphaned and in a session of its own, goes on sending requests
+/// after the command exits (as a telemetry flush does).
+const DETACHING: &str = r#"
+import os, sys, time, urllib.request
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open(sys.argv[1], "w") as f:
+            f.write(str(os.getpid()))
+        while True:
+            urllib.request.urlopen(os.environ["LEAKPROBE_URL"]).read()
+            time.sleep(0.005)
+    os._exit(0)
+time.sleep(2)
+"#;
+
+#[test]
+fn a_child_that_detaches_is_measured_and_stopped() {
+    let pidfile = tmp("detached.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let jsonl = tmp("detached.jsonl");
+    let (p, j) = (pidfile.display().to_string(), jsonl.display().to_string());
+    let out = watch(
+        &[
+            "--json", "--quiet", "--jsonl", &j, "--", "python3", "-c", DETACHING, &p,
+        ],
+        &[],
+    );
+    assert_exit(&out, 0);
+    let s = summary(&out);
+    let detached: i32 = std::fs::read_to_string(&pidfile)
+        .expect("the detached child wrote its pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // Measured: orphaned, it was adopted by the watcher and stayed in the tree beside the
+    // command (2 processes) until the command exited, and was the tree after that (1).
+    let rows: Vec<Value> = std::fs::read_to_string(&jsonl)
+        .expect("jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each JSONL line parses"))
+        .collect();
+    // Once the grandchild sends requests its parent has exited: without the adoption the tree
+    // would be the command alone (1) and, once the command exited, nothing (0).
+    let busy: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["requests"].as_u64() > Some(0))
+        .collect();
+    let shown: Vec<_> = busy.iter().map(|r| (&r["t_ms"], &r["procs"])).collect();
+    assert!(busy.len() >= 5, "{shown:?}");
+    // The last two samples may be taken as the command exits.
+    let (body, tail) = busy.split_at(busy.len() - 2);
+    assert!(body.iter().all(|r| r["procs"] == 2), "{shown:?}");
+    assert!(
+        tail.iter().all(|r| r["procs"].as_u64() >= Some(1)),
+        "{shown:?}"
+    );
+    assert!(s["requests"].as_u64().unwrap_or(0) > 0, "{s}");
+    // Reported, and stopped: nothing of the command outlives the watch.
+    // (The intermediate child left the group too, if a sample caught it before it exited.)
+    let left = s["left_group"].as_array().expect("left_group");
+    assert!(left.contains(&detached.into()), "{s}");
+    assert_eq!(s["outlived"], 1, "{s}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("left the command's process group"),
+        "{stderr}"
+    );
+    assert!(gone(detached), "the detached process {detached} still runs");
+}
+
+/// The old predictable folder `$TMPDIR/leakprobe-watch-<pid>`, planted before the watch starts
+/// (by a shell that then `exec`s the watcher, so the pid matches): a folder of another's with
+/// the probe's name inside symlinked to a victim file, or a symlink to another folder. The
+/// watch uses a folder of its own instead, writes through nothing planted and removes its
+/// folder at the end.
+#[test]
+fn watch_is_not_fooled_by_a_planted_temporary_folder() {
+    let base = tmp("planted");
+    let _ = std::fs::remove_dir_all(&base);
+    let tmpdir = base.join("tmp");
+    let elsewhere = base.join("elsewhere");
+    std::fs::create_dir_all(&tmpdir).expect("tmpdir");
+    std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+    let victim = base.join("victim");
+    std::fs::write(&victim, "untouched").expect("victim");
+    for plant in [
+        // A folder, holding a symlink where the probe's script would go.
+        format!(
+            "mkdir \"$TMPDIR/leakprobe-watch-$$\" && ln -s '{v}' \"$TMPDIR/leakprobe-watch-$$/sitecustomize.py\" && ln -s '{v}' \"$TMPDIR/leakprobe-watch-$$/probe.jsonl\"",
+            v = victim.display()
+        ),
+        // A symlink to another folder.
+        format!(
+            "ln -s '{}' \"$TMPDIR/leakprobe-watch-$$\"",
+            elsewhere.display()
+        ),
+    ] {
+        let script = format!(
+            "{plant} && exec '{bin}' watch --json --quiet --probe python -- python3 '{py}'",
+            bin = bin(),
+            py = python_loop()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .env("TMPDIR", &tmpdir)
+            .env("REQUESTS", "300")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let out = wait_bounded(child, Duration::from_secs(60));
+        assert_exit(&out, 0);
+        let s = summary(&out);
+        assert!(
+            s["probe_readings"].as_u64().unwrap_or(0) > 0,
+            "the probe ran: {s}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "untouched"
+        );
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).expect("elsewhere").count(),
+            0,
+            "nothing written through the symlinked folder"
+        );
+        // Only the planted entry is left: the watch's own folder is gone.
+        let left: Vec<String> = std::fs::read_dir(&tmpdir)
+            .expect("tmpdir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].starts_with("leakprobe-watch-"), "{left:?}");
+        for e in std::fs::read_dir(&tmpdir).expect("tmpdir").flatten() {
+            let p = e.path();
+            if p.is_symlink() {
+                std::fs::remove_file(&p).expect("unplant");
+            } else {
+                std::fs::remove_dir_all(&p).expect("unplant");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn keep_temp_keeps_the_private_folder_for_a_post_mortem() {
+    let base = tmp("keep-temp");
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).expect("tmpdir");
+    let b = base.display().to_string();
+    let out = watch(
+        &[
+            "--json",
+            "--quiet",
+            "--probe",
+            "python",
+            "--keep-temp",
+            "--",
+            "python3",
+            &python_loop(),
+        ],
+        &[("REQUESTS", "300"), ("TMPDIR", &b)],
+    );
+    assert_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kept = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("watch: kept "))
+        .unwrap_or_else(|| panic!("no kept folder in {stderr}"));
+    let kept = Path::new(kept);
+    use std::os::unix::fs::MetadataExt;
+    assert!(
+        kept.starts_with(base.canonicalize().expect("canonical")),
+        "{}",
+        kept.display()
+    );
+    assert_eq!(std::fs::metadata(kept).expect("kept").mode() & 0o777, 0o700);
+    let out_file = kept.join("probe.jsonl");
+    assert_eq!(
+        std::fs::metadata(&out_file).expect("probe output").mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::metadata(&out_file).expect("probe output").len() > 0);
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -1,8 +1,9 @@
 //! `leak-client watch`: the wiring that judges any program. Starts the server (or polls a
 //! running one's `/__stats`), starts COMMAND in its own process group with `LEAKPROBE_URL` (and
-//! a probe), turns a `watch::session::Session` (which samples the tree and reads the probe
-//! against the served count), kicks a server program, stops it (SIGTERM to the group, SIGKILL
-//! after a grace period), and prints the summary. Nothing here measures memory or decides a
+//! a probe, in a private folder), turns a `watch::session::Session` (which samples the tree —
+//! every process the command starts, as `reaper` adopts orphans — and reads the probe against
+//! the served count), kicks a server program, stops it (SIGTERM to the group, SIGKILL after a
+//! grace period, then whatever left the group), and prints the summary. Nothing here measures memory or decides a
 //! class itself.
 
 use std::ffi::OsString;
@@ -12,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::reaper::Reaper;
 use super::shared::{Backend, install_signal_handler};
 use crate::cli::WatchArgs;
 use crate::exit;
@@ -93,6 +95,9 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             (None, pid)
         }
         None => {
+            if let Err(e) = super::reaper::adopt_orphans() {
+                log::warn!("cannot adopt orphans ({e}): a process that detaches leaves the tree");
+            }
             let child = spawn(args, &url, probe.as_ref())?;
             let pid = child.id();
             eprintln!(
@@ -116,10 +121,15 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         until_verdict: args.until_verdict,
         clock: monotonic_ns,
     };
+    let mut reaper = child.as_ref().map(|_| Reaper::new(pid));
     let mut session = Session::new(
         setup,
         served,
-        TreeSampler::new(Root::Process(pid)),
+        // A command's whole tree is the watcher's children: orphans are adopted (`reaper`).
+        TreeSampler::new(match child {
+            Some(_) => Root::ChildrenOf(std::process::id()),
+            None => Root::Process(pid),
+        }),
         probe.as_ref().map(|p| ProbeReader::new(p.out_path())),
         Jsonl::new(jsonl),
     );
@@ -146,6 +156,9 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         };
         if session.due(now) || reason.is_some() {
             let s = session.sample(now);
+            if let Some(r) = reaper.as_mut() {
+                r.after_sample(s.joined, s.exited);
+            }
             if args.pid.is_some() && !s.root_alive && reason.is_none() {
                 exit_status = Some("the watched process exited".into());
                 break WatchStop::Exited;
@@ -167,8 +180,14 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             exit_status = status;
         }
     }
+    // Then what left the group (setsid, a daemon's double fork): nothing outlives the watch.
+    let outlived = reaper.as_ref().map_or(0, |r| r.stop_descendants(GRACE));
     let jsonl_error = session.jsonl_error().map(str::to_owned);
-    let summary = session.finish(stopped_by, exit_status);
+    let mut summary = session.finish(stopped_by, exit_status);
+    if let Some(r) = &reaper {
+        summary.left_group = r.left_group().to_vec();
+        summary.outlived = outlived;
+    }
     backend.stop();
     match dir.as_mut() {
         Some(d) if args.keep_temp => eprintln!("watch: kept {}", d.keep().display()),

@@ -377,6 +377,9 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             probe_bad_lines: self.reader.as_ref().map_or(0, ProbeReader::bad_lines),
             judged,
             settled,
+            // The command's own wiring knows these (`commands::reaper`).
+            left_group: Vec::new(),
+            outlived: 0,
         }
     }
 }

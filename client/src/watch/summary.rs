@@ -142,6 +142,14 @@ pub struct WatchSummary {
     /// to that look.
     #[serde(default)]
     pub settled: Option<SettledAt>,
+    /// Pids seen to leave the command's process group (`setsid`, `setpgid`): measured with the
+    /// tree all the same (the watcher adopts orphans), and stopped at the end.
+    #[serde(default)]
+    pub left_group: Vec<u32>,
+    /// Processes still running once the command's process group was stopped (in a group of
+    /// their own), which the watcher then stopped.
+    #[serde(default)]
+    pub outlived: usize,
 }
 
 /// Where `--until-verdict` settled a watch's verdict.
@@ -189,6 +197,21 @@ impl WatchSummary {
             opt(m.anon_end),
             m.processes_peak
         )?;
+        if !self.left_group.is_empty() || self.outlived > 0 {
+            let pids: Vec<String> = self.left_group.iter().map(u32::to_string).collect();
+            writeln!(
+                w,
+                "detached   {} process(es) left the command's process group (pid {}), measured \
+                 with the tree; {} still running after the group was stopped, then stopped",
+                self.left_group.len(),
+                if pids.is_empty() {
+                    "-".into()
+                } else {
+                    pids.join(", ")
+                },
+                self.outlived
+            )?;
+        }
         if let Some(p) = &self.probe {
             writeln!(
                 w,
