@@ -50,6 +50,49 @@ fn misuse_exits_2_with_a_message() {
 }
 
 #[test]
+fn a_bad_number_names_the_flag_and_the_form_it_expects() {
+    let count = "expected a whole number ≥ 1, like 20000 or 20k";
+    let size = "expected a size like 4096, 64KiB or 1GiB (kB, MB, GB: powers of 1000; KiB, MiB, \
+                GiB: of 1024)";
+    let table: &[(&[&str], String)] = &[
+        (
+            &["raw", "--requests", "-5"],
+            format!("error: invalid value '-5' for '--requests <N>': {count}\n"),
+        ),
+        (
+            &["raw", "--requests=-5"],
+            format!("error: invalid value '-5' for '--requests <N>': {count}\n"),
+        ),
+        (
+            &["watch", "--requests", "-5", "--", "true"],
+            format!("error: invalid value '-5' for '--requests <N>': {count}\n"),
+        ),
+        (
+            &["raw", "--mem-limit", "1XB"],
+            format!("error: invalid value '1XB' for '--mem-limit <SIZE>': {size}\n"),
+        ),
+        (
+            &["watch", "--duration", "-3s", "--", "true"],
+            "error: invalid value '-3s' for '--duration <DURATION>': expected a duration like \
+             0s, 250ms, 30s or 5m\n"
+                .into(),
+        ),
+    ];
+    for (args, want) in table {
+        let out = leak_client(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with(want.as_str()), "{args:?}:\n{stderr}");
+        for internal in ["invalid digit", "unexpected argument", "tip:"] {
+            assert!(
+                !stderr.contains(internal),
+                "{args:?}: {internal}:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_unreachable_url_is_one_clear_line_and_exit_1() {
     // Bind and drop a listener to get a port that refuses connections.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
