@@ -301,9 +301,9 @@ pub struct WatchArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
-    /// Keep the run's private temporary folder (the probe and its readings, under $TMPDIR),
-    /// and print where it is, instead of removing it at the end: for a post-mortem.
-    #[arg(long)]
+    /// With --probe: keep the run's private temporary folder (the probe and its readings, under
+    /// $TMPDIR) and print where it is, instead of removing it at the end: for a post-mortem.
+    #[arg(long, requires = "probe")]
     pub keep_temp: bool,
 
     #[command(flatten)]
