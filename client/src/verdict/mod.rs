@@ -136,8 +136,10 @@
 //! is settled either way. Looking again and again and stopping at the first `leak` would inflate
 //! false leaks (optional stopping), and a look long before the end sees more of the program's
 //! warm-up than the run's 10%; so:
-//! - **Looks** only at `1,000 × 2^(k/2)` requests (125, 177, 250, …, 1,000, 1,414, 2,000, …):
-//!   about 7 looks per decade, however often readings come.
+//! - **Looks** only at `1,000 × 2^(k/2)` requests (1,000, 1,414, 2,000, 2,828, …): about 7
+//!   looks per decade, however often readings come, and none before 1,000 requests, so the
+//!   earliest settle is at 1,414 (real programs warm up in straight lines over their first
+//!   hundreds of requests as often as in curves).
 //! - At a look the readings are judged at 95% **and** at 99% ([`LOOK_Z`]); the look may stop
 //!   only on a class both give.
 //! - **Settled** when two looks in a row may stop on the same class.
@@ -151,11 +153,12 @@
 //!
 //! Pinned in `tests.rs`, looks simulated reading by reading: on 288 clean series (8 noise
 //! shapes × 4 ramps × 1,000/3,000/10,000 requests × 3 seeds), with looks going on after a
-//! settled verdict, **0** pairs of looks settle on `leak` (96 settle `stable`, 46 `bounded`,
+//! settled verdict, **0** pairs of looks settle on `leak` (88 settle `stable`, 46 `bounded`,
 //! the rest run to the end). Planted leaks (16–4,096 B/request under a 512 KiB warm-up, up to
 //! 20,000 requests, a reading every 20) all settle as `leak` within ±25% or run to the end and
 //! are judged `leak` there (74 of 80 settle early); median requests to the verdict: 16 B →
-//! 11,320; 64 B → 8,000; 256 B → 8,000; 1 KiB → 4,000; 4 KiB → 2,000. The price of safety is
+//! 11,320; 64 B → 8,000; 256 B → 8,000; 1 KiB → 4,000; 4 KiB → 2,840 (2,000 while looks
+//! began at 125 requests). The price of safety is
 //! that a leak under a warm-up settles only once the window has left the warm-up behind.
 //!
 //! # Example
