@@ -11,7 +11,7 @@ use crate::plot;
 use crate::summary::Summary;
 use crate::units;
 use crate::verdict::Verdict;
-use crate::watch::summary::WatchSummary;
+use crate::watch::summary::{WatchSummary, split_text};
 
 /// Facts about the comparison that every output repeats.
 #[derive(Debug, Clone, Serialize)]
@@ -154,7 +154,11 @@ fn rows(results: &[RunResult]) -> Vec<Row> {
         col(
             "slope (B/request, 95% CI)",
             &|s| slope_cell(&s.verdict, None),
-            &|w| slope_cell(&w.judged.verdict, Some(w.judged.basis.as_str())),
+            &|w| match &w.judged.split {
+                // Node: the parts beside the sum (see `watch::judge::judge_split`).
+                Some(split) => slope_cell(&w.judged.verdict, Some(&split_text(split))),
+                None => slope_cell(&w.judged.verdict, Some(w.judged.basis.as_str())),
+            },
         ),
         col(
             "growth per 1M requests",

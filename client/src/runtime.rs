@@ -5,9 +5,12 @@
 /// Which runtime's probe (`--probe node|python`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Runtime {
-    /// `NODE_OPTIONS=--expose-gc --require <probe>`: post-GC `heapUsed` of every node process.
+    /// `NODE_OPTIONS=--expose-gc --require <probe>`: every node process's post-GC `heapUsed`
+    /// and `external` (Buffers, ArrayBuffers), judged as two parts and added.
     Node,
-    /// `sitecustomize` on `PYTHONPATH`: tracemalloc's traced bytes after `gc.collect()`.
+    /// `sitecustomize` on `PYTHONPATH`: each python process's anonymous resident memory
+    /// (objects, buffers, C extensions' memory; page granularity), or tracemalloc's traced bytes
+    /// after a full `gc.collect()` with --probe-tracemalloc.
     Python,
 }
 

@@ -183,6 +183,51 @@ fn a_planted_node_leak_is_found_by_the_node_probe() {
 }
 
 #[test]
+fn response_bodies_kept_as_array_buffers_are_a_leak_outside_the_heap() {
+    // Each 1 KiB body kept as an ArrayBuffer: V8's heap holds only its small handle, the bytes
+    // are `external`, which the node probe judges beside the heap. The probe paces itself (its
+    // default): readings scale with the run's length over a collection's, loaded machine or not.
+    let out = watch(
+        &[
+            "--json",
+            "--quiet",
+            "--probe",
+            "node",
+            "--",
+            "node",
+            &examples().join("node/fetch.js").display().to_string(),
+        ],
+        &[
+            ("REQUESTS", "8000"),
+            ("PAUSE_MS", "0"),
+            ("BODY", "keep"),
+            ("BODY_BYTES", "1024"),
+        ],
+    );
+    assert_exit(&out, 0);
+    let s = summary(&out);
+    assert_eq!(class(&s), "leak", "{s}");
+    let b = slope(&s);
+    assert!((b - 1024.0).abs() <= 0.25 * 1024.0, "slope {b}: {s}");
+    let part = |p: &str| s["judged"]["split"][p]["bytes_per_request"].as_f64();
+    let external = part("external").unwrap_or(f64::NAN);
+    assert!(external >= 0.75 * 1024.0, "external {external}: {s}");
+    assert!(part("heap").is_some(), "{s}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("split      heap +") && stderr.contains("external +"),
+        "{stderr}"
+    );
+    // The heap keeps each ArrayBuffer's handle, so it may decide: the reason shows both parts.
+    assert!(
+        s["judged"]["verdict"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("heap and external memory together")),
+        "{s}"
+    );
+}
+
+#[test]
 fn a_command_that_cannot_start_fails_with_a_clear_error() {
     let out = watch(&["--", "/nonexistent/leakprobe-no-such-program"], &[]);
     assert_eq!(out.status.code(), Some(1));

@@ -62,7 +62,7 @@ fn output_within(cmd: &mut Command, limit: Duration) -> Output {
 
 fn fast() -> ProbeSettings {
     ProbeSettings {
-        interval: Duration::from_millis(50),
+        interval: Some(Duration::from_millis(50)),
         tracemalloc: false,
     }
 }
@@ -137,7 +137,7 @@ fn every_node_process_of_a_tree_reports_under_its_own_pid() {
 fn the_probe_neither_keeps_node_alive_nor_loses_its_node_options() {
     let probe = Probe::install(Runtime::Node, &folder("node-alive")).expect("install");
     let hour = ProbeSettings {
-        interval: Duration::from_secs(3600),
+        interval: Some(Duration::from_secs(3600)),
         tracemalloc: false,
     };
     // The inherited option must still apply: a 64 MiB old space.
@@ -152,6 +152,74 @@ fn the_probe_neither_keeps_node_alive_nor_loses_its_node_options() {
         [Event::Start, Event::Exit],
         "an hour's timer did not hold it"
     );
+}
+
+/// Without an interval each process paces itself: the next reading comes at least 20 × the
+/// mean cost of its last readings later (and at least 20 ms), so readings take ≤ 5% of its
+/// time however slow its collections are (Python: with tracemalloc, whose readings run a full
+/// collection; its default readings collect only the young generations).
+#[test]
+fn without_an_interval_readings_are_paced_by_their_own_cost() {
+    for (runtime, tracemalloc, program, args) in [
+        (
+            Runtime::Node,
+            false,
+            "node",
+            vec![
+                "-e",
+                // 100,000 live objects make each full collection cost milliseconds.
+                "const k = Array.from({length: 100000}, (_, i) => ({i})); \
+                 const t = setInterval(() => {}, 1); setTimeout(() => clearInterval(t), 2500);",
+            ],
+        ),
+        (
+            Runtime::Python,
+            true,
+            "python3",
+            vec![
+                "-c",
+                "import time\nk = [{'i': i} for i in range(100000)]\ntime.sleep(2.5)",
+            ],
+        ),
+    ] {
+        let probe = Probe::install(runtime, &folder(&format!("paced-{}", runtime.name())))
+            .expect("install");
+        let settings = ProbeSettings {
+            interval: None,
+            tracemalloc,
+        };
+        let (out, readings) = run_probed(&probe, settings, None, program, &args);
+        assert!(out.status.success(), "{program}: {out:?}");
+        // Each line's `cpu_us`: the CPU time of its reading up to the write (the probe paces by
+        // the whole reading's, a little more), which the typed reading does not carry.
+        let text = std::fs::read_to_string(probe.out_path()).expect("probe output");
+        let cpu_us: Vec<f64> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+                v["cpu_us"].as_f64().expect("cpu_us")
+            })
+            .collect();
+        assert_eq!(cpu_us.len(), readings.len());
+        // At least the start and one paced reading, however slow a loaded machine makes them.
+        let ticks: Vec<(&Reading, f64)> = readings
+            .iter()
+            .zip(cpu_us)
+            .filter(|(r, _)| r.event != Event::Exit)
+            .collect();
+        assert!(ticks.len() >= 2, "{program}: {} readings", ticks.len());
+        for (i, w) in ticks.windows(2).enumerate() {
+            let recent = &ticks[i.saturating_sub(4)..=i];
+            let cost_ms = recent.iter().map(|(_, c)| c).sum::<f64>() / recent.len() as f64 / 1000.0;
+            let gap_ms = (w[1].0.t_ns - w[0].0.t_ns) as f64 / 1e6;
+            assert!(
+                gap_ms >= 0.95 * (20.0 * cost_ms).max(20.0),
+                "{program}: reading {} came {gap_ms:.1} ms after the last, whose collections \
+                 took {cost_ms:.1} ms",
+                i + 1
+            );
+        }
+    }
 }
 
 /// A program whose probe output cannot be written runs exactly as without the probe.
@@ -204,7 +272,7 @@ fn python_heap(r: &Reading) -> (u64, Option<u64>) {
 fn python_readings_count_kept_objects_and_tracemalloc_bytes() {
     let probe = Probe::install(Runtime::Python, &folder("py-keeps")).expect("install");
     let settings = ProbeSettings {
-        interval: Duration::from_millis(50),
+        interval: Some(Duration::from_millis(50)),
         tracemalloc: true,
     };
     // Keeps 20,000 small objects and 10 MB of buffers.

@@ -1,9 +1,9 @@
 // A small client over Node's http module (the default keep-alive agent) in the loop of loop.js.
-//   LEAKPROBE_URL=http://127.0.0.1:PORT/ node examples/node/http.js [read|skip]
+//   LEAKPROBE_URL=http://127.0.0.1:PORT/ node examples/node/http.js [read|skip|keep]
 'use strict';
 const http = require('http');
 
-function get(url, readBody) {
+function get(url, readBody, keep) {
   return new Promise((resolve, reject) => {
     const req = http.get(url, (res) => {
       res.on('error', reject);
@@ -16,7 +16,8 @@ function get(url, readBody) {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
-        Buffer.concat(chunks);
+        const body = Buffer.concat(chunks);
+        if (keep) keep.push(body);
         resolve(res.statusCode);
       });
     });

@@ -5,8 +5,11 @@
 //   LEAKPROBE_URL  base URL of the latency server (`leak-client watch` sets it)    required
 //   REQUESTS       requests to make                                                 10000
 //   PAUSE_MS       pause after each request, in ms                                  5
-//   BODY           read | skip: read each response body, or never touch it          read
+//   BODY           read | skip | keep: read each response body, never touch it, or   read
+//                  read and keep it (fetch.js: an ArrayBuffer, http.js: a Buffer — a
+//                  leak outside the V8 heap, in `external`)
 //                  (also accepted as the first argument: `node fetch.js skip`)
+//   BODY_BYTES     ask the server for bodies of this many bytes (`?bytes=N`)        server's
 //   URL_LEN        length of each URL's path                                        1000
 //   LEAK_BYTES     plant a leak: keep this many bytes of V8 heap per request       0
 //   LINGER_MS      stay idle this long after the loop (readings of what was kept)   0
@@ -37,8 +40,8 @@ function config() {
     process.exit(2);
   }
   const body = process.argv[2] || process.env.BODY || 'read';
-  if (body !== 'read' && body !== 'skip') {
-    console.error(`BODY=${body}: expected read or skip`);
+  if (body !== 'read' && body !== 'skip' && body !== 'keep') {
+    console.error(`BODY=${body}: expected read, skip or keep`);
     process.exit(2);
   }
   return {
@@ -46,7 +49,9 @@ function config() {
     path: url.pathname.endsWith('/') ? url.pathname : url.pathname + '/',
     requests: int('REQUESTS', 10000),
     pauseMs: int('PAUSE_MS', 5),
-    readBody: body === 'read',
+    readBody: body !== 'skip',
+    keepBody: body === 'keep',
+    bodyBytes: int('BODY_BYTES', 0),
     urlLen: Math.max(16, int('URL_LEN', 1000)),
     leakBytes: int('LEAK_BYTES', 0),
     lingerMs: int('LINGER_MS', 0),
@@ -56,7 +61,8 @@ function config() {
 // `/<base>/r<i>-aaaa…`, padded to urlLen characters of path: unique per request.
 function urlFor(cfg, i) {
   const head = `${cfg.path}r${i}-`;
-  return cfg.origin + head + 'a'.repeat(Math.max(0, cfg.urlLen - head.length));
+  const query = cfg.bodyBytes > 0 ? `?bytes=${cfg.bodyBytes}` : '';
+  return cfg.origin + head + 'a'.repeat(Math.max(0, cfg.urlLen - head.length)) + query;
 }
 
 // The planted leak: LEAK_BYTES of V8 heap kept per request — a flat one-byte string of
@@ -64,6 +70,8 @@ function urlFor(cfg, i) {
 // 12-byte header (rounded to 8) and 4-byte slot in `kept` make up the rest (pointer-compressed
 // V8, as in Node's official builds).
 const kept = [];
+// BODY=keep's bodies.
+const bodies = [];
 const OVERHEAD = 16;
 function plant(cfg, i) {
   if (cfg.leakBytes === 0) return;
@@ -80,7 +88,7 @@ async function run(name, get) {
   let errors = 0;
   for (let i = 0; i < cfg.requests; i++) {
     try {
-      const status = await get(urlFor(cfg, i), cfg.readBody);
+      const status = await get(urlFor(cfg, i), cfg.readBody, cfg.keepBody ? bodies : null);
       if (status !== 200) throw new Error(`status ${status}`);
     } catch (e) {
       errors++;
@@ -91,8 +99,9 @@ async function run(name, get) {
   }
   const secs = ((Date.now() - started) / 1000).toFixed(1);
   console.error(
-    `${name}: ${cfg.requests} requests (body ${cfg.readBody ? 'read' : 'skipped'}), ${errors} errors, ${secs}s` +
-      (cfg.leakBytes ? `, kept ${kept.length} x ${cfg.leakBytes} B` : ''),
+    `${name}: ${cfg.requests} requests (body ${cfg.keepBody ? 'kept' : cfg.readBody ? 'read' : 'skipped'}), ${errors} errors, ${secs}s` +
+      (cfg.leakBytes ? `, kept ${kept.length} x ${cfg.leakBytes} B` : '') +
+      (cfg.keepBody ? `, kept ${bodies.length} bodies` : ''),
   );
   if (cfg.lingerMs > 0) await sleep(cfg.lingerMs);
   if (errors === cfg.requests && cfg.requests > 0) process.exitCode = 1;

@@ -1,9 +1,16 @@
 // leakprobe's Node probe. leak-client watch --probe node starts the command with
 //   NODE_OPTIONS="... --expose-gc --require <this file>"
 // so it is preloaded into every node process of the watched tree (and every worker thread).
-// Every LEAKPROBE_PROBE_INTERVAL_MS (default 1000) it runs a full GC and appends one JSON line with
+// At load, then on its own timer, it runs a full GC and appends one JSON line with
 // process.memoryUsage() to the file named by LEAKPROBE_PROBE_OUT; leakprobe tails that file and
 // pairs each line's CLOCK_MONOTONIC time `t` with the server's count of requests served.
+//
+// When: every LEAKPROBE_PROBE_INTERVAL_MS milliseconds if it is set (at least 10); otherwise the
+// interval follows the readings' own cost, so that they take at most 1/20 (5%) of the process's
+// time: 20 x the mean CPU time of its last 5 readings (one full GC each, `cpu_us` in the line; CPU
+// time, not wall time, so that a loaded machine's preemption is not counted as the probe's; the
+// mean, not the median, so that a slow collection now and then counts in full), at least 20 ms.
+// A heap that grows makes its GCs slower and its readings sparser.
 //
 // Promises: it never keeps the process alive (the timer is unref'd, no handles are opened but one
 // file descriptor), never throws into the program (any failure stops the probe silently), and
@@ -20,7 +27,13 @@
   } catch (_) {
     return;
   }
-  const every = Math.max(10, Number(process.env.LEAKPROBE_PROBE_INTERVAL_MS) || 1000);
+  const fixed = Number(process.env.LEAKPROBE_PROBE_INTERVAL_MS);
+  const every = Number.isFinite(fixed) && fixed > 0 ? Math.max(10, fixed) : 0;
+  // The adaptive interval: BUDGET x the mean of the last COSTS readings' CPU times, >= FLOOR ms.
+  const BUDGET = 20;
+  const FLOOR = 20;
+  const COSTS = 5;
+  const costs = [];
   // Taken now, before the program can replace or delete the global.
   let gc = typeof globalThis.gc === 'function' ? globalThis.gc : null;
   if (gc === null) {
@@ -40,7 +53,7 @@
 
   function stop() {
     stopped = true;
-    if (timer !== null) clearInterval(timer);
+    if (timer !== null) clearTimeout(timer);
     if (fd >= 0) {
       try {
         fs.closeSync(fd);
@@ -54,28 +67,51 @@
   function sample(ev) {
     if (stopped) return;
     try {
+      const c0 = process.cpuUsage();
       const t = process.hrtime.bigint();
       // Before the collection too: the sawtooth a program without the probe would show.
       const before = process.memoryUsage().heapUsed;
       if (gc !== null) gc();
       const gcUs = (process.hrtime.bigint() - t) / 1000n;
       const m = process.memoryUsage();
+      const c = process.cpuUsage(c0);
       const line =
         '{"rt":"node","ev":"' + ev + '","pid":' + process.pid + ',"tid":' + threadId +
         ',"seq":' + seq++ + ',"t":' + t + ',"gc":' + (gc !== null) + ',"gc_us":' + gcUs +
+        ',"cpu_us":' + (c.user + c.system) +
         ',"heap_used_before_gc":' + before +
         ',"rss":' + m.rss + ',"heap_used":' + m.heapUsed + ',"heap_total":' + m.heapTotal +
         ',"external":' + m.external + ',"array_buffers":' + m.arrayBuffers + '}\n';
       if (fd < 0) fd = fs.openSync(out, 'a');
       fs.writeSync(fd, line);
+      if (costs.length === COSTS) costs.shift();
+      const all = process.cpuUsage(c0);
+      costs.push((all.user + all.system) / 1000);
     } catch (_) {
       stop();
     }
   }
 
+  // Milliseconds until the next reading.
+  function next() {
+    if (every > 0) return every;
+    const mean = costs.length > 0 ? costs.reduce((a, b) => a + b, 0) / costs.length : 0;
+    return Math.max(FLOOR, Math.ceil(BUDGET * mean));
+  }
+
+  function tick() {
+    sample('tick');
+    schedule();
+  }
+
+  function schedule() {
+    if (stopped) return;
+    timer = setTimeout(tick, next());
+    if (typeof timer.unref === 'function') timer.unref();
+  }
+
   sample('start');
-  timer = setInterval(sample, every, 'tick');
-  if (typeof timer.unref === 'function') timer.unref();
+  schedule();
   process.on('exit', function leakprobeExit() {
     sample('exit');
     stop();

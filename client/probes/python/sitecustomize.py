@@ -1,12 +1,20 @@
 """leakprobe's Python probe.
 
 leak-client watch --probe python puts the folder holding this file first on PYTHONPATH, so every
-Python process of the watched tree imports it at start-up. Every LEAKPROBE_PROBE_INTERVAL_MS
-(default 1000) a daemon thread runs gc.collect() and appends one JSON line to the file named by
-LEAKPROBE_PROBE_OUT: sys.getallocatedblocks() (objects alive in Python's allocator) and, with
-LEAKPROBE_PROBE_TRACEMALLOC=1, tracemalloc's traced bytes (exact, but it slows allocation-heavy
-code: 45-70% in leakprobe's measurements, see client/src/watch/probe.rs). leakprobe pairs each line's
-CLOCK_MONOTONIC time "t" with the server's count of requests served.
+Python process of the watched tree imports it at start-up. At start-up, then on a daemon thread's
+timer, it appends one JSON line to the file named by LEAKPROBE_PROBE_OUT: the process's resident
+set and its anonymous part (`rss`, `anon`: /proc/self/statm, what the process keeps in memory:
+Python's objects, malloc'd buffers, a C extension's own memory, at page granularity and with what
+the allocators hold of freed memory) after collecting the young generations (gc.collect(1): well
+under a millisecond; freed memory stays resident, so a full collection would not lower it), and
+sys.getallocatedblocks() (a count of objects). With LEAKPROBE_PROBE_TRACEMALLOC=1 it runs a full
+gc.collect() and adds tracemalloc's traced bytes (exact bytes of Python's own allocations, but
+tracing every allocation slows allocation-heavy code 2-7x, see client/src/watch/probe.rs).
+leakprobe pairs each line's CLOCK_MONOTONIC time "t" with the server's count of requests served.
+
+When: every LEAKPROBE_PROBE_INTERVAL_MS milliseconds if it is set (at least 10); otherwise 20 x the
+mean CPU time of the last 5 readings (a reading holds the GIL; `cpu_us` in the line), at least
+20 ms, so readings take at most 1/20 (5%) of the process's time and a short run still gets many.
 
 Promises: the thread is a daemon (it never keeps the process alive), a failure stops the probe
 silently and never reaches the program, nothing happens when LEAKPROBE_PROBE_OUT is unset, and a
@@ -26,9 +34,26 @@ def _leakprobe_probe():
     import time
 
     try:
-        every = max(10, int(os.environ.get("LEAKPROBE_PROBE_INTERVAL_MS") or 1000)) / 1000.0
+        fixed = int(os.environ.get("LEAKPROBE_PROBE_INTERVAL_MS") or 0)
     except ValueError:
-        every = 1.0
+        fixed = 0
+    every = max(10, fixed) / 1000.0 if fixed > 0 else 0.0
+    # The adaptive interval: BUDGET x the mean of the last COSTS readings' CPU times, >= FLOOR s.
+    budget, floor, keep = 20, 0.02, 5
+    costs = []
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        page = 4096
+
+    def memory():
+        # /proc/self/statm: size resident shared ...; resident - shared is RssAnon.
+        try:
+            with open("/proc/self/statm", "rb") as f:
+                fields = f.read().split()
+            return int(fields[1]) * page, (int(fields[1]) - int(fields[2])) * page
+        except (OSError, ValueError, IndexError):
+            return None
     traced = None
     if os.environ.get("LEAKPROBE_PROBE_TRACEMALLOC") == "1":
         import tracemalloc
@@ -42,11 +67,18 @@ def _leakprobe_probe():
             if state["stopped"]:
                 return
             try:
+                c0 = time.thread_time_ns()
                 t = time.monotonic_ns()
-                gc.collect()
+                # A full collection only for tracemalloc's bytes, which fall when garbage is freed.
+                gc.collect() if traced is not None else gc.collect(1)
                 gc_us = (time.monotonic_ns() - t) // 1000
-                line = '{"rt":"python","ev":"%s","pid":%d,"tid":0,"seq":%d,"t":%d,"gc":true,"gc_us":%d,"blocks":%d' % (
-                    ev, os.getpid(), state["seq"], t, gc_us, sys.getallocatedblocks())
+                line = '{"rt":"python","ev":"%s","pid":%d,"tid":0,"seq":%d,"t":%d,"gc":%s,"gc_us":%d,"blocks":%d' % (
+                    ev, os.getpid(), state["seq"], t, "true" if traced is not None else "false", gc_us,
+                    sys.getallocatedblocks())
+                mem = memory()
+                line += ',"cpu_us":%d' % ((time.thread_time_ns() - c0) // 1000)
+                if mem is not None:
+                    line += ',"rss":%d,"anon":%d' % mem
                 if traced is not None:
                     line += ',"traced":%d' % traced()[0]
                 line += "}\n"
@@ -54,12 +86,21 @@ def _leakprobe_probe():
                 if state["fd"] < 0:
                     state["fd"] = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 os.write(state["fd"], line.encode())
+                if len(costs) == keep:
+                    costs.pop(0)
+                costs.append((time.thread_time_ns() - c0) / 1e9)
             except Exception:
                 state["stopped"] = True
 
+    def interval():
+        if every > 0:
+            return every
+        mean = sum(costs) / len(costs) if costs else 0.0
+        return max(floor, budget * mean)
+
     def loop():
         while not state["stopped"]:
-            time.sleep(every)
+            time.sleep(interval())
             sample("tick")
 
     def start():

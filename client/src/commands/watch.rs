@@ -258,8 +258,7 @@ fn spawn(args: &WatchArgs, url: &str, probe: Option<&Probe>) -> Result<Child, St
         };
         let settings = ProbeSettings {
             interval: args.probe_every,
-            // Python's probe reports bytes only with tracemalloc (blocks are a count).
-            tracemalloc: p.runtime() == Runtime::Python,
+            tracemalloc: args.probe_tracemalloc,
         };
         for (k, v) in p.env(settings, inherited) {
             cmd.env(k, v);

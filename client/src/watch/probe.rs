@@ -4,19 +4,29 @@
 //!
 //! # Protocol
 //! The probe (`client/probes/node/leakprobe-probe.cjs`, `client/probes/python/sitecustomize.py`)
-//! runs in every process of the watched tree that starts that runtime. At load, then every
-//! [`INTERVAL_ENV`] milliseconds on its own timer (unref'd in Node, a daemon thread in Python), and
-//! once at exit, it runs a full garbage collection and appends one JSON line to the file named by
-//! [`OUT_ENV`] (opened `O_APPEND`, one `write(2)` per line, so lines of concurrent processes never
-//! interleave):
+//! runs in every process of the watched tree that starts that runtime. At load, then on its own
+//! timer (unref'd in Node, a daemon thread in Python), and once at exit, it runs a garbage
+//! collection (full, but for Python without tracemalloc: see below; `gc` says which) and appends
+//! one JSON line to the file named by [`OUT_ENV`] (opened `O_APPEND`, one `write(2)` per line, so
+//! lines of concurrent processes never interleave):
 //!
 //! ```text
 //! {"rt":"node","ev":"tick","pid":4242,"tid":0,"seq":7,"t":5032946818203,"gc":true,"gc_us":6190,
 //!  "heap_used_before_gc":9943336,"rss":44978176,"heap_used":3943336,"heap_total":6750208,
 //!  "external":2427637,"array_buffers":10479}
 //! {"rt":"python","ev":"tick","pid":4243,"tid":0,"seq":3,"t":5032231345162,"gc":true,"gc_us":2729,
-//!  "blocks":36868,"traced":1048576}
+//!  "blocks":36868,"rss":21323776,"anon":10649600,"traced":1048576}
 //! ```
+//!
+//! The timer: every [`INTERVAL_ENV`] milliseconds when it is a number (`--probe-every`); when it
+//! is `auto` (the default), each process paces itself by what its readings cost: the next one
+//! comes 20 × the mean CPU time of its last 5 readings later (at least 20 ms; `cpu_us` in the
+//! line, CPU and not wall time so that a loaded machine's preemption does not count as the
+//! probe's), so readings take
+//! at most 5% of its time — a 5 ms collection is read every 100 ms, a 50 ms one (a Next.js server)
+//! every second, and a heap that grows slows its own readings down. The mean, not the median: a
+//! collection slowed now and then (a loaded machine) must count in full, or the share creeps past
+//! 5% (6.3% measured with the median).
 //!
 //! `t` is `CLOCK_MONOTONIC` in nanoseconds taken just before the collection (Node's
 //! `process.hrtime.bigint()`, Python's `time.monotonic_ns()` and
@@ -33,16 +43,31 @@
 //! few milliseconds) and nothing crosses from the watcher into the program.
 //!
 //! # What a reading costs the program (measured, Node 20.20, Python 3.11)
-//! - Node: one full collection per reading, median 7–12 ms for a plain `fetch` loop (7 MB heap)
-//!   and 20–55 ms (up to 190 ms) inside a Next.js server (140 MB heap): at the default 1 s, up
-//!   to ~5% of a Next.js server's time. Its readings are the answer: a planted 256 B per request
-//!   read 272–305 B per request (V8 adds ~20 B warming up in the first 10,000 requests), and
-//!   next@14.2.0-canary.62's fetch route +1.5 KB per request while RSS could not tell it from
-//!   the fixed 14.2.35.
-//! - Python: `gc.collect()` 3–9 ms. `blocks` counts objects (+2.0 per request for a loop keeping
-//!   one bytearray a request, 0.0 clean), not bytes. tracemalloc gives exact bytes (8,257 B
-//!   per request for an 8 KiB plant) but slowed the loop by 45–70%, so it is opt-in; for
-//!   buffers of kilobytes RSS alone already gets within 1% (8,290 B per request).
+//! - Node: one full collection per reading, median 7–12 ms for a plain `fetch` loop (7 MB heap;
+//!   30–75 ms on a machine shared with other work) and 20–55 ms (up to 190 ms) inside a Next.js
+//!   server (140 MB heap). A fixed 250 ms interval slowed a `fetch` loop to 0.66–0.68× of its
+//!   speed; the adaptive interval keeps it near the 5% budget (`just bench-probe`). Its readings
+//!   are the answer: a planted 256 B per request read 272–305 B per request (V8 adds ~20 B
+//!   warming up in the first 10,000 requests), and next@14.2.0-canary.62's fetch route +1.5 KB
+//!   per request while RSS could not tell it from the fixed 14.2.35. `external` (Buffers,
+//!   ArrayBuffers) is judged beside `heap_used` as a series of its own
+//!   ([`crate::watch::judge::judge_split`]).
+//! - Python: by default the bytes are `anon`, the process's anonymous resident memory
+//!   (`/proc/self/statm`: resident − shared, read in ~5 µs) after collecting the young
+//!   generations (`gc.collect(1)`, well under a millisecond; a full `gc.collect()` costs 3–12 ms
+//!   and would not lower it: freed memory stays resident), so readings come every 20 ms and a
+//!   one-second run gets ~50: everything the process keeps — Python's objects, malloc'd buffers,
+//!   a C extension's own memory — at page granularity, with what the allocators hold of freed
+//!   memory. On `examples/python/loop.py` it
+//!   read 1,131 B per request for a planted 1 KiB `bytearray` (the buffer's malloc chunk, the
+//!   object and its list slot are ~1,104 B), 8,289 for 8 KiB, 1 clean. Also measured and not
+//!   chosen: glibc's `mallinfo2()` (exact in-use bytes at malloc granularity, 1,129 B per request)
+//!   needs `PYTHONMALLOC=malloc` to see Python's small objects, which slowed an asyncio + JSON
+//!   loop by 25% and small-object code 2×. `blocks` counts objects (+2.0 per request for the
+//!   1 KiB plant), not bytes. tracemalloc (`--probe-tracemalloc`, readings after a full
+//!   `gc.collect()`) gives exact bytes of Python's own allocations (8,257 B per request for an
+//!   8 KiB plant) and their sites, but not a C extension's malloc, and cost the loop 4–5× its
+//!   CPU time per request (`just bench-probe`).
 //!
 //! A file rather than a pipe: the program never blocks on, or dies of (`EPIPE`), a watcher that
 //! went away; the file outlives both for a post-mortem; and every process of the tree appends to
@@ -61,7 +86,8 @@ pub use crate::runtime::Runtime;
 
 /// Names the file the probes append to (an absolute path).
 pub const OUT_ENV: &str = "LEAKPROBE_PROBE_OUT";
-/// Milliseconds between two readings of each probed process (default 1000, at least 10).
+/// Milliseconds between two readings of each probed process (at least 10), or `auto`: paced by
+/// the readings' own cost (see the module docs).
 pub const INTERVAL_ENV: &str = "LEAKPROBE_PROBE_INTERVAL_MS";
 /// `1` turns on tracemalloc in the Python probe.
 pub const TRACEMALLOC_ENV: &str = "LEAKPROBE_PROBE_TRACEMALLOC";
@@ -74,21 +100,13 @@ const PYTHON_FILE: &str = "sitecustomize.py";
 const OUT_FILE: &str = "probe.jsonl";
 
 /// How often the probes read, and with which extras.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProbeSettings {
-    /// Time between two readings of one process (each costs one full collection).
-    pub interval: Duration,
+    /// Time between two readings of one process (each costs one full collection); `None`: each
+    /// process paces itself so that its readings take at most 5% of its time.
+    pub interval: Option<Duration>,
     /// Python only: run tracemalloc for exact traced bytes (slows allocation-heavy code).
     pub tracemalloc: bool,
-}
-
-impl Default for ProbeSettings {
-    fn default() -> Self {
-        ProbeSettings {
-            interval: Duration::from_secs(1),
-            tracemalloc: false,
-        }
-    }
 }
 
 /// A probe written to a folder, ready to be loaded into a command.
@@ -141,13 +159,13 @@ impl Probe {
         settings: ProbeSettings,
         inherited: Option<OsString>,
     ) -> Vec<(&'static str, OsString)> {
-        let ms = settings
-            .interval
-            .as_millis()
-            .clamp(10, u128::from(u32::MAX));
+        let interval = settings.interval.map_or_else(
+            || "auto".to_string(),
+            |d| d.as_millis().clamp(10, u128::from(u32::MAX)).to_string(),
+        );
         let mut vars = vec![
             (OUT_ENV, self.out.clone().into_os_string()),
-            (INTERVAL_ENV, OsString::from(ms.to_string())),
+            (INTERVAL_ENV, OsString::from(interval)),
         ];
         match self.runtime {
             Runtime::Node => vars.push(("NODE_OPTIONS", self.node_options(inherited))),
@@ -232,6 +250,11 @@ pub struct PythonHeap {
     /// Blocks alive in Python's small-object allocator (`sys.getallocatedblocks()`): a count of
     /// objects, not bytes; large buffers (over 512 bytes) are outside it.
     pub blocks: u64,
+    /// Resident set size of the process (`None` where `/proc/self/statm` could not be read).
+    pub rss: Option<u64>,
+    /// Its anonymous part (resident − shared: heap, arenas, a C extension's memory; no mapped
+    /// files): the bytes judged without tracemalloc.
+    pub anon: Option<u64>,
     /// Bytes traced by tracemalloc, when it runs.
     pub traced: Option<u64>,
 }
@@ -254,7 +277,8 @@ pub struct Reading {
     /// `CLOCK_MONOTONIC` nanoseconds just before the collection.
     pub t_ns: u64,
     pub event: Event,
-    /// Whether a full collection ran before the reading (Node without `gc` available: false).
+    /// Whether a full collection ran before the reading (false for Node without `gc` available,
+    /// and for Python without tracemalloc, which collects only the young generations).
     pub gc: bool,
     /// How long the collection took, in microseconds (the probe's cost to the program).
     pub gc_us: u64,
@@ -263,14 +287,25 @@ pub struct Reading {
 
 impl Reading {
     /// The bytes the verdict follows for this process: Node's post-collection `heap_used`,
-    /// Python's traced bytes when tracemalloc runs; `None` for Python without tracemalloc
-    /// (blocks are a count). Node's `external` is left out: under `next dev` it swung by
-    /// hundreds of MB between readings (the compiler's buffers) while `heap_used` moved by
+    /// Python's traced bytes when tracemalloc runs, else its anonymous resident memory (`None`
+    /// only where that could not be read: blocks are a count). Node's `external` is
+    /// [`Reading::external_bytes`], judged as a series of its own: under `next dev` it swung
+    /// by hundreds of MB between readings (the compiler's buffers) while `heap_used` moved by
     /// the bytes per request being measured.
     pub fn live_bytes(&self) -> Option<u64> {
         match self.heap {
             Heap::Node(n) => Some(n.heap_used),
-            Heap::Python(p) => p.traced,
+            Heap::Python(p) => p.traced.or(p.anon),
+        }
+    }
+
+    /// Node's `external` after the collection (Buffers, ArrayBuffers, external strings: memory
+    /// outside the V8 heap that JavaScript objects hold); `None` for Python, whose
+    /// [`Reading::live_bytes`] already counts such memory (or, with tracemalloc, Python's own).
+    pub fn external_bytes(&self) -> Option<u64> {
+        match self.heap {
+            Heap::Node(n) => Some(n.external),
+            Heap::Python(_) => None,
         }
     }
 }
@@ -296,6 +331,7 @@ struct Line {
     external: Option<u64>,
     array_buffers: Option<u64>,
     blocks: Option<u64>,
+    anon: Option<u64>,
     traced: Option<u64>,
 }
 
@@ -313,6 +349,8 @@ pub fn parse_line(line: &[u8]) -> Option<Reading> {
         }),
         "python" => Heap::Python(PythonHeap {
             blocks: l.blocks?,
+            rss: l.rss,
+            anon: l.anon,
             traced: l.traced,
         }),
         _ => return None,
@@ -437,10 +475,20 @@ impl ProbeTotals {
     /// The sum of [`Reading::live_bytes`] over the latest readings; `None` if any lacks it or
     /// there is none.
     pub fn live_bytes(&self) -> Option<u64> {
+        self.sum(Reading::live_bytes)
+    }
+
+    /// The sum of [`Reading::external_bytes`] over the latest readings; `None` if any lacks it
+    /// (a Python process) or there is none.
+    pub fn external_bytes(&self) -> Option<u64> {
+        self.sum(Reading::external_bytes)
+    }
+
+    fn sum(&self, bytes: fn(&Reading) -> Option<u64>) -> Option<u64> {
         if self.latest.is_empty() {
             return None;
         }
-        self.latest.iter().map(Reading::live_bytes).sum()
+        self.latest.iter().map(bytes).sum()
     }
 }
 
@@ -450,22 +498,40 @@ mod tests {
     use std::fs;
 
     const NODE_LINE: &str = r#"{"rt":"node","ev":"tick","pid":26902,"tid":0,"seq":1,"t":5032946818203,"gc":true,"gc_us":16064,"heap_used_before_gc":5191600,"rss":43929600,"heap_used":3191600,"heap_total":5742592,"external":1427637,"array_buffers":10479}"#;
-    const PYTHON_LINE: &str = r#"{"rt":"python","ev":"exit","pid":26779,"tid":0,"seq":8,"t":5032696327676,"gc":true,"gc_us":3100,"blocks":36827,"traced":12345}"#;
+    const PYTHON_LINE: &str = r#"{"rt":"python","ev":"exit","pid":26779,"tid":0,"seq":8,"t":5032696327676,"gc":true,"gc_us":3100,"blocks":36827,"rss":21323776,"anon":10649600,"traced":12345}"#;
 
     #[test]
     fn node_and_python_lines_parse_into_typed_readings() {
         let node = parse_line(NODE_LINE.as_bytes()).expect("node line");
         assert_eq!((node.pid, node.seq, node.event), (26902, 1, Event::Tick));
         assert_eq!(node.live_bytes(), Some(3191600));
+        assert_eq!(node.external_bytes(), Some(1427637));
         let py = parse_line(PYTHON_LINE.as_bytes()).expect("python line");
         assert_eq!(
             py.heap,
             Heap::Python(PythonHeap {
                 blocks: 36827,
+                rss: Some(21323776),
+                anon: Some(10649600),
                 traced: Some(12345)
             })
         );
         assert_eq!(py.event, Event::Exit);
+        assert_eq!(
+            py.live_bytes(),
+            Some(12345),
+            "tracemalloc's bytes when it ran"
+        );
+        assert_eq!(py.external_bytes(), None);
+        // Without tracemalloc: the anonymous resident memory; an older line with neither: none.
+        let cheap = PYTHON_LINE.replace(r#","traced":12345"#, "");
+        let cheap = parse_line(cheap.as_bytes()).expect("python line");
+        assert_eq!(cheap.live_bytes(), Some(10649600));
+        let old = r#"{"rt":"python","ev":"tick","pid":1,"seq":0,"t":1,"blocks":5}"#;
+        assert_eq!(
+            parse_line(old.as_bytes()).and_then(|r| r.live_bytes()),
+            None
+        );
     }
 
     #[test]
@@ -539,7 +605,7 @@ mod tests {
                 r#"--max-old-space-size=4096 --expose-gc --require "/tmp/a \"b\"\\c/leakprobe-probe.cjs""#
             )
         );
-        assert!(vars.contains(&(INTERVAL_ENV, OsString::from("1000"))));
+        assert!(vars.contains(&(INTERVAL_ENV, OsString::from("auto"))));
         assert!(vars.contains(&(OUT_ENV, OsString::from("/tmp/out"))));
     }
 
@@ -551,7 +617,7 @@ mod tests {
             out: PathBuf::from("/p/out"),
         };
         let settings = ProbeSettings {
-            interval: Duration::from_millis(250),
+            interval: Some(Duration::from_millis(250)),
             tracemalloc: true,
         };
         let vars = probe.env(settings, Some(OsString::from("/app/lib")));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::jsonl::Jsonl;
 use crate::runtime::Runtime;
 use crate::verdict::EarlyStop;
-use crate::watch::judge::{self, HeapRow, TreeRow, WatchVerdict, judge};
+use crate::watch::judge::{self, HeapRow, TreeRow, WatchVerdict, judge, judge_split};
 use crate::watch::pair::ServedLog;
 use crate::watch::probe::{Event, ProbeReader, ProbeTotals, Reading};
 use crate::watch::proctree::{TreeSample, TreeSampler};
@@ -96,6 +96,8 @@ pub struct Session<S, T> {
     readings: Vec<Reading>,
     tree_rows: Vec<TreeRow>,
     heap_rows: Vec<HeapRow>,
+    /// Node's external memory at the same readings as `heap_rows` (a part judged beside it).
+    external_rows: Vec<HeapRow>,
     memory: TreeMemory,
     /// Whether the tree runs Node, from its processes' executables (a `sh -c` execs into it).
     node: bool,
@@ -154,6 +156,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             readings: Vec::with_capacity(64),
             tree_rows: Vec::with_capacity(4096),
             heap_rows: Vec::with_capacity(1024),
+            external_rows: Vec::with_capacity(1024),
             memory: TreeMemory::default(),
             node: false,
             count: 0,
@@ -235,6 +238,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             },
             requests: count,
             live: self.memory.heap_end,
+            external: None,
             rss: Some(s.mem.rss),
             pss: s.mem.pss,
             anon: Some(s.mem.anon),
@@ -279,20 +283,28 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             };
             if self.heap_rows.len() >= MAX_ROWS {
                 thin(&mut self.heap_rows, |r| r.quiescent || r.teardown);
+                // The same rows of both while they are in step (every reading had `external`).
+                thin(&mut self.external_rows, |r| r.quiescent || r.teardown);
             }
-            self.heap_rows.push(HeapRow {
+            let row = HeapRow {
                 requests: at,
                 live,
                 quiescent: idle(&self.log, rd.t_ns, at),
                 // A process's exit reading: teardown if no request follows it (see `finish`).
                 teardown: rd.event == Event::Exit,
-            });
+            };
+            self.heap_rows.push(row);
+            let external = self.totals.external_bytes();
+            if let Some(x) = external {
+                self.external_rows.push(HeapRow { live: x, ..row });
+            }
             self.memory.record_heap(at, live);
             self.out.push(&WatchSample {
                 t_ms: rd.t_ns.saturating_sub(self.t0) / 1_000_000,
                 kind: WatchKind::Probe,
                 requests: at,
                 live: Some(live),
+                external,
                 rss: None,
                 pss: None,
                 anon: None,
@@ -320,13 +332,28 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         let Some(s) = judge::look(early, &self.tree_rows, heap, node) else {
             return false;
         };
+        // The early stop looks at the heap; Node's external memory must agree, or it looks on.
+        let verdict = match self.split_verdict() {
+            Some(split) if split.verdict.class != s.verdict.verdict.class => return false,
+            Some(split) => split,
+            None => s.verdict,
+        };
         let at = SettledAt {
             requests: s.requests,
             seconds: self.started.elapsed().as_secs_f64(),
             looks: s.looks,
         };
-        self.settled = Some((s.verdict, at));
+        self.settled = Some((verdict, at));
         true
+    }
+
+    /// Node's heap and external memory judged as two parts
+    /// ([`judge_split`]), when every probe reading had `external`; else `None`.
+    fn split_verdict(&self) -> Option<WatchVerdict> {
+        let aligned = self.setup.probe.is_some()
+            && !self.heap_rows.is_empty()
+            && self.external_rows.len() == self.heap_rows.len();
+        aligned.then(|| judge_split(&self.tree_rows, &self.heap_rows, &self.external_rows))
     }
 
     /// Why a JSONL write failed, if one did.
@@ -349,14 +376,19 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         for r in self.heap_rows.iter_mut().filter(|r| r.requests < last) {
             r.teardown = false;
         }
+        for r in self.external_rows.iter_mut().filter(|r| r.requests < last) {
+            r.teardown = false;
+        }
         let (judged, settled) = match self.settled.take() {
             Some((v, at)) => (v, Some(at)),
             None => (
-                judge(
-                    &self.tree_rows,
-                    probe.is_some().then_some(self.heap_rows.as_slice()),
-                    node,
-                ),
+                self.split_verdict().unwrap_or_else(|| {
+                    judge(
+                        &self.tree_rows,
+                        probe.is_some().then_some(self.heap_rows.as_slice()),
+                        node,
+                    )
+                }),
                 None,
             ),
         };

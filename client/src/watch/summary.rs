@@ -7,7 +7,8 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::units;
-use crate::watch::judge::{Basis, WatchVerdict};
+use crate::verdict::Slope;
+use crate::watch::judge::{Basis, Split, WatchVerdict};
 use crate::watch::proctree::TreeSample;
 
 /// Why a reading was taken.
@@ -23,7 +24,8 @@ pub enum WatchKind {
 }
 
 /// One line of `--jsonl`. `requests` is the server's served count at the reading; `live` the
-/// probe's post-GC heap summed over the tree (`None` without a probe).
+/// probe's post-GC heap summed over the tree (`None` without a probe), and for Node `external`
+/// beside it (Buffers, ArrayBuffers: judged as a part of its own, see `watch::judge`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WatchSample {
     /// Milliseconds since the watch started.
@@ -31,6 +33,8 @@ pub struct WatchSample {
     pub kind: WatchKind,
     pub requests: u64,
     pub live: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<u64>,
     pub rss: Option<u64>,
     pub pss: Option<u64>,
     pub anon: Option<u64>,
@@ -223,7 +227,10 @@ impl WatchSummary {
             )?;
         }
         let v = &self.judged.verdict;
-        let series = self.judged.basis.as_str();
+        let series = match (self.judged.basis, &self.judged.split) {
+            (Basis::Heap, Some(_)) => "heap+external",
+            (basis, _) => basis.as_str(),
+        };
         match &v.slope {
             Some(slope) => writeln!(
                 w,
@@ -232,6 +239,9 @@ impl WatchSummary {
                 units::bytes(slope.per_million as f64)
             )?,
             None => writeln!(w, "slope      ? (too few readings)")?,
+        }
+        if let Some(split) = &self.judged.split {
+            writeln!(w, "split      {}", split_text(split))?;
         }
         if self.judged.basis == Basis::Heap {
             if let Some(r) = &v.rss_slope {
@@ -276,6 +286,22 @@ impl WatchSummary {
         }
         Ok(())
     }
+}
+
+/// `heap +1.49 KiB/request, external -1.3 B/request (Buffers, ArrayBuffers)`: the parts of a
+/// Node verdict, for the summary and compare's report.
+pub fn split_text(split: &Split) -> String {
+    let part = |s: &Option<Slope>| {
+        s.map_or_else(
+            || "?".to_string(),
+            |s| format!("{}/request", units::per_request(s.bytes_per_request)),
+        )
+    };
+    format!(
+        "heap {}, external {} (Buffers, ArrayBuffers)",
+        part(&split.heap),
+        part(&split.external)
+    )
 }
 
 /// `watch t=12s  req=24,000 (2,010/s)  procs=3  heap=41.2 MiB  rss=130 MiB  Δrss/req=+12 B`:
