@@ -54,6 +54,11 @@ bench *args:
 bench-sites *args:
     cargo bench -p leak-client --bench throughput -- sites "$@"
 
+# The probes' cost: a Node fetch loop and a Python loop under watch without and with the probe at its default (and Python's --probe-tracemalloc), interleaved and repeated, requests/s and CPU ratios; then the planted 1 KiB leaks judged (e.g. `just bench-probe --secs 5 --repeats 3`, `--no-leaks`).
+bench-probe *args:
+    cargo build --release -q -p leak-client
+    python3 client/benches/probe_cost.py "${CARGO_TARGET_DIR:-target}/release/leak-client" "$@"
+
 # The latency server beside nginx under wrk, repeated: req/s, CPU µs/request, ratios (e.g. `just bench-server --secs 5 --repeats 3 --callgrind`). Installs nginx and wrk from Debian when missing and root; otherwise those rows are skipped.
 bench-server *args:
     -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
