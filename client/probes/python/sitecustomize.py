@@ -9,7 +9,7 @@ the allocators hold of freed memory) after collecting the young generations (gc.
 under a millisecond; freed memory stays resident, so a full collection would not lower it), and
 sys.getallocatedblocks() (a count of objects). With LEAKPROBE_PROBE_TRACEMALLOC=1 it runs a full
 gc.collect() and adds tracemalloc's traced bytes (exact bytes of Python's own allocations, but
-tracing every allocation slows allocation-heavy code 2-7x, see client/src/watch/probe.rs).
+tracing every allocation cost a request loop 2.7-4.5x its CPU time, see client/src/watch/probe.rs).
 leakprobe pairs each line's CLOCK_MONOTONIC time "t" with the server's count of requests served.
 
 When: every LEAKPROBE_PROBE_INTERVAL_MS milliseconds if it is set (at least 10); otherwise 20 x the

@@ -66,7 +66,7 @@
 //!   loop by 25% and small-object code 2×. `blocks` counts objects (+2.0 per request for the
 //!   1 KiB plant), not bytes. tracemalloc (`--probe-tracemalloc`, readings after a full
 //!   `gc.collect()`) gives exact bytes of Python's own allocations (8,257 B per request for an
-//!   8 KiB plant) and their sites, but not a C extension's malloc, and cost the loop 4–5× its
+//!   8 KiB plant) and their sites, but not a C extension's malloc, and cost the loop 2.7–4.5× its
 //!   CPU time per request (`just bench-probe`).
 //!
 //! A file rather than a pipe: the program never blocks on, or dies of (`EPIPE`), a watcher that
