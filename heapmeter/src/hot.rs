@@ -1,6 +1,7 @@
-//! The allocator's process-global state: the counters `Counting` updates and the sampler's two
-//! flags, in one cache-line-aligned static that both the allocator (`lib.rs`) and the sampler
-//! (`sites::sampler`) read. It holds data only: no allocation, no logic beyond its constants.
+//! The allocator's process-global state: the counters `Counting` updates, the sampler's two
+//! flags and the number of threads in an uncounted scope, in one cache-line-aligned static that
+//! both the allocator (`lib.rs`) and the sampler (`sites::sampler`) read. It holds data only:
+//! no allocation, no logic beyond its constants.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 
@@ -32,6 +33,9 @@ pub(crate) struct Hot {
     pub(crate) allocated_bytes: AtomicU64,
     /// The sampler's switch: 0 off, otherwise its epoch (see `sites::sampler`).
     pub(crate) sampling: AtomicU32,
+    /// Threads inside an [`uncounted`](crate::uncounted) scope right now: while 0, the
+    /// allocator skips the thread-local check (one load of this line it already touches).
+    pub(crate) uncounted_threads: AtomicU32,
     /// Start of the sampler's region (see `sites::sampler`).
     pub(crate) region_base: AtomicUsize,
 }
@@ -43,5 +47,6 @@ pub(crate) static HOT: Hot = Hot {
     frees: AtomicU64::new(0),
     allocated_bytes: AtomicU64::new(0),
     sampling: AtomicU32::new(0),
+    uncounted_threads: AtomicU32::new(0),
     region_base: AtomicUsize::new(UNMAPPED),
 };

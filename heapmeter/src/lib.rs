@@ -22,6 +22,7 @@ pub mod size;
 pub use size::{SIZE_RULE, SizeError, parse_size};
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::Ordering::Relaxed;
 
 mod hot;
@@ -75,11 +76,18 @@ fn counted_alloc(bytes: usize) {
 // for an allocation the sampler takes, or a pointer it owns (`sampler::owns`) — serves it from
 // the sampler's region: page-aligned (the sampler refuses alignments above a page), at least
 // `size` bytes, zeroed, and never handed to `inner`. Pointers from `inner` are never given to
-// the sampler and vice versa, so each side's contract holds for the blocks it sees. The counters
-// are atomics, which neither allocate nor panic.
+// the sampler and vice versa, so each side's contract holds for the blocks it sees. Inside an
+// `uncounted` scope allocations always go to `inner` and frees still route by `owns`, so that
+// holds there too; only the counters are skipped. The counters are atomics and the scope's depth
+// a `const` thread-local without a destructor, read with `try_with`: none of them allocates or
+// panics.
 unsafe impl<A: GlobalAlloc, const SITES: bool> GlobalAlloc for Counting<A, SITES> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if in_uncounted_scope() {
+            // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+            return unsafe { self.inner.alloc(layout) };
+        }
         let sampled = if SITES { sampler::alloc(layout) } else { None };
         let p = match sampled {
             Some(p) => p.as_ptr(),
@@ -94,6 +102,10 @@ unsafe impl<A: GlobalAlloc, const SITES: bool> GlobalAlloc for Counting<A, SITES
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if in_uncounted_scope() {
+            // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s contract.
+            return unsafe { self.inner.alloc_zeroed(layout) };
+        }
         let sampled = if SITES { sampler::alloc(layout) } else { None };
         let p = match sampled {
             // Region blocks are always zero (fresh or discarded pages).
@@ -116,20 +128,29 @@ unsafe impl<A: GlobalAlloc, const SITES: bool> GlobalAlloc for Counting<A, SITES
             // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
             unsafe { self.inner.dealloc(ptr, layout) };
         }
-        HOT.frees.fetch_add(1, Relaxed);
-        HOT.live.fetch_sub(layout.size(), Relaxed);
+        if !in_uncounted_scope() {
+            HOT.frees.fetch_add(1, Relaxed);
+            HOT.live.fetch_sub(layout.size(), Relaxed);
+        }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = if SITES && (sampler::is_on() || sampler::owns(ptr)) {
+        // In an uncounted scope only a sampled block (which the scope's contract rules out)
+        // takes the sampling path: it must not reach `inner`.
+        let sampling = if in_uncounted_scope() {
+            SITES && sampler::owns(ptr)
+        } else {
+            SITES && (sampler::is_on() || sampler::owns(ptr))
+        };
+        let p = if sampling {
             // SAFETY: the caller upholds `realloc`'s contract.
             unsafe { self.realloc_sampling(ptr, layout, new_size) }
         } else {
             // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
             unsafe { self.inner.realloc(ptr, layout, new_size) }
         };
-        if !p.is_null() {
+        if !p.is_null() && !in_uncounted_scope() {
             let old = layout.size();
             if new_size > old {
                 counted_alloc(new_size - old);
@@ -179,6 +200,76 @@ impl<A: GlobalAlloc, const SITES: bool> Counting<A, SITES> {
         }
         to
     }
+}
+
+thread_local! {
+    // `const` and without a destructor: reading it never allocates and never fails, so the
+    // allocator may read it on any thread at any time (during thread teardown too).
+    static UNCOUNTED_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread is inside [`uncounted`]. While no thread is (the usual case), one load
+/// of the counters' cache line, which the allocator touches anyway.
+#[inline(always)]
+fn in_uncounted_scope() -> bool {
+    HOT.uncounted_threads.load(Relaxed) != 0
+        && UNCOUNTED_DEPTH.try_with(|d| d.get() != 0).unwrap_or(false)
+}
+
+/// Whether this thread is inside [`uncounted`] (whose scope does not reach other threads: work
+/// handed to a thread pool from inside it is counted, so such code should stay on this thread).
+pub fn is_uncounted() -> bool {
+    in_uncounted_scope()
+}
+
+/// Runs `f` with this thread's allocations left out of the counters: what `f` allocates (and
+/// frees) goes straight to the inner allocator, without touching `live`, `peak`, `allocs`,
+/// `frees`, `allocated_bytes` or the [`sites`] sampler. For work that belongs to the measuring,
+/// not to what is measured — a look at the verdict in the middle of a run, which copies the
+/// series and builds pairwise slopes (megabytes, transiently), would otherwise show in the live
+/// readings and set the peak. Other threads are counted as usual meanwhile, so `f` must not
+/// hand work to another thread (a thread pool): check [`is_uncounted`]. Scopes nest.
+///
+/// # Contract
+/// The counters stay exact only if every block is allocated and freed on the same side of the
+/// scope. So `f`:
+/// - frees, before it returns, everything it allocates (its result is `Copy`, so it can own no
+///   memory: a `Copy` type has no destructor), and does not leak a block for later code to free
+///   (a leaked block is never counted, which is harmless; freed later, outside a scope, it would
+///   be subtracted from `live` without ever having been added);
+/// - neither frees nor grows nor shrinks memory allocated outside the scope (a `Vec` captured by
+///   reference and pushed to, a `String` dropped): such a free would not be subtracted, so
+///   `live` would keep bytes that are gone.
+///
+/// Breaking it is never unsafe — every block still goes back to the allocator that made it —
+/// only the readings go wrong. A panic inside `f` breaks it by the size of the panic's payload
+/// (allocated inside, freed by whoever catches it).
+///
+/// The process-wide cap (`cap::Cap`, outside the counting wrapper) still sees these blocks, so a
+/// scope's transient memory counts against `--mem-limit`.
+///
+/// ```
+/// let (n, sum) = heapmeter::uncounted(|| {
+///     let v: Vec<u64> = (1..=1000).collect(); // freed before the closure returns
+///     (v.len(), v.iter().sum::<u64>())
+/// });
+/// assert_eq!((n, sum), (1000, 500_500));
+/// ```
+pub fn uncounted<R: Copy>(f: impl FnOnce() -> R) -> R {
+    /// Leaves the scope, on return or unwind.
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            let _ = UNCOUNTED_DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+            HOT.uncounted_threads.fetch_sub(1, Relaxed);
+        }
+    }
+    // The global count first: this thread reads its own increment, so its next allocation
+    // already checks the thread-local depth.
+    HOT.uncounted_threads.fetch_add(1, Relaxed);
+    let _ = UNCOUNTED_DEPTH.try_with(|d| d.set(d.get() + 1));
+    let _leave = Leave;
+    f()
 }
 
 /// One reading of the counting allocator's counters.
