@@ -414,6 +414,14 @@ pub struct Workload {
     #[arg(long, short = 'd', value_parser = parse_duration, value_name = "DURATION", allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
+    /// Stop as soon as the verdict is settled either way (leak, stable, bounded), at the latest
+    /// at --requests/--duration: the series is judged at request counts 1,000 × 2^(k/2),
+    /// strictly, and two looks in a row must agree (the synthetic sweep: no clean series
+    /// settled as a leak). Each look runs outside the measured heap. The summary says at how
+    /// many requests and seconds; the run is then stopped by `verdict`.
+    #[arg(long)]
+    pub until_verdict: bool,
+
     /// Worker threads, each sending one request at a time (synchronous; no async runtime).
     #[arg(long, short = 'c', default_value_t = 8, value_parser = whole(1u32, Some(4096)), allow_hyphen_values = true)]
     pub concurrency: u32,
@@ -581,6 +589,9 @@ impl Workload {
         }
         if self.library_defaults {
             v.push("--library-defaults".into());
+        }
+        if self.until_verdict {
+            v.push("--until-verdict".into());
         }
         v
     }
@@ -862,6 +873,7 @@ mod tests {
                 .gen_bool(0.7)
                 .then(|| rng.gen_range(1..u64::from(u32::MAX))),
             duration: rng.gen_bool(0.5).then(|| dur(rng)).filter(|d| !d.is_zero()),
+            until_verdict: rng.gen_bool(0.5),
             concurrency: rng.gen_range(1..=4096),
             think: dur(rng),
             rate: rng.gen_bool(0.5).then(|| rng.gen_range(0.001..1e6)),

@@ -11,6 +11,10 @@ use serde::Serialize;
 /// readings before it). The file is at most one wake-up (~5 ms for the monitor, `--every` for
 /// watch) behind the run, and nothing is lost on Ctrl-C or a crash. A failed write is kept
 /// (and the file no longer written): the run goes on, its summary says the file is incomplete.
+///
+/// The line buffer is the harness's, not the measured client's: it lives outside the counted
+/// heap ([`heapmeter::uncounted`]: allocated, grown and freed only inside such scopes), so a run
+/// with `--jsonl` (as every `compare` child) reads the same live bytes as one without.
 pub struct Jsonl {
     file: Option<File>,
     lines: Vec<u8>,
@@ -19,9 +23,14 @@ pub struct Jsonl {
 
 impl Jsonl {
     pub fn new(file: Option<File>) -> Jsonl {
+        let mut lines = Vec::new();
+        if file.is_some() {
+            // Room for a full batch of request samples (~200 bytes each): no growth in steady
+            // state. Reserved inside the scope: the block is then uncounted for its whole life.
+            heapmeter::uncounted(|| lines.reserve_exact(256 * 1024));
+        }
         Jsonl {
-            // Room for a full batch of request samples (~200 bytes each): no growth in steady state.
-            lines: Vec::with_capacity(if file.is_some() { 256 * 1024 } else { 0 }),
+            lines,
             file,
             error: None,
         }
@@ -29,8 +38,14 @@ impl Jsonl {
 
     /// Adds one line, written at the next [`Jsonl::flush`] (nothing without a file).
     pub fn push(&mut self, line: &impl Serialize) {
-        if self.file.is_some() && serde_json::to_writer(&mut self.lines, line).is_ok() {
-            self.lines.push(b'\n');
+        if self.file.is_some() {
+            let lines = &mut self.lines;
+            // Any growth of the buffer stays uncounted, as its allocation was.
+            heapmeter::uncounted(|| {
+                if serde_json::to_writer(&mut *lines, line).is_ok() {
+                    lines.push(b'\n');
+                }
+            });
         }
     }
 
@@ -53,8 +68,16 @@ impl Jsonl {
     }
 
     /// Why a write failed, if one did, once the file is done with.
-    pub fn into_error(self) -> Option<String> {
-        self.error
+    pub fn into_error(mut self) -> Option<String> {
+        self.error.take()
+    }
+}
+
+impl Drop for Jsonl {
+    fn drop(&mut self) {
+        let lines = std::mem::take(&mut self.lines);
+        // Freed where it was allocated: outside the counted heap.
+        heapmeter::uncounted(|| drop(lines));
     }
 }
 

@@ -1,8 +1,9 @@
 //! The monitor thread: takes the periodic sample, logs one line per interval, appends every
-//! sample to the JSONL file (written out at every wake-up) and keeps the analysis series.
-//! It never touches the network and never blocks a worker (workers `try_send` to it).
+//! sample to the JSONL file (written out at every wake-up), keeps the analysis series and, with
+//! `--until-verdict`, takes the early stop's looks at it outside the counted heap. It never
+//! touches the network and never blocks a worker (workers `try_send` to it).
 
-use std::fs::File;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::counters::Counters;
 use crate::jsonl::Jsonl;
 use crate::sample::{Sample, SampleKind, Series};
+use crate::stop::{Stop, StopReason};
 use crate::units;
 
 /// Capacity of the analysis series (thinned in place beyond this).
@@ -25,6 +27,26 @@ pub enum Msg {
     Finish,
 }
 
+/// One look of `--until-verdict`'s early stop at the series so far (all its samples): `Some`
+/// once the verdict is settled. The monitor calls it after every wake-up inside
+/// [`heapmeter::uncounted`], so it must free all it allocates before returning and touch no
+/// memory allocated outside (see that function's contract); it returns plain `Copy` data. The
+/// analysis builds it (`summary::early_look`): this layer knows nothing of the verdict.
+pub type Look = Box<dyn FnMut(&[Sample]) -> Option<Settled> + Send>;
+
+/// A verdict the early stop settled, as a look hands it back: `Copy`, owning no memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settled {
+    /// The settled class (`leak`, `stable`, …).
+    pub class: &'static str,
+    /// Requests served at the look that settled it.
+    pub requests: u64,
+    /// Milliseconds since the run started, at that look's reading.
+    pub t_ms: u64,
+    /// Looks taken, this one included.
+    pub looks: u32,
+}
+
 /// What the monitor hands back when it finishes.
 #[derive(Debug)]
 pub struct MonitorOutput {
@@ -35,17 +57,22 @@ pub struct MonitorOutput {
     pub jsonl_error: Option<String>,
     /// The sampled sites at the warm-up reading (`--sites`, see `Monitor::sites_warmup_at`).
     pub sites_warmup: Option<crate::sites::Reading>,
+    /// Where `--until-verdict` settled the verdict (the monitor then stopped the run).
+    pub settled: Option<Settled>,
 }
 
 /// The monitor's settings.
-#[derive(Debug)]
 pub struct Monitor {
     pub label: &'static str,
     pub every: Duration,
-    pub jsonl: Option<File>,
+    /// The `--jsonl` writer (its buffer is outside the counted heap: see [`Jsonl`]).
+    pub jsonl: Jsonl,
     /// With `--sites`: snapshot the sampled sites at the first sample past this many requests
     /// (the end of warm-up of a single-round run; the rounds' ends are the controller's).
     pub sites_warmup_at: Option<u64>,
+    /// `--until-verdict`'s look, and the stop it requests once the verdict is settled.
+    pub look: Option<Look>,
+    pub stop: Arc<Stop>,
 }
 
 /// Messages the channel holds; a worker finding it full drops its sample (and counts it).
@@ -65,13 +92,15 @@ impl Monitor {
     /// taken by the controller with every worker built and idle and `series` (allocated and
     /// written once up front, see [`Series::with_capacity`]) already in place.
     pub fn run(
-        mut self,
+        self,
         counters: &Counters,
         rx: Receiver<Msg>,
         mut series: Series,
         baseline: Sample,
     ) -> MonitorOutput {
-        let mut jsonl = Jsonl::new(self.jsonl.take());
+        let mut jsonl = self.jsonl;
+        let mut look = self.look;
+        let mut settled = None;
         let mut rss_peak = baseline.rss;
         let mut last = baseline;
         let mut sites_warmup = None;
@@ -79,7 +108,7 @@ impl Monitor {
         // Every sample, request or periodic, goes through here: peak RSS, the last reading, the
         // warm-up snapshot of `--sites`, the series (halving the workers' sampling rate when
         // it thins) and the JSONL lines of this wake-up.
-        let mut record = |s: Sample, jsonl: &mut Jsonl| {
+        let mut record = |s: Sample, jsonl: &mut Jsonl, series: &mut Series| {
             rss_peak = rss_peak.max(s.rss);
             last = s;
             if sites_warmup.is_none() && warmup_at.is_some_and(|n| s.requests >= n) {
@@ -91,7 +120,7 @@ impl Monitor {
             }
             jsonl.push(&s);
         };
-        record(baseline, &mut jsonl);
+        record(baseline, &mut jsonl, &mut series);
         jsonl.flush();
 
         let mut next_tick = Instant::now() + self.every;
@@ -114,7 +143,7 @@ impl Monitor {
                             if s.rss.is_none() {
                                 s.rss = *batch_rss.get_or_insert_with(heapmeter::rss_bytes);
                             }
-                            record(s, &mut jsonl);
+                            record(s, &mut jsonl, &mut series);
                         }
                         Msg::Finish => {
                             finished = true;
@@ -134,7 +163,7 @@ impl Monitor {
                 let s = counters.sample(kind, true);
                 log::info!("{}", log_line(self.label, &baseline, &prev, &s));
                 prev = s;
-                record(s, &mut jsonl);
+                record(s, &mut jsonl, &mut series);
                 next_tick += self.every;
                 if next_tick < now {
                     next_tick = now + self.every;
@@ -143,6 +172,25 @@ impl Monitor {
             // Whatever this wake-up recorded reaches the file now, in one write (the last
             // wake-up's too: `Finish` ends the loop here).
             jsonl.flush();
+            if settled.is_none() && !finished {
+                if let Some(look) = look.as_mut() {
+                    // Judging copies the series and builds its pairwise slopes: the measuring's
+                    // memory, not the client's, so it stays out of the counted heap.
+                    let samples = series.samples();
+                    settled = heapmeter::uncounted(|| look(samples));
+                    if let Some(s) = settled {
+                        log::info!(
+                            "{:<5} verdict settled: {} at {} requests, {:.1}s ({} looks); stopping",
+                            self.label,
+                            s.class,
+                            units::count(s.requests),
+                            s.t_ms as f64 / 1000.0,
+                            s.looks
+                        );
+                        self.stop.request(StopReason::Verdict);
+                    }
+                }
+            }
         }
         MonitorOutput {
             series,
@@ -151,6 +199,7 @@ impl Monitor {
             rss_peak,
             jsonl_error: jsonl.into_error(),
             sites_warmup,
+            settled,
         }
     }
 }

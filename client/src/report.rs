@@ -10,7 +10,7 @@ use crate::child::{RunResult, RunSummary};
 use crate::plot;
 use crate::summary::Summary;
 use crate::units;
-use crate::verdict::Verdict;
+use crate::verdict::{SettledAt, Verdict};
 use crate::watch::summary::{WatchSummary, split_text};
 
 /// Facts about the comparison that every output repeats.
@@ -94,7 +94,13 @@ fn rows(results: &[RunResult]) -> Vec<Row> {
     let rss = |start: Option<u64>, end: Option<u64>| {
         format!("{} → {}", units::opt_bytes(start), units::opt_bytes(end))
     };
-    vec![
+    let settled = |s: Option<SettledAt>| {
+        s.map_or_else(
+            || "not settled".to_string(),
+            |s| format!("{} requests, {:.1}s", units::count(s.requests), s.seconds),
+        )
+    };
+    let mut rows = vec![
         col(
             "requests ok / sent",
             &|s| format!("{} / {}", units::count(s.ok), units::count(s.requests)),
@@ -170,7 +176,18 @@ fn rows(results: &[RunResult]) -> Vec<Row> {
             &|s| s.verdict.class.as_str().to_uppercase(),
             &|w| w.judged.verdict.class.as_str().to_uppercase(),
         ),
-    ]
+    ];
+    // Only for runs with `--until-verdict`: where the verdict was settled and the run stopped.
+    let any_settled = results.iter().any(|r| match &r.summary {
+        RunSummary::Variant(s) => s.settled.is_some(),
+        RunSummary::Watch(w) => w.settled.is_some(),
+    });
+    if any_settled {
+        rows.push(col("verdict settled at", &|s| settled(s.settled), &|w| {
+            settled(w.settled)
+        }));
+    }
+    rows
 }
 
 fn errors_cell(s: &Summary) -> String {

@@ -20,6 +20,8 @@ pub enum StopReason {
     MemLimit,
     /// The server stayed unreachable for `--max-unreachable`.
     Unreachable,
+    /// `--until-verdict`: the verdict was settled before the run's end.
+    Verdict,
 }
 
 impl StopReason {
@@ -30,6 +32,7 @@ impl StopReason {
             StopReason::Signal => "signal",
             StopReason::MemLimit => "mem-limit",
             StopReason::Unreachable => "unreachable",
+            StopReason::Verdict => "verdict",
         }
     }
 
@@ -40,12 +43,14 @@ impl StopReason {
         const SIGNAL: u8 = StopReason::Signal as u8;
         const MEM_LIMIT: u8 = StopReason::MemLimit as u8;
         const UNREACHABLE: u8 = StopReason::Unreachable as u8;
+        const VERDICT: u8 = StopReason::Verdict as u8;
         match code {
             REQUESTS => Some(StopReason::Requests),
             DURATION => Some(StopReason::Duration),
             SIGNAL => Some(StopReason::Signal),
             MEM_LIMIT => Some(StopReason::MemLimit),
             UNREACHABLE => Some(StopReason::Unreachable),
+            VERDICT => Some(StopReason::Verdict),
             _ => None,
         }
     }
@@ -114,6 +119,7 @@ mod tests {
             StopReason::Signal,
             StopReason::MemLimit,
             StopReason::Unreachable,
+            StopReason::Verdict,
         ] {
             assert_eq!(StopReason::from_code(r as u8), Some(r));
         }

@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use crate::clients::VariantName;
 use crate::config::RunConfig;
 use crate::error::ErrorKind;
+use crate::monitor::{Look, Settled};
 use crate::run::RunOutput;
 use crate::sample::{Sample, SampleKind};
 use crate::sites::{Agreement, SitesSummary};
 use crate::stop::StopReason;
 use crate::units;
-use crate::verdict::{self, Class, Point, Verdict};
+use crate::verdict::{self, Class, EarlyStop, Point, SettledAt, Verdict};
 
 /// Latency percentiles of successful requests, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,8 +77,12 @@ pub struct Summary {
     /// Seconds the server refused connections during the run (workers backed off meanwhile).
     #[serde(default)]
     pub unreachable_s: f64,
-    /// The leak verdict on this run's live heap series.
+    /// The leak verdict on this run's live heap series (with `--until-verdict` stopped early,
+    /// on its readings up to the look that settled it).
     pub verdict: Verdict,
+    /// When `--until-verdict` settled the verdict and stopped the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<SettledAt>,
     /// Sampled allocation sites (`--sites`): the top growing and largest flat call sites.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sites: Option<SitesSummary>,
@@ -123,6 +128,11 @@ impl Summary {
             .map(|(k, n)| (k.as_str().to_string(), n.load(Relaxed)))
             .filter(|(_, n)| *n > 0)
             .collect();
+        // Settled early, the verdict is the one the look settled: on the readings it saw.
+        let judged: Vec<Point> = points(m.series.samples())
+            .into_iter()
+            .filter(|p| m.settled.is_none_or(|s| p.requests <= s.requests))
+            .collect();
         let elapsed_s = run.elapsed.as_secs_f64();
         let mut summary = Summary {
             variant: cfg.variant,
@@ -164,7 +174,12 @@ impl Summary {
             inject_leak: cfg.workload.inject_leak,
             samples_dropped: c.samples_dropped.load(Relaxed),
             unreachable_s: c.outage().as_secs_f64(),
-            verdict: verdict::judge(&points(m.series.samples()), &verdict::Params::default()),
+            verdict: verdict::judge(&judged, &verdict::Params::default()),
+            settled: m.settled.map(|s| SettledAt {
+                requests: s.requests,
+                seconds: s.t_ms as f64 / 1000.0,
+                looks: s.looks,
+            }),
             sites: None,
         };
         // Last: symbolising loads debug info into the heap, after every figure above is read.
@@ -261,6 +276,16 @@ impl Summary {
             v.class.as_str().to_uppercase(),
             v.reason
         )?;
+        if let Some(s) = &self.settled {
+            writeln!(
+                w,
+                "settled    {} at {} requests, {:.1}s ({} looks): stopped early (--until-verdict)",
+                v.class.as_str(),
+                units::count(s.requests),
+                s.seconds,
+                s.looks
+            )?;
+        }
         if self.unreachable_s > 0.0 {
             writeln!(
                 w,
@@ -336,6 +361,29 @@ pub fn sites_agreement(sites: &SitesSummary, class: Class, slope: Option<(f64, f
             ),
         },
     }
+}
+
+/// `--until-verdict`'s look for a run of `cfg` (`None` without the flag): the early stop
+/// ([`EarlyStop`]) judging the series with the summary's own parameters at each look due. The
+/// monitor calls it outside the counted heap; it hands back only `Copy` data.
+pub fn early_look(cfg: &RunConfig) -> Option<Look> {
+    if !cfg.workload.until_verdict {
+        return None;
+    }
+    let mut stop = EarlyStop::new();
+    Some(Box::new(move |samples: &[Sample]| {
+        let last = samples.iter().max_by_key(|s| s.requests)?;
+        if !stop.due(last.requests) {
+            return None;
+        }
+        let s = stop.look(&points(samples), &verdict::Params::default())?;
+        Some(Settled {
+            class: s.verdict.class.as_str(),
+            requests: s.requests,
+            t_ms: last.t_ms,
+            looks: s.looks,
+        })
+    }))
 }
 
 /// What the verdict reads of each sample: requests, live heap, RSS, and whether every worker

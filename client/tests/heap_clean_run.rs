@@ -46,7 +46,7 @@ fn clean_runs_of_both_variants_are_not_judged_leaks() {
             _ => unreachable!("a run command"),
         };
         let cfg = args.config(variant);
-        let s = Summary::new(&cfg, &run::run(&cfg, Stop::new()).expect("runs"));
+        let s = Summary::new(&cfg, &run::run(&cfg, Stop::new(), None).expect("runs"));
         assert_eq!((s.ok, s.errors), (4000, 0), "{name}");
         let v = &s.verdict;
         assert_ne!(v.class, Class::Leak, "{name}: {}", v.reason);

@@ -42,7 +42,7 @@ fn an_injected_leak_grows_live_heap_by_its_size_per_request() {
         unreachable!("raw")
     };
     let cfg = args.config(VariantName::Raw);
-    let s = Summary::new(&cfg, &run::run(&cfg, Stop::new()).expect("runs"));
+    let s = Summary::new(&cfg, &run::run(&cfg, Stop::new(), None).expect("runs"));
     assert_eq!((s.ok, s.errors), (4000, 0));
 
     // Crude growth: everything the run added, per request (the 1 KiB blocks dominate).

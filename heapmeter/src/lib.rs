@@ -231,15 +231,21 @@ pub fn is_uncounted() -> bool {
 /// hand work to another thread (a thread pool): check [`is_uncounted`]. Scopes nest.
 ///
 /// # Contract
-/// The counters stay exact only if every block is allocated and freed on the same side of the
-/// scope. So `f`:
-/// - frees, before it returns, everything it allocates (its result is `Copy`, so it can own no
-///   memory: a `Copy` type has no destructor), and does not leak a block for later code to free
-///   (a leaked block is never counted, which is harmless; freed later, outside a scope, it would
-///   be subtracted from `live` without ever having been added);
-/// - neither frees nor grows nor shrinks memory allocated outside the scope (a `Vec` captured by
-///   reference and pushed to, a `String` dropped): such a free would not be subtracted, so
-///   `live` would keep bytes that are gone.
+/// The counters stay exact only if every block lives on one side: a block allocated inside a
+/// scope (this one or any other) is resized and freed only inside one, and a block allocated
+/// outside only outside. The usual case is a closure that frees, before it returns, all it
+/// allocates — its result is `Copy`, so it can own no memory (a `Copy` type has no destructor).
+/// So `f`:
+/// - does not leave a block it allocated for code outside a scope to grow or free (freed there,
+///   it would be subtracted from `live` without ever having been added; merely leaked, it is
+///   never counted, which is harmless);
+/// - neither frees nor grows nor shrinks memory allocated outside any scope (a counted `Vec`
+///   captured by reference and pushed to, a counted `String` dropped): that free would not be
+///   subtracted, so `live` would keep bytes that are gone.
+///
+/// A buffer can live outside the counted heap for longer by keeping every allocation, growth
+/// and free of it inside scopes (leak-client's JSONL writer does: `Vec::new()` allocates
+/// nothing, `reserve` inside a scope does, each `push` and the final drop are scoped too).
 ///
 /// Breaking it is never unsafe — every block still goes back to the allocator that made it —
 /// only the readings go wrong. A panic inside `f` breaks it by the size of the panic's payload

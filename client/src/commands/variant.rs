@@ -21,7 +21,7 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
     }
     let stop = Stop::new();
     install_signal_handler(&stop);
-    let out = match run::run(&cfg, stop) {
+    let out = match run::run(&cfg, stop, crate::summary::early_look(&cfg)) {
         Ok(out) => out,
         Err(e) => {
             eprintln!("error: {e}");

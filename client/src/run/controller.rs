@@ -16,7 +16,8 @@ use super::output::{RunError, RunOutput};
 use super::worker::{Order, RoundState, Shared, Worker};
 use crate::config::RunConfig;
 use crate::counters::Counters;
-use crate::monitor::{self, Monitor, MonitorOutput, Msg};
+use crate::jsonl::Jsonl;
+use crate::monitor::{self, Look, Monitor, MonitorOutput, Msg};
 use crate::sample::{SampleKind, Series};
 use crate::sites::Readings;
 use crate::stop::{Stop, StopReason};
@@ -37,12 +38,13 @@ pub(super) struct Controller<'a> {
 impl<'a> Controller<'a> {
     /// Builds every worker and its client, waits until each is idle, takes the baseline and
     /// starts the monitor. `jsonl` is the opened `--jsonl` file; `sites`, the sampler's
-    /// readings, already switched on.
+    /// readings, already switched on; `look`, `--until-verdict`'s.
     pub(super) fn launch(
         cfg: &'a RunConfig,
         stop: Arc<Stop>,
         jsonl: Option<File>,
         mut sites: Option<Readings>,
+        look: Option<Look>,
     ) -> Result<Controller<'a>, RunError> {
         let w = &cfg.workload;
         let connections = Arc::new(AtomicU64::new(0));
@@ -52,7 +54,10 @@ impl<'a> Controller<'a> {
         let crew = spawn_workers(cfg, connections, &counters, &rounds, &stop, &mon_tx);
         // Each worker reports once its own buffers exist; then the baseline below includes them.
         crew.wait();
+        // The harness's own buffers are never read as the client's: the series exists before
+        // the baseline (written once up front), the JSONL writer's buffer is uncounted.
         let series = Series::with_capacity(monitor::SERIES_CAPACITY);
+        let jsonl = Jsonl::new(jsonl);
 
         // The baseline: every worker built and idle, no request sent yet.
         let baseline = counters.sample(SampleKind::Start, true);
@@ -77,6 +82,8 @@ impl<'a> Controller<'a> {
             sites_warmup_at: sites
                 .as_ref()
                 .and_then(|_| crate::sites::warmup_requests(w.requests, w.rounds)),
+            look,
+            stop: stop.clone(),
         };
         let mon_counters = counters.clone();
         let spawned = std::thread::Builder::new()

@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::RunConfig;
+use crate::monitor::Look;
 use crate::stop::Stop;
 use controller::Controller;
 pub use controller::new_histogram;
 pub use output::{RunError, RunOutput};
 
-/// Runs the workload described by `cfg` until a stop condition.
-pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
+/// Runs the workload described by `cfg` until a stop condition. `look` is `--until-verdict`'s
+/// early stop (`summary::early_look(cfg)`), which stops the run once the verdict is settled.
+pub fn run(cfg: &RunConfig, stop: Arc<Stop>, look: Option<Look>) -> Result<RunOutput, RunError> {
     preflight(cfg)?;
     let jsonl = match &cfg.jsonl {
         Some(path) => Some(std::fs::File::create(path).map_err(|e| RunError::Jsonl {
@@ -35,7 +37,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>) -> Result<RunOutput, RunError> {
         ),
         None => None,
     };
-    let mut controller = Controller::launch(cfg, stop, jsonl, sites)?;
+    let mut controller = Controller::launch(cfg, stop, jsonl, sites, look)?;
     let elapsed = controller.run_rounds();
     controller.linger();
     Ok(controller.finish(elapsed))

@@ -74,6 +74,18 @@ pub struct Settled<V = Verdict> {
     pub looks: u32,
 }
 
+/// Where `--until-verdict` settled a run's verdict (a watch's, or a variant's): what its
+/// summary reports.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SettledAt {
+    /// Requests served at the look that settled it.
+    pub requests: u64,
+    /// Seconds since the run (or the watch) started.
+    pub seconds: f64,
+    /// Looks taken (one at each request count 1,000 × 2^(k/2) reached).
+    pub looks: u32,
+}
+
 impl Default for EarlyStop {
     fn default() -> Self {
         Self::new()

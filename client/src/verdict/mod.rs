@@ -192,6 +192,6 @@ mod stats;
 mod tests;
 mod types;
 
-pub use early_stop::{EarlyStop, LOOK_Z, Settled, look_params};
+pub use early_stop::{EarlyStop, LOOK_Z, Settled, SettledAt, look_params};
 pub use policy::{MIN_RELEASE, judge};
 pub use types::{Class, Params, Point, Slope, Verdict};

@@ -28,7 +28,10 @@ pub(super) fn theil_sen(xs: &[f64], ys: &[f64], z: f64) -> Option<Fit> {
             (dx != 0.0).then(|| (ys[j] - ys[i]) / dx)
         })
     };
-    let mut slopes: Vec<f64> = if n >= 128 {
+    // Inside `heapmeter::uncounted` (a look of `--until-verdict`, mid-run) the pairs stay on
+    // this thread: the scope does not reach rayon's workers, whose allocations (and the pool
+    // itself, started on first use) would be counted as the client's.
+    let mut slopes: Vec<f64> = if n >= 128 && !heapmeter::is_uncounted() {
         (0..n).into_par_iter().flat_map_iter(pair_slopes).collect()
     } else {
         (0..n).flat_map(pair_slopes).collect()

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::units;
+pub use crate::verdict::SettledAt;
 use crate::verdict::Slope;
 use crate::watch::judge::{Basis, Split, WatchVerdict};
 use crate::watch::proctree::TreeSample;
@@ -154,17 +155,6 @@ pub struct WatchSummary {
     /// their own), which the watcher then stopped.
     #[serde(default)]
     pub outlived: usize,
-}
-
-/// Where `--until-verdict` settled a watch's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SettledAt {
-    /// Requests served at the look that settled it.
-    pub requests: u64,
-    /// Seconds since the watch started.
-    pub seconds: f64,
-    /// Looks taken (one at each request count 1,000 × 2^(k/2) reached).
-    pub looks: u32,
 }
 
 impl WatchSummary {

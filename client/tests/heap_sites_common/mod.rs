@@ -40,7 +40,7 @@ pub fn run_with_sites(variant: VariantName, extra: &[&str]) -> Summary {
         unreachable!("a run command")
     };
     let cfg = args.config(variant);
-    let out = run::run(&cfg, Stop::new()).expect("runs");
+    let out = run::run(&cfg, Stop::new(), None).expect("runs");
     let s = Summary::new(&cfg, &out);
     srv.shutdown(Duration::from_secs(1));
     s
