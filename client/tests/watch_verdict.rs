@@ -33,7 +33,12 @@ fn verdict_of(name: &str) -> WatchVerdict {
 /// The early stop fed the fixture's rows in order of served count: the class it settles on,
 /// if any, and at how many requests.
 fn settled_of(name: &str) -> Option<(Class, u64)> {
-    let (tree, heap, node) = rows_of(name);
+    settled_on(rows_of(name))
+}
+
+/// The early stop fed `rows` in order of served count: the class it settles on, if any, and at
+/// how many requests.
+fn settled_on((tree, heap, node): Rows) -> Option<(Class, u64)> {
     let heap = heap.filter(|h| !h.is_empty());
     let mut stop = EarlyStop::new();
     let mut counts: Vec<u64> = tree.iter().map(|t| t.requests).collect();
@@ -380,24 +385,7 @@ fn the_gallery_leaks_are_leaks_and_their_fixed_releases_are_not() {
 
 #[test]
 fn the_early_stop_settles_the_got_leak_at_2000_requests() {
-    let (tree, heap, node) = gallery_rows("got-12.5.2");
-    let heap = heap.expect("probe rows");
-    let mut stop = EarlyStop::new();
-    let mut counts: Vec<u64> = heap.iter().map(|h| h.requests).collect();
-    counts.dedup();
-    let settled = counts.into_iter().find_map(|upto| {
-        let t: Vec<TreeRow> = tree
-            .iter()
-            .filter(|r| r.requests <= upto)
-            .copied()
-            .collect();
-        let h: Vec<HeapRow> = heap
-            .iter()
-            .filter(|r| r.requests <= upto)
-            .copied()
-            .collect();
-        look(&mut stop, &t, Some(&h), node).map(|s| (s.verdict.verdict.class, s.requests))
-    });
+    let settled = settled_on(gallery_rows("got-12.5.2"));
     let (class, at) = settled.expect("got 12.5.2 settles");
     assert_eq!(class, Class::Leak);
     // Looks fall at 1,414 and 2,000 requests (a Node heap is never judged before 1,000); the

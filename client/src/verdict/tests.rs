@@ -818,18 +818,8 @@ fn few_readings_never_make_a_clean_series_a_leak() {
 #[test]
 fn few_readings_decide_an_overwhelming_leak_and_never_call_a_leak_stable() {
     // 8 KiB per request, 15 readings after warm-up (200 requests), low noise: leak, ±25%.
-    let low = [
-        Noise::InFlight {
-            conc: 64,
-            each: 3.0 * KIB,
-        },
-        Noise::Spiky {
-            sigma: 10.0 * KIB,
-            p: 0.05,
-            max: 200.0 * KIB,
-        },
-        Noise::None,
-    ];
+    // In flight, spiky, none.
+    let low = [SHAPES[2], SHAPES[3], SHAPES[7]];
     for noise in low {
         for seed in 0..4 {
             let v = judge_default(&series(200, 10, |x| 8192.0 * x, noise, seed));
