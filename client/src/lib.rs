@@ -2,7 +2,7 @@
 //! intervals and judges whether memory grows per request.
 //!
 //! Layers, lowest first (a module imports only from layers below it):
-//! data (`units`, `error`, `stop`, `sample`, `jsonl`, `runtime`, `workload`, `variant`, `exit`,
+//! data (`units`, `error`, `stop`, `sample`, `trend`, `jsonl`, `runtime`, `workload`, `variant`, `exit`,
 //! `private_dir`) →
 //! clients (`raw`, `ureq_client`, `clients`) → configuration (`cli`, then `config`) →
 //! measuring (`counters`, `sites`, `monitor`, `run`) → analysis (`verdict`, `summary`) → `watch` (any
@@ -30,6 +30,7 @@ pub mod sample;
 pub mod sites;
 pub mod stop;
 pub mod summary;
+pub mod trend;
 pub mod units;
 pub mod ureq_client;
 pub mod variant;

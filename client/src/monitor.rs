@@ -13,6 +13,7 @@ use crate::counters::Counters;
 use crate::jsonl::Jsonl;
 use crate::sample::{Sample, SampleKind, Series};
 use crate::stop::{Stop, StopReason};
+use crate::trend::{self, Trend};
 use crate::units;
 
 /// Capacity of the analysis series (thinned in place beyond this).
@@ -125,6 +126,9 @@ impl Monitor {
 
         let mut next_tick = Instant::now() + self.every;
         let mut prev = baseline;
+        // On the stack: the log's slope allocates nothing in the counted heap.
+        let mut trend = Trend::new();
+        trend.push(baseline.requests, baseline.live);
         let mut finished = false;
         while !finished {
             let first = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
@@ -161,7 +165,8 @@ impl Monitor {
                     SampleKind::Interval
                 };
                 let s = counters.sample(kind, true);
-                log::info!("{}", log_line(self.label, &baseline, &prev, &s));
+                trend.push(s.requests, s.live);
+                log::info!("{}", log_line(self.label, &prev, &s, trend.slope()));
                 prev = s;
                 record(s, &mut jsonl, &mut series);
                 next_tick += self.every;
@@ -204,15 +209,13 @@ impl Monitor {
     }
 }
 
-/// `ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B`
-pub fn log_line(label: &str, baseline: &Sample, prev: &Sample, now: &Sample) -> String {
+/// `ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B (last 16)`:
+/// `trend` is the live heap's slope over the last [`trend::WINDOW`] lines (`?` before there
+/// are enough), not an average since the start, which warm-up and pools would dominate.
+pub fn log_line(label: &str, prev: &Sample, now: &Sample, trend: Option<f64>) -> String {
     let dt = now.t_ms.saturating_sub(prev.t_ms).max(1) as f64 / 1000.0;
     let rate = now.requests.saturating_sub(prev.requests) as f64 / dt;
-    let growth = if now.requests > 0 {
-        (now.live as f64 - baseline.live as f64) / now.requests as f64
-    } else {
-        0.0
-    };
+    let growth = trend.map_or_else(|| "?".to_string(), units::per_request);
     let rss = now
         .rss
         .map_or_else(|| "?".to_string(), |r| units::bytes(r as f64));
@@ -222,7 +225,7 @@ pub fn log_line(label: &str, baseline: &Sample, prev: &Sample, now: &Sample) -> 
         ""
     };
     format!(
-        "{label:<5} t={}s  req={} ({}/s)  err={}  live={}  peak={}  rss={}  Δlive/req={}{idle}",
+        "{label:<5} t={}s  req={} ({}/s)  err={}  live={}  peak={}  rss={}  Δlive/req={} (last {}){idle}",
         now.t_ms / 1000,
         units::count(now.requests),
         units::count(rate.round() as u64),
@@ -230,7 +233,8 @@ pub fn log_line(label: &str, baseline: &Sample, prev: &Sample, now: &Sample) -> 
         units::bytes(now.live as f64),
         units::bytes(now.peak as f64),
         rss,
-        units::per_request(growth),
+        growth,
+        trend::WINDOW,
     )
 }
 
@@ -254,16 +258,17 @@ mod tests {
             rss: Some(9_856_614),
             connections: 8,
         };
-        let base = mk(0, 0, 1_900_000);
         let line = log_line(
             "ureq",
-            &base,
             &mk(11_000, 21_990, 1_907_000),
             &mk(12_000, 24_000, 1_907_200),
+            Some(0.3),
         );
         assert_eq!(
             line,
-            "ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B"
+            "ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B (last 16)"
         );
+        let early = log_line("raw", &mk(0, 0, 0), &mk(1_000, 10, 0), None);
+        assert!(early.ends_with("Δlive/req=? (last 16)"), "{early}");
     }
 }

@@ -44,6 +44,7 @@ const CLIENT: Crate = Crate {
                 "exit",
                 "stop",
                 "sample",
+                "trend",
                 "jsonl",
                 "runtime",
                 "workload",

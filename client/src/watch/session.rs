@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::jsonl::Jsonl;
 use crate::runtime::Runtime;
-use crate::verdict::EarlyStop;
+use crate::trend::Trend;
+use crate::verdict::{Class, EarlyStop};
 use crate::watch::judge::{self, HeapRow, TreeRow, WatchVerdict, judge, judge_split};
 use crate::watch::pair::ServedLog;
 use crate::watch::probe::{Event, ProbeReader, ProbeTotals, Reading};
@@ -123,9 +124,18 @@ pub struct Session<S, T> {
     /// The last log line's `(t_ms, requests)`.
     prev_report: (u64, u64),
     /// `(requests, bytes)` of the judged series at the first sample after a request: the log
-    /// line's growth is from here.
+    /// line's readings start here.
     base: Option<(u64, u64)>,
+    /// The log lines' readings of the judged series: the line's slope is over the last few.
+    trend: Trend,
+    /// The verdict's class at the last judged line; the log judges again once the served count
+    /// has doubled (a judge per second would cost the series' length every second).
+    class: Option<Class>,
+    next_class_at: u64,
 }
+
+/// Tree readings before the log line shows a class (the verdict's `min_points`).
+const CLASS_MIN_READINGS: usize = 30;
 
 impl<S: ServedCount, T: Tree> Session<S, T> {
     /// Starts a watch now: `served` counts the requests, `tree` reads the memory, `reader`
@@ -170,6 +180,9 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             started,
             prev_report: (0, 0),
             base: None,
+            trend: Trend::new(),
+            class: None,
+            next_class_at: 0,
         }
     }
 
@@ -257,8 +270,18 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         }
         if now >= self.next_report {
             self.next_report = now + self.setup.report_every;
+            // The judged series: the probe's heap (from its first reading), else the RSS.
+            let judged = match self.setup.probe {
+                Some(_) => sample.live,
+                None => sample.rss,
+            };
+            if let (Some(_), Some(bytes)) = (self.base, judged) {
+                self.trend.push(sample.requests, bytes);
+            }
             if !self.setup.quiet {
-                log::info!("{}", log_line(&sample, self.prev_report, self.base));
+                let class = self.class_now(sample.requests);
+                let line = log_line(&sample, self.prev_report, self.trend.slope(), class);
+                log::info!("{line}");
             }
             self.prev_report = (sample.t_ms, sample.requests);
         }
@@ -312,6 +335,26 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
                 pid: Some(rd.pid),
             });
         }
+    }
+
+    /// The verdict's class for the log line: judged again once the served count has doubled
+    /// since the last judgement (so the log's judging costs the series' length a few dozen
+    /// times per run, not every second), shown once the tree has enough readings.
+    fn class_now(&mut self, requests: u64) -> Option<Class> {
+        if self.tree_rows.len() < CLASS_MIN_READINGS {
+            return None;
+        }
+        if requests >= self.next_class_at {
+            self.next_class_at = requests.saturating_mul(2).max(1);
+            let heap = self
+                .setup
+                .probe
+                .is_some()
+                .then_some(self.heap_rows.as_slice());
+            let node = self.node || self.setup.probe == Some(Runtime::Node);
+            self.class = Some(judge(&self.tree_rows, heap, node).verdict.class);
+        }
+        self.class
     }
 
     /// With `--until-verdict`, looks at the readings so far when a look is due; true once the

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::units;
 pub use crate::verdict::SettledAt;
-use crate::verdict::Slope;
+use crate::verdict::{Class, Slope};
 use crate::watch::judge::{Basis, Split, WatchVerdict};
 use crate::watch::proctree::TreeSample;
 
@@ -294,34 +294,36 @@ pub fn split_text(split: &Split) -> String {
     )
 }
 
-/// `watch t=12s  req=24,000 (2,010/s)  procs=3  heap=41.2 MiB  rss=130 MiB  Δrss/req=+12 B`:
+/// `watch t=12s  req=24,000 (2,010/s)  procs=3  heap=41.2 MiB  rss=130 MiB  Δheap/req=+12 B (last 16)  looks stable`:
 /// the variants' line, with the tree's figures. `prev` is the previous line's
-/// `(t_ms, requests)`; the growth is from `base` (`(requests, bytes)` of the judged series).
-pub fn log_line(now: &WatchSample, prev: (u64, u64), base: Option<(u64, u64)>) -> String {
+/// `(t_ms, requests)`; `trend` is the judged series' slope over the last
+/// [`trend::WINDOW`](crate::trend::WINDOW) lines (`?` before there are enough), `class` the
+/// verdict's class on the readings so far (none before there are enough).
+pub fn log_line(
+    now: &WatchSample,
+    prev: (u64, u64),
+    trend: Option<f64>,
+    class: Option<Class>,
+) -> String {
     // A sample's `live` is the probe's latest post-GC heap (none without a probe).
     let heap = now.live;
     let dt = now.t_ms.saturating_sub(prev.0).max(1) as f64 / 1000.0;
     let rate = now.requests.saturating_sub(prev.1) as f64 / dt;
     let opt = units::opt_bytes;
-    let (label, value) = match heap {
-        Some(h) => ("heap", Some(h)),
-        None => ("rss", now.rss),
-    };
-    let growth = match (base, value) {
-        (Some((r0, b0)), Some(v)) if now.requests > r0 => {
-            units::per_request((v as f64 - b0 as f64) / (now.requests - r0) as f64)
-        }
-        _ => "?".to_string(),
-    };
+    let label = if heap.is_some() { "heap" } else { "rss" };
+    let growth = trend.map_or_else(|| "?".to_string(), units::per_request);
     let heap_txt = heap.map(|h| format!("  heap={}", units::bytes(h as f64)));
+    let class_txt = class.map(|c| format!("  looks {c}"));
     format!(
-        "watch t={}s  req={} ({}/s)  procs={}{}  rss={}  Δ{label}/req={growth}{}",
+        "watch t={}s  req={} ({}/s)  procs={}{}  rss={}  Δ{label}/req={growth} (last {}){}{}",
         now.t_ms / 1000,
         units::count(now.requests),
         units::count(rate.round() as u64),
         now.procs.unwrap_or(0),
         heap_txt.unwrap_or_default(),
         opt(now.rss),
+        crate::trend::WINDOW,
+        class_txt.unwrap_or_default(),
         if now.kind == WatchKind::Quiescent {
             "  (idle)"
         } else {
@@ -394,5 +396,33 @@ mod tests {
             (Some(40), Some(70), Some(90))
         );
         assert_eq!(m.rss_start, None, "the tree's figures are the tree's");
+    }
+
+    #[test]
+    fn the_log_line_shows_the_recent_slope_and_the_class_once_judged() {
+        let now = WatchSample {
+            t_ms: 12_400,
+            kind: WatchKind::Interval,
+            requests: 24_000,
+            live: Some(43_200_000),
+            rss: Some(136_314_880),
+            pss: None,
+            anon: None,
+            procs: Some(3),
+            pid: None,
+            external: None,
+        };
+        let line = log_line(&now, (11_400, 21_990), Some(12.0), Some(Class::Stable));
+        assert_eq!(
+            line,
+            "watch t=12s  req=24,000 (2,010/s)  procs=3  heap=41.2 MiB  rss=130 MiB  \
+             Δheap/req=+12.0 B (last 16)  looks stable"
+        );
+        let rss_only = WatchSample { live: None, ..now };
+        let early = log_line(&rss_only, (11_400, 21_990), None, None);
+        assert!(
+            early.ends_with("rss=130 MiB  Δrss/req=? (last 16)"),
+            "{early}"
+        );
     }
 }
