@@ -308,7 +308,8 @@ pub struct WatchArgs {
     #[arg(long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION", allow_hyphen_values = true)]
     pub report_every: Duration,
 
-    /// No periodic log line, and COMMAND's stdout is discarded (its stderr is kept).
+    /// No periodic log line and no progress bar, and COMMAND's stdout is discarded (its stderr is
+    /// kept).
     #[arg(long, short = 'q')]
     pub quiet: bool,
 

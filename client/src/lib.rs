@@ -2,7 +2,7 @@
 //! intervals and judges whether memory grows per request.
 //!
 //! Layers, lowest first (a module imports only from layers below it):
-//! data (`units`, `error`, `stop`, `sample`, `trend`, `jsonl`, `runtime`, `workload`, `variant`, `exit`,
+//! data (`units`, `error`, `stop`, `sample`, `trend`, `progress`, `jsonl`, `runtime`, `workload`, `variant`, `exit`,
 //! `private_dir`) →
 //! clients (`raw`, `ureq_client`, `clients`) → configuration (`cli`, then `config`) →
 //! measuring (`counters`, `sites`, `monitor`, `run`) → analysis (`verdict`, `summary`) → `watch` (any
@@ -22,6 +22,7 @@ pub mod jsonl;
 pub mod monitor;
 pub mod plot;
 pub mod private_dir;
+pub mod progress;
 pub mod raw;
 pub mod report;
 pub mod run;

@@ -47,12 +47,37 @@ fn server_mem_limit(command: &Command) -> Option<u64> {
 
 fn init_logger() {
     use std::io::Write;
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format(|buf, record| {
-            let ts = buf.timestamp_seconds();
-            writeln!(buf, "{ts} {:<5} {}", record.level(), record.args())
-        })
-        .init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+            .format(|buf, record| {
+                let ts = buf.timestamp_seconds();
+                writeln!(buf, "{ts} {:<5} {}", record.level(), record.args())
+            })
+            .build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(AroundTheBar(logger))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// The logger, writing each line with the progress bar (if one is shown) cleared first and
+/// redrawn after, so a line never lands in the middle of the bar.
+struct AroundTheBar(env_logger::Logger);
+
+impl log::Log for AroundTheBar {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.0.matches(record) {
+            leak_client::progress::suspend(|| self.0.log(record));
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 /// Raises the soft open-files limit to the hard one, warning if what this command needs still

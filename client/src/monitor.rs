@@ -167,6 +167,7 @@ impl Monitor {
                 let s = counters.sample(kind, true);
                 trend.push(s.requests, s.live);
                 log::info!("{}", log_line(self.label, &prev, &s, trend.slope()));
+                crate::progress::set(s.requests);
                 prev = s;
                 record(s, &mut jsonl, &mut series);
                 next_tick += self.every;

@@ -54,6 +54,8 @@ pub fn opt_bytes(n: Option<u64>) -> String {
 
 /// Bytes per request with an explicit sign and one decimal: `+0.3 B`, `-12.0 B`, `+1.02 KiB`.
 pub fn per_request(n: f64) -> String {
+    // A slope of -0.02 B reads `+0.0 B`, not `-0.0 B`.
+    let n = if n.abs() < 0.05 { 0.0 } else { n };
     if n.abs() < 1024.0 {
         format!("{n:+.1} B")
     } else {

@@ -45,6 +45,7 @@ const CLIENT: Crate = Crate {
                 "stop",
                 "sample",
                 "trend",
+                "progress",
                 "jsonl",
                 "runtime",
                 "workload",

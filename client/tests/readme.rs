@@ -2,7 +2,8 @@
 //! `heapmeter/…` `path.rs:LINE` it names must exist, and the name the sample gives on that row
 //! must be what is there (`forget_block  client/src/run/injector.rs:60`: line 60 is in
 //! `fn forget_block`; `{closure#1} (client/src/clients.rs:44)`: line 44 holds a closure).
-//! Reads files as text; runs nothing.
+//! The `compare` sample's table rows must be rows `report.rs` prints. Reads files as text; runs
+//! nothing.
 
 use std::path::Path;
 
@@ -87,7 +88,10 @@ fn every_source_line_the_readme_cites_is_what_its_sample_names() {
     let mut wrong = Vec::new();
     for c in &cites {
         let Ok(src) = std::fs::read_to_string(root().join(&c.path)) else {
-            wrong.push(format!("README.md:{}: {} does not exist", c.readme_line, c.path));
+            wrong.push(format!(
+                "README.md:{}: {} does not exist",
+                c.readme_line, c.path
+            ));
             continue;
         };
         let lines: Vec<&str> = src.lines().collect();
@@ -132,4 +136,31 @@ fn the_citation_reader_finds_both_row_forms() {
     assert_eq!((c[0].name.as_str(), c[0].line), ("forget_block", 60));
     assert_eq!((c[1].name.as_str(), c[1].readme_line), ("after_request", 2));
     assert_eq!(c[1].path, "client/src/run/injector.rs");
+}
+
+#[test]
+fn the_compare_sample_table_rows_are_rows_compare_prints() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let report = std::fs::read_to_string(root().join("client/src/report.rs")).expect("report.rs");
+    let block = readme
+        .split("```")
+        .find(|b| b.contains("requests ok / sent"))
+        .expect("the README shows compare's table");
+    // The rows between the rule under the header and the blank line after `verdict`.
+    let rows: Vec<&str> = block
+        .lines()
+        .skip_while(|l| !l.starts_with('─'))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split("  ").next())
+        .collect();
+    assert!(rows.len() >= 10, "{rows:?}");
+    let missing: Vec<&&str> = rows
+        .iter()
+        .filter(|r| !report.contains(&format!("\"{r}\"")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rows of the README's compare sample that report.rs does not print: {missing:?}"
+    );
 }

@@ -95,7 +95,17 @@ fn slope(s: &Value) -> f64 {
 }
 
 fn python_loop() -> String {
+    need("python3", "python3");
     examples().join("python/loop.py").display().to_string()
+}
+
+/// Fails (not skips) when a real runtime these tests drive is missing, saying how to get it.
+fn need(program: &str, apt_package: &str) {
+    if Command::new(program).arg("--version").output().is_err() {
+        panic!(
+            "this test drives a real `{program}`, not on PATH: apt-get install -y {apt_package}"
+        );
+    }
 }
 
 #[test]
@@ -156,6 +166,7 @@ fn a_planted_python_leak_is_a_leak_at_its_size_and_fails_the_gate() {
 
 #[test]
 fn a_planted_node_leak_is_found_by_the_node_probe() {
+    need("node", "nodejs");
     let out = watch(
         &[
             "--json",

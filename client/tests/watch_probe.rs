@@ -44,11 +44,22 @@ fn run_probed(
 }
 
 fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let apt_package = if program == "node" {
+        "nodejs"
+    } else {
+        &program
+    };
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("spawn (node and python3 must be installed)");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start `{program}` ({e}): these tests drive a real one; \
+                 apt-get install -y {apt_package}"
+            )
+        });
     let t0 = Instant::now();
     while child.try_wait().expect("wait").is_none() {
         if t0.elapsed() > limit {

@@ -5,6 +5,7 @@ use super::shared::{Cap, install_signal_handler};
 use crate::cli::RunArgs;
 use crate::clients::VariantName;
 use crate::exit;
+use crate::progress;
 use crate::run;
 use crate::stop::{Stop, StopReason};
 use crate::summary::Summary;
@@ -21,7 +22,15 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
     }
     let stop = Stop::new();
     install_signal_handler(&stop);
-    let out = match run::run(&cfg, stop, crate::summary::early_look(&cfg)) {
+    // Before the run: the bar's own allocations are in the baseline (its draws, on a terminal
+    // only, allocate and free).
+    progress::start(
+        progress::End::of(cfg.workload.total_requests(), cfg.workload.duration),
+        false,
+    );
+    let ran = run::run(&cfg, stop, crate::summary::early_look(&cfg));
+    progress::finish();
+    let out = match ran {
         Ok(out) => out,
         Err(e) => {
             eprintln!("error: {e}");

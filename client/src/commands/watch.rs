@@ -19,6 +19,7 @@ use crate::cli::WatchArgs;
 use crate::exit;
 use crate::jsonl::Jsonl;
 use crate::private_dir::PrivateDir;
+use crate::progress;
 use crate::runtime::Runtime;
 use crate::stop::Stop;
 use crate::watch::clock::monotonic_ns;
@@ -134,8 +135,10 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         Jsonl::new(jsonl),
     );
     let mut exit_status: Option<String> = None;
+    progress::start(progress::End::of(args.requests, args.duration), args.quiet);
     let stopped_by = loop {
         let count = session.tick();
+        progress::set(count);
         kicks.drain(args.linger);
         if let Some(s) = exited(child.as_mut())? {
             exit_status = Some(s);
@@ -172,6 +175,7 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         }
         std::thread::sleep(TICK);
     };
+    progress::finish();
 
     // Also when the command exited by itself: what it left running in its group goes too.
     if let Some(c) = child.as_mut() {
