@@ -64,7 +64,7 @@ fn enclosing_fn(lines: &[&str], at: usize) -> Option<String> {
         let rest = l.split("fn ").nth(1)?;
         let before = l.split("fn ").next()?;
         // `fn` as a word at the start of an item (after `pub`, `pub(super)`, indentation…).
-        if !before.trim().split_whitespace().all(|w| {
+        if !before.split_whitespace().all(|w| {
             w == "pub" || w.starts_with("pub(") || w == "const" || w == "unsafe" || w == "async"
         }) {
             return None;
