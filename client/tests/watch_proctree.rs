@@ -40,6 +40,12 @@ struct Driven {
 
 impl Driven {
     fn spawn(cmd: &mut Command) -> Driven {
+        // Every child here is python3, directly or under sh: fail (not skip) without it.
+        if Command::new("python3").arg("--version").output().is_err() {
+            panic!(
+                "these tests drive real python3 processes, not on PATH: apt-get install -y python3"
+            );
+        }
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
