@@ -61,7 +61,11 @@ fn a_run_with_jsonl_reads_the_same_heap_as_one_without() {
     let (a, b) = (&without.memory, &with.memory);
     let retained =
         |m: &leak_client::summary::Memory| m.retained_after_idle.expect("a quiescent reading");
-    let close = |x: i64, y: i64| (x - y).abs() <= 4 * 1024;
+    // The writer's buffer, counted, would add 256 KiB. The in-process server's connection
+    // threads allocate in this same heap and moved a run's figures by up to ~5 KiB between two
+    // runs on a loaded machine (60.0 vs 55.1 KiB retained), so 4 KiB was too tight a margin:
+    // 32 KiB still fails on the buffer by eight times over.
+    let close = |x: i64, y: i64| (x - y).abs() <= 32 * 1024;
     assert!(
         close(retained(a), retained(b)),
         "retained after idle: {:.1} KiB without --jsonl, {:.1} KiB with",
