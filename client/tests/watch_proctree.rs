@@ -75,6 +75,19 @@ impl Driven {
         assert_eq!(line.trim(), want);
     }
 
+    /// Reads lines until `want` has been printed `times` times: children writing to one pipe
+    /// can land their lines in one read (`readyready` then an empty line).
+    fn expect_times(&mut self, want: &str, times: usize) {
+        let mut seen = String::new();
+        while seen.matches(want).count() < times {
+            let mut line = String::new();
+            let n = self.stdout.read_line(&mut line).expect("read child");
+            assert!(n > 0, "the children's output ended after {seen:?}");
+            seen.push_str(line.trim());
+        }
+        assert_eq!(seen, want.repeat(times), "nothing else was printed");
+    }
+
     fn finish(mut self) {
         drop(self.stdin);
         let _ = self.child.kill();
@@ -137,8 +150,7 @@ fn grandchildren_are_in_the_tree_whichever_way_children_are_found() {
         h = sleeper(30)
     );
     let mut tree = Driven::spawn(Command::new("sh").args(["-c", &script]).process_group(0));
-    tree.expect_line("ready");
-    tree.expect_line("ready");
+    tree.expect_times("ready", 2);
     let root = Root::Process(tree.pid());
     for mut sampler in [TreeSampler::new(root), TreeSampler::with_proc_scan(root)] {
         let s = sampler.sample();
