@@ -277,14 +277,7 @@ impl Summary {
             v.reason
         )?;
         if let Some(s) = &self.settled {
-            writeln!(
-                w,
-                "settled    {} at {} requests, {:.1}s ({} looks): stopped early (--until-verdict)",
-                v.class.as_str(),
-                units::count(s.requests),
-                s.seconds,
-                s.looks
-            )?;
+            writeln!(w, "{}", s.line(v.class))?;
         }
         if self.unreachable_s > 0.0 {
             writeln!(

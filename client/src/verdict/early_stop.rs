@@ -87,6 +87,19 @@ pub struct SettledAt {
     pub looks: u32,
 }
 
+impl SettledAt {
+    /// The summary's line for a verdict of `class` settled here.
+    pub fn line(&self, class: Class) -> String {
+        format!(
+            "settled    {} at {} requests, {:.1}s ({} looks): stopped early (--until-verdict)",
+            class.as_str(),
+            crate::units::count(self.requests),
+            self.seconds,
+            self.looks
+        )
+    }
+}
+
 impl Default for EarlyStop {
     fn default() -> Self {
         Self::new()

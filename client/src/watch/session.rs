@@ -346,12 +346,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         }
         if requests >= self.next_class_at {
             self.next_class_at = requests.saturating_mul(2).max(1);
-            let heap = self
-                .setup
-                .probe
-                .is_some()
-                .then_some(self.heap_rows.as_slice());
-            let node = self.node || self.setup.probe == Some(Runtime::Node);
+            let (heap, node) = judged_series(&self.setup, &self.heap_rows, self.node);
             self.class = Some(judge(&self.tree_rows, heap, node).verdict.class);
         }
         self.class
@@ -366,12 +361,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         let Some(early) = self.early.as_mut() else {
             return false;
         };
-        let heap = self
-            .setup
-            .probe
-            .is_some()
-            .then_some(self.heap_rows.as_slice());
-        let node = self.node || self.setup.probe == Some(Runtime::Node);
+        let (heap, node) = judged_series(&self.setup, &self.heap_rows, self.node);
         let Some(s) = judge::look(early, &self.tree_rows, heap, node) else {
             return false;
         };
@@ -410,7 +400,6 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         let requests = self.served.settle();
         let elapsed = self.started.elapsed().as_secs_f64();
         let probe = self.setup.probe;
-        let node = self.node || probe == Some(Runtime::Node);
         if stopped_by == WatchStop::Exited {
             mark_teardown(&mut self.tree_rows);
         }
@@ -426,11 +415,8 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             Some((v, at)) => (v, Some(at)),
             None => (
                 self.split_verdict().unwrap_or_else(|| {
-                    judge(
-                        &self.tree_rows,
-                        probe.is_some().then_some(self.heap_rows.as_slice()),
-                        node,
-                    )
+                    let (heap, node) = judged_series(&self.setup, &self.heap_rows, self.node);
+                    judge(&self.tree_rows, heap, node)
                 }),
                 None,
             ),
@@ -457,6 +443,17 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             outlived: 0,
         }
     }
+}
+
+/// The probe's heap series when a probe ran (else the tree's RSS is judged), and whether the
+/// tree runs Node (seen among its processes, or the probe asked for).
+fn judged_series<'a>(
+    setup: &Setup,
+    heap_rows: &'a [HeapRow],
+    node: bool,
+) -> (Option<&'a [HeapRow]>, bool) {
+    let heap = setup.probe.is_some().then_some(heap_rows);
+    (heap, node || setup.probe == Some(Runtime::Node))
 }
 
 /// A program that ended by itself: the tree's readings after the first one at the last served

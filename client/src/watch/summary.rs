@@ -245,14 +245,7 @@ impl WatchSummary {
             v.reason
         )?;
         if let Some(s) = &self.settled {
-            writeln!(
-                w,
-                "settled    {} at {} requests, {:.1}s ({} looks): stopped early (--until-verdict)",
-                v.class.as_str(),
-                units::count(s.requests),
-                s.seconds,
-                s.looks
-            )?;
+            writeln!(w, "{}", s.line(v.class))?;
         }
         if let Some(c) = &self.judged.caveat {
             writeln!(w, "note       {c}")?;
