@@ -162,19 +162,22 @@ fn planted_leaks_are_leaks_at_their_size() {
     );
 }
 
+/// The recorded loops that keep nothing, with and without a probe.
+const CLEAN_LOOPS: [&str; 9] = [
+    "node-fetch-read-probe",
+    "node-fetch-skip-probe",
+    "node-fetch-clean10k-probe",
+    "node-http-read-probe",
+    "node-fetch-read-rss",
+    "node-fetch-skip-rss",
+    "node-http-read-rss",
+    "py-clean-rss",
+    "py-clean-tracemalloc",
+];
+
 #[test]
 fn clean_loops_are_never_leaks_with_or_without_a_probe() {
-    for name in [
-        "node-fetch-read-probe",
-        "node-fetch-skip-probe",
-        "node-fetch-clean10k-probe",
-        "node-http-read-probe",
-        "node-fetch-read-rss",
-        "node-fetch-skip-rss",
-        "node-http-read-rss",
-        "py-clean-rss",
-        "py-clean-tracemalloc",
-    ] {
+    for name in CLEAN_LOOPS {
         let w = verdict_of(name);
         assert_ne!(w.verdict.class, Class::Leak, "{name}: {}", w.verdict.reason);
     }
@@ -269,21 +272,12 @@ fn an_rss_verdict_always_says_what_rss_cannot_tell() {
 
 #[test]
 fn the_early_stop_never_settles_a_recorded_clean_run_as_a_leak() {
-    for name in [
-        "node-fetch-read-probe",
-        "node-fetch-skip-probe",
-        "node-fetch-clean10k-probe",
-        "node-http-read-probe",
-        "node-fetch-read-rss",
-        "node-fetch-skip-rss",
-        "node-http-read-rss",
-        "py-clean-rss",
-        "py-clean-tracemalloc",
+    for name in CLEAN_LOOPS.into_iter().chain([
         "next-canary-dev-http-probe",
         "next-fixed-dev-fetch-probe",
         "next-canary-dev-fetch-rss",
         "next-fixed-dev-fetch-rss",
-    ] {
+    ]) {
         let settled = settled_of(name);
         assert!(
             settled.is_none_or(|(c, _)| c != Class::Leak),
