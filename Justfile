@@ -41,7 +41,7 @@ watch-next version="14.2.0-canary.62" route="start-fetch" mode="dev":
     base="http://127.0.0.1:$port"
     PORT="$port" exec cargo run --release -p leak-client -- watch --probe node --probe-every 1s --latency 5ms --ready "$base/" --kick "$base/api/$2?n=1" --kick "$base/api/$2?n=10000&pause=5" --linger 3s -- examples/next-app/run.sh "$1" "$3"
 
-# A real leak of a popular HTTP client beside its fixed release, under watch (examples/real-leaks: installs each release on first use into examples/real-leaks/.cache): NAME got (12.5.2 vs 12.5.3, AbortSignal listeners) or aiohttp (3.12.2 vs 3.12.3, the cookie jar), or one release as got@VERSION / aiohttp@VERSION; N requests (got 3000, aiohttp 20000). Series and summaries in leak-report/cases/.
+# A real leak of a popular HTTP client beside its fixed release, under watch (examples/real-leaks: installs each release on first use into examples/real-leaks/.cache): NAME got (12.5.2 vs 12.5.3, AbortSignal listeners) or aiohttp (3.12.2 vs 3.12.3, the cookie jar), or one release as got@VERSION / aiohttp@VERSION; at most N requests (got 10000, aiohttp 20000; each stops once its verdict is settled). Series and summaries in leak-report/cases/.
 case name n="":
     cargo build --release --locked -p leak-client
     examples/real-leaks/case.sh "$@"

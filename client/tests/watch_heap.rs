@@ -26,8 +26,22 @@ fn sampling_a_tree_allocates_nothing_once_warm() {
             assert!(warm < 1000, "sleep child never appeared");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        for _ in 0..5 {
-            sampler.sample_with_pss();
+        // And until a round of samples allocates nothing: on a loaded machine the child may
+        // still be `sh` (forked, not yet exec'd into `sleep`) when it first appears, and its
+        // /proc files grow once when it execs.
+        let mut rounds = 0;
+        loop {
+            let before = heapmeter::snapshot();
+            for _ in 0..10 {
+                sampler.sample();
+                sampler.sample_with_pss();
+            }
+            if heapmeter::snapshot().allocs == before.allocs {
+                break;
+            }
+            rounds += 1;
+            assert!(rounds < 100, "every round of samples allocated");
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let before = heapmeter::snapshot();
         for i in 0..200 {

@@ -5,7 +5,8 @@
 #   examples/real-leaks/case.sh NAME [N]          (`just case NAME [N]` builds leak-client first)
 #     NAME  got | aiohttp        the leaking release, then the fixed one
 #           got@12.5.2 | got@12.5.3 | aiohttp@3.12.2 | aiohttp@3.12.3 | any other release
-#     N     requests             default: got 3000, aiohttp 20000
+#     N     requests at most     default: got 10000, aiohttp 20000 (each run stops once its verdict
+#                                 is settled: --until-verdict)
 #
 # Environment: LEAK_CLIENT (default $CARGO_TARGET_DIR/release/leak-client, else target/…);
 # REAL_LEAKS_CACHE (default examples/real-leaks/.cache); OUT (default leak-report/cases), where
@@ -50,7 +51,7 @@ for release in "$@"; do
             # ESM resolves `got` from the program's own folder: run a copy placed beside it.
             cp "$HERE/got-abort-signal.mjs" "$dir/"
             set -- --probe node -- node "$dir/got-abort-signal.mjs"
-            requests=${N:-3000}
+            requests=${N:-10000}
             ;;
         aiohttp)
             if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c 'import aiohttp' 2>/dev/null; then
@@ -64,6 +65,6 @@ for release in "$@"; do
             ;;
     esac
     echo "case.sh: $release, $requests requests" >&2
-    REQUESTS=$requests "$BIN" watch --quiet --jsonl "$OUT/$release.jsonl" --json "$@" > "$OUT/$release.json"
+    REQUESTS=$requests "$BIN" watch --quiet --until-verdict --jsonl "$OUT/$release.jsonl" --json "$@" > "$OUT/$release.json"
     echo "case.sh: $release: series $OUT/$release.jsonl, summary $OUT/$release.json" >&2
 done
