@@ -337,7 +337,10 @@ pub fn judge_split(tree: &[TreeRow], heap: &[HeapRow], external: &[HeapRow]) -> 
     let mut v = match (h.class, x.class) {
         (Class::Leak, Class::Leak) if !larger(&h, &x) => x,
         (Class::Leak, _) => h,
-        (_, Class::Leak | Class::Inconclusive) => x,
+        (_, Class::Leak) => x,
+        // The heap's doubt first: it is the main series, and its reason says what to run.
+        (Class::Inconclusive, _) => h,
+        (_, Class::Inconclusive) => x,
         (Class::Stable, Class::Bounded) => x,
         _ => h,
     };
@@ -413,14 +416,18 @@ fn judge_heap(
             units::rate(NODE_SHORT_RUN_FLOOR),
             units::count(NODE_FIRST_REQUESTS)
         );
-    } else if total < NODE_MIN_REQUESTS && v.class != Class::Inconclusive {
+    } else if total < NODE_MIN_REQUESTS {
+        // Whatever else the readings lack (too few after the first 1,000 requests, too
+        // uncertain), the run's length is what to change.
+        let what = match v.class {
+            Class::Inconclusive => "only a leak far above that can be called".to_string(),
+            class => format!("{class} cannot be told from that"),
+        };
         v.reason = format!(
             "only {} requests: a Node process's heap grows by itself for its first ~{} \
-             (JIT, lazily built modules), so {} cannot be told from that: inconclusive, run ≥ \
-             {} requests ({})",
+             (JIT, lazily built modules), so {what}: inconclusive, run ≥ {} requests ({})",
             units::count(total),
             units::count(NODE_WARMUP_REQUESTS + 1_000),
-            v.class,
             units::count(NODE_MIN_REQUESTS * 2),
             v.reason
         );
@@ -830,6 +837,29 @@ mod tests {
         let w = judge_split(&[], &warming(20_000, 0.0), &flat);
         assert_ne!(w.verdict.class, Class::Leak, "{}", w.verdict.reason);
         assert!(w.split.is_some());
+        // Both parts in doubt (a short run with a small heap leak, 4,900 requests): the heap's
+        // reason is given, not the external part's flat line (which was, once).
+        let w = judge_split(&[], &warming(4_900, 1_024.0), &flat[..=98]);
+        assert_eq!(w.verdict.class, Class::Inconclusive, "{}", w.verdict.reason);
+        assert!(
+            w.verdict.reason.contains("grew 1,") && !w.verdict.reason.contains("flat"),
+            "{}",
+            w.verdict.reason
+        );
+    }
+
+    #[test]
+    fn a_short_node_run_says_its_length_is_what_to_change() {
+        // 1,225 requests read every 50: a handful of readings after the first 1,000. The
+        // reason is the run's length, not "too few readings" (what a Node run that short lacks
+        // is requests, whatever the pace of its readings).
+        let w = judge(&[], Some(&warming(1_225, 0.0)), true);
+        assert_eq!(w.verdict.class, Class::Inconclusive, "{}", w.verdict.reason);
+        assert!(
+            w.verdict.reason.starts_with("only 1,2") && w.verdict.reason.contains("run ≥ 10,000"),
+            "{}",
+            w.verdict.reason
+        );
     }
 
     #[test]
