@@ -419,17 +419,17 @@ fn judge_heap(
     } else if total < NODE_MIN_REQUESTS {
         // Whatever else the readings lack (too few after the first 1,000 requests, too
         // uncertain), the run's length is what to change.
+        // (Its own advice, e.g. to read memory more often, would not help.)
         let what = match v.class {
             Class::Inconclusive => "only a leak far above that can be called".to_string(),
-            class => format!("{class} cannot be told from that"),
+            class => format!("{class} cannot be told from that ({})", v.reason),
         };
         v.reason = format!(
             "only {} requests: a Node process's heap grows by itself for its first ~{} \
-             (JIT, lazily built modules), so {what}: inconclusive, run ≥ {} requests ({})",
+             (JIT, lazily built modules), so {what}: inconclusive, run ≥ {} requests",
             units::count(total),
             units::count(NODE_WARMUP_REQUESTS + 1_000),
             units::count(NODE_MIN_REQUESTS * 2),
-            v.reason
         );
         v.class = Class::Inconclusive;
     }
