@@ -252,7 +252,8 @@ pub struct WatchArgs {
     /// Load this runtime's probe into COMMAND and judge the memory it keeps (without: RSS only,
     /// which cannot separate a runtime's own growth from retained objects). node: post-GC V8
     /// heap plus external memory (Buffers, ArrayBuffers), not an addon's native memory; a reading
-    /// costs a full GC (a fetch loop: 7–12 ms, a Next.js server: 20–55 ms). python: the process's
+    /// costs a full GC (a fetch loop: 7–12 ms, a Next.js server: 20–55 ms) and the deoptimized
+    /// code it leaves (a CPU-bound fetch loop ran at ~0.5× its speed). python: the process's
     /// anonymous resident memory (everything it keeps, at page granularity); a reading costs
     /// under 1 ms. Each process paces its readings to take ≤ 5% of its time, and a Node heap
     /// that grows is read more often (every 3% of growth), at a cost to a leaking program.

@@ -50,7 +50,10 @@
 //! - Node: one full collection per reading, median 7–12 ms for a plain `fetch` loop (7 MB heap;
 //!   30–75 ms on a machine shared with other work) and 20–55 ms (up to 190 ms) inside a Next.js
 //!   server (140 MB heap). A fixed 250 ms interval slowed a `fetch` loop to 0.66–0.68× of its
-//!   speed; the adaptive interval keeps it near the 5% budget (`just bench-probe`). Its readings
+//!   speed; the adaptive interval keeps the collections' own CPU near the 5% budget, but each
+//!   forced collection also deoptimizes code that embeds objects it frees (~20 deoptimizations,
+//!   reason `weak objects`, per reading of a fetch loop), so a CPU-bound loop still ran at
+//!   ~0.5× (`just bench-probe`, README). Its readings
 //!   are the answer: a planted 256 B per request read 272–305 B per request (V8 adds ~20 B
 //!   warming up in the first 10,000 requests), and next@14.2.0-canary.62's fetch route +1.5 KB
 //!   per request while RSS could not tell it from the fixed 14.2.35. `external` (Buffers,
