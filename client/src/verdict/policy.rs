@@ -194,7 +194,7 @@ const RELEASE_VS_MEDIAN_STEP: f64 = 10.0;
 ///
 /// Only in exactly that case — the whole run's slope significant, the late half growing, the
 /// early half not significantly — and only if the series has **exactly one** drop between two
-/// readings of at least [`MIN_RELEASE`] and [`RELEASE_VS_MEDIAN_STEP`] times the median change,
+/// readings after the first request of at least [`MIN_RELEASE`] and [`RELEASE_VS_MEDIAN_STEP`] times the median change,
 /// the drop (plus the run's own rate across that interval) is added back to every later
 /// reading and the series judged again. If that is a `leak`, it is the verdict, and its reason
 /// says what was set aside. A heap that is cleared again and again (a sawtooth: several drops)
@@ -226,7 +226,13 @@ fn one_release_set_aside(points: &[Point], v: &Verdict, params: &Params) -> Opti
     let drops: Vec<(usize, u64)> = pts
         .windows(2)
         .enumerate()
-        .filter(|(_, w)| w[1].live < w[0].live && (w[0].live - w[1].live) as f64 >= threshold)
+        // Not a drop from start-up to the first request (a server's compile buffers freed as
+        // it begins to serve: 3.5 MB under `next dev`), which is not judged.
+        .filter(|(_, w)| {
+            w[0].requests > 0
+                && w[1].live < w[0].live
+                && (w[0].live - w[1].live) as f64 >= threshold
+        })
         .map(|(i, w)| (i + 1, w[0].live - w[1].live))
         .collect();
     let [(at, drop)] = drops[..] else {
