@@ -193,9 +193,10 @@ const RELEASE_VS_MEDIAN_STEP: f64 = 10.0;
 /// began late": `inconclusive`.
 ///
 /// Only in exactly that case — the whole run's slope significant, the late half growing, the
-/// early half not significantly — and only if the series has **exactly one** drop between two
-/// readings after the first request of at least [`MIN_RELEASE`] and [`RELEASE_VS_MEDIAN_STEP`] times the median change,
-/// the drop (plus the run's own rate across that interval) is added back to every later
+/// early half not significantly — and only if the series has **exactly one** release after the
+/// first request (a run of readings that never rise, falling in all by at least [`MIN_RELEASE`]
+/// and [`RELEASE_VS_MEDIAN_STEP`] times the median change between two readings), the fall
+/// (plus the run's own rate across it) is added back to every later
 /// reading and the series judged again. If that is a `leak`, it is the verdict, and its reason
 /// says what was set aside. A heap that is cleared again and again (a sawtooth: several drops)
 /// is never re-levelled, and a flat heap with one drop re-levels to a step, which the rules
@@ -223,25 +224,33 @@ fn one_release_set_aside(points: &[Point], v: &Verdict, params: &Params) -> Opti
     steps.sort_unstable();
     let median = steps[steps.len() / 2] as f64;
     let threshold = (MIN_RELEASE as f64).max(RELEASE_VS_MEDIAN_STEP * median);
-    let drops: Vec<(usize, u64)> = pts
-        .windows(2)
-        .enumerate()
-        // Not a drop from start-up to the first request (a server's compile buffers freed as
-        // it begins to serve: 3.5 MB under `next dev`), which is not judged.
-        .filter(|(_, w)| {
-            w[0].requests > 0
-                && w[1].live < w[0].live
-                && (w[0].live - w[1].live) as f64 >= threshold
-        })
-        .map(|(i, w)| (i + 1, w[0].live - w[1].live))
-        .collect();
-    let [(at, drop)] = drops[..] else {
+    // A release is a run of readings that never rise (a collection frees a compiler's buffers
+    // over a few readings: 158.0 → 157.3 → 156.5 → 154.3 MB under `next dev`), whose fall in
+    // all is at least the threshold. Not a fall from start-up to the first request (a server's
+    // compile buffers freed as it begins to serve: 3.5 MB under `next dev`), which is not judged.
+    let mut drops: Vec<(usize, usize, u64)> = Vec::new();
+    let mut start = None;
+    for i in 1..=pts.len() {
+        let falls = i < pts.len() && pts[i - 1].requests > 0 && pts[i].live <= pts[i - 1].live;
+        match (falls, start) {
+            (true, None) => start = Some(i - 1),
+            (false, Some(s)) => {
+                let fall = pts[s].live - pts[i - 1].live;
+                if fall as f64 >= threshold {
+                    drops.push((s, i - 1, fall));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    let [(from, at, drop)] = drops[..] else {
         return None;
     };
     let at_requests = pts[at].requests;
-    // Back to where the run's own rate would have taken it across that interval.
+    // Back to where the run's own rate would have taken it across that fall.
     let expected = (all.bytes_per_request.max(0.0)
-        * at_requests.saturating_sub(pts[at - 1].requests) as f64) as u64;
+        * at_requests.saturating_sub(pts[from].requests) as f64) as u64;
     for p in &mut pts[at..] {
         p.live += drop + expected;
     }
