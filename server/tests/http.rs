@@ -644,11 +644,13 @@ fn a_silent_keep_alive_connection_waits_one_idle_timeout_not_more() {
 
 #[test]
 fn stats_endpoint_counts_right() {
+    let before_start = Instant::now();
     let server = start(Config {
         latency: Duration::ZERO,
         max_in_flight: 1,
         ..Config::default()
     });
+    let after_start = Instant::now();
     let addr = server.addr();
     for _ in 0..3 {
         assert_eq!(exchange(addr, get("/ok").as_bytes()).status, 200);
@@ -668,7 +670,9 @@ fn stats_endpoint_counts_right() {
     }
     assert_eq!(exchange(addr, get("/busy").as_bytes()).status, 503);
 
+    let asked = Instant::now();
     let s = stats_over_http(addr);
+    let answered = before_start.elapsed();
     assert_eq!(s.served, 3);
     assert_eq!(s.in_flight, 1);
     assert_eq!(s.peak_in_flight, 1);
@@ -682,7 +686,17 @@ fn stats_endpoint_counts_right() {
         "no counting allocator in this test binary"
     );
     assert!(s.rss.is_some_and(|r| r > 0));
-    assert!(s.uptime_ms > 0);
+    // The server's clock starts inside `start`: its uptime at the answer is at least the time
+    // from `start`'s return to the request, and at most the time from before `start` to the
+    // answer (both whole milliseconds, truncated alike). `> 0` failed on a fast machine, where
+    // all of the above took under a millisecond.
+    let at_least = asked.duration_since(after_start).as_millis() as u64;
+    let at_most = answered.as_millis() as u64;
+    assert!(
+        (at_least..=at_most).contains(&s.uptime_ms),
+        "uptime {} ms, not within {at_least}..={at_most} ms",
+        s.uptime_ms
+    );
     assert_eq!(
         read_response(&mut BufReader::new(sleeper), false)
             .expect("r")
