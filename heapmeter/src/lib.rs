@@ -278,6 +278,38 @@ pub fn uncounted<R: Copy>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` counted again inside an [`uncounted`] scope (outside one, it just runs `f`): for
+/// the part of the measuring's work that is the measured program's own, such as a log line
+/// written while a progress bar, drawn outside the counted heap, is cleared around it. Scopes
+/// around and inside it nest as usual.
+///
+/// # Contract
+/// [`uncounted`]'s, from the other side: `f` neither frees nor grows memory allocated inside a
+/// scope, and leaves nothing it allocated for the scope around it to grow or free (its result
+/// is `Copy`).
+///
+/// ```
+/// let before = heapmeter::snapshot();
+/// let n = heapmeter::uncounted(|| heapmeter::counted(|| vec![0u8; 100].len()));
+/// assert_eq!(n, 100);
+/// # let _ = before;
+/// ```
+pub fn counted<R: Copy>(f: impl FnOnce() -> R) -> R {
+    /// Puts the scope's depth back, on return or unwind.
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let depth = self.0;
+            let _ = UNCOUNTED_DEPTH.try_with(|d| d.set(depth));
+        }
+    }
+    // A depth of 0 is what the allocator checks: this thread is counted, whatever
+    // `uncounted_threads` says (it only spares the other threads the thread-local read).
+    let depth = UNCOUNTED_DEPTH.try_with(|d| d.replace(0)).unwrap_or(0);
+    let _restore = Restore(depth);
+    f()
+}
+
 /// One reading of the counting allocator's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {

@@ -51,4 +51,39 @@ fn counts_live_bytes_allocations_and_the_cap() {
     assert!(big.try_reserve_exact(1024 * 1024).is_err());
     ALLOC.set_limit(usize::MAX).expect("raise limit");
     assert!(big.try_reserve_exact(1024 * 1024).is_ok());
+
+    // `uncounted` leaves a scope's allocations out; `counted` inside it counts again, and the
+    // scope resumes after it. (Megabytes, so a stray allocation of the harness cannot blur it.)
+    const MB: u64 = 1 << 20;
+    let outside = heapmeter::snapshot();
+    let (skipped, inside) = heapmeter::uncounted(|| {
+        let s = std::hint::black_box(vec![1u8; MB as usize]).len();
+        let inside = heapmeter::counted(|| {
+            let v = std::hint::black_box(vec![2u8; MB as usize]);
+            let during = heapmeter::snapshot();
+            drop(v);
+            during.live as i64 - outside.live as i64
+        });
+        let after_counted = heapmeter::snapshot().allocated_bytes;
+        let _again = std::hint::black_box(vec![3u8; MB as usize]);
+        let skipped = heapmeter::snapshot().allocated_bytes - after_counted;
+        assert_eq!(s, MB as usize);
+        (skipped, inside)
+    });
+    let after = heapmeter::snapshot();
+    assert!(
+        inside >= MB as i64,
+        "counted inside a scope: live grew by {inside} B"
+    );
+    assert!(
+        skipped < MB,
+        "the scope resumed after `counted`: {skipped} B counted"
+    );
+    let total = after.allocated_bytes - outside.allocated_bytes;
+    assert!(
+        (MB..2 * MB).contains(&total),
+        "only the counted megabyte counted: {total} B"
+    );
+    let residue = after.live as i64 - outside.live as i64;
+    assert!(residue.abs() < 1024, "live back to where it was: {residue}");
 }
