@@ -35,6 +35,21 @@ pub enum Msg {
 /// analysis builds it (`summary::early_look`): this layer knows nothing of the verdict.
 pub type Look = Box<dyn FnMut(&[Sample]) -> Option<Settled> + Send>;
 
+/// The verdict's class on the series so far (all its samples), for the periodic log line:
+/// `Some("stable")`, …, once there are enough readings. Called at each log line inside
+/// [`heapmeter::uncounted`], under the same contract as a [`Look`] (it copies the series and
+/// judges it, so it should judge again only now and then, keeping its last class meanwhile);
+/// built by the analysis (`summary::log_class`).
+pub type Classify = Box<dyn FnMut(&[Sample]) -> Option<&'static str> + Send>;
+
+/// What the analysis lends the monitor: `--until-verdict`'s look, and the log line's class.
+/// `Analysis::default()` is neither (a run judged only at its end, its log without a class).
+#[derive(Default)]
+pub struct Analysis {
+    pub look: Option<Look>,
+    pub class: Option<Classify>,
+}
+
 /// A verdict the early stop settled, as a look hands it back: `Copy`, owning no memory.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settled {
@@ -71,8 +86,9 @@ pub struct Monitor {
     /// With `--sites`: snapshot the sampled sites at the first sample past this many requests
     /// (the end of warm-up of a single-round run; the rounds' ends are the controller's).
     pub sites_warmup_at: Option<u64>,
-    /// `--until-verdict`'s look, and the stop it requests once the verdict is settled.
-    pub look: Option<Look>,
+    /// `--until-verdict`'s look (the stop it requests once the verdict is settled), and the
+    /// log line's class.
+    pub analysis: Analysis,
     pub stop: Arc<Stop>,
 }
 
@@ -100,7 +116,10 @@ impl Monitor {
         baseline: Sample,
     ) -> MonitorOutput {
         let mut jsonl = self.jsonl;
-        let mut look = self.look;
+        let Analysis {
+            mut look,
+            class: mut classify,
+        } = self.analysis;
         let mut settled = None;
         let mut rss_peak = baseline.rss;
         let mut last = baseline;
@@ -166,7 +185,19 @@ impl Monitor {
                 };
                 let s = counters.sample(kind, true);
                 trend.push(s.requests, s.live);
-                log::info!("{}", log_line(self.label, &prev, &s, trend.slope()));
+                if log::log_enabled!(log::Level::Info) {
+                    // Judging copies the series: the measuring's memory, kept out of the
+                    // counted heap like a look's. The series as recorded so far (this reading
+                    // is recorded below).
+                    let class = match classify.as_mut() {
+                        Some(classify) => {
+                            let samples = series.samples();
+                            heapmeter::uncounted(|| classify(samples))
+                        }
+                        None => None,
+                    };
+                    log::info!("{}", log_line(self.label, &prev, &s, trend.slope(), class));
+                }
                 crate::progress::set(s.requests);
                 prev = s;
                 record(s, &mut jsonl, &mut series);
@@ -210,10 +241,18 @@ impl Monitor {
     }
 }
 
-/// `ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B (last 16)`:
+/// `ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B (last 16)  looks stable`:
 /// `trend` is the live heap's slope over the last [`trend::WINDOW`] lines (`?` before there
-/// are enough), not an average since the start, which warm-up and pools would dominate.
-pub fn log_line(label: &str, prev: &Sample, now: &Sample, trend: Option<f64>) -> String {
+/// are enough), not an average since the start, which warm-up and pools would dominate;
+/// `class` the verdict's class on the readings so far (none before there are enough), as
+/// `watch`'s line shows it.
+pub fn log_line(
+    label: &str,
+    prev: &Sample,
+    now: &Sample,
+    trend: Option<f64>,
+    class: Option<&str>,
+) -> String {
     let dt = now.t_ms.saturating_sub(prev.t_ms).max(1) as f64 / 1000.0;
     let rate = now.requests.saturating_sub(prev.requests) as f64 / dt;
     let growth = trend.map_or_else(|| "?".to_string(), units::per_request);
@@ -225,8 +264,9 @@ pub fn log_line(label: &str, prev: &Sample, now: &Sample, trend: Option<f64>) ->
     } else {
         ""
     };
+    let class = class.map(|c| format!("  looks {c}")).unwrap_or_default();
     format!(
-        "{label:<5} t={}s  req={} ({}/s)  err={}  live={}  peak={}  rss={}  Δlive/req={} (last {}){idle}",
+        "{label:<5} t={}s  req={} ({}/s)  err={}  live={}  peak={}  rss={}  Δlive/req={} (last {}){class}{idle}",
         now.t_ms / 1000,
         units::count(now.requests),
         units::count(rate.round() as u64),
@@ -264,12 +304,13 @@ mod tests {
             &mk(11_000, 21_990, 1_907_000),
             &mk(12_000, 24_000, 1_907_200),
             Some(0.3),
+            Some("stable"),
         );
         assert_eq!(
             line,
-            "ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B (last 16)"
+            "ureq  t=12s  req=24,000 (2,010/s)  err=0  live=1.82 MiB  peak=2.1 MiB  rss=9.4 MiB  Δlive/req=+0.3 B (last 16)  looks stable"
         );
-        let early = log_line("raw", &mk(0, 0, 0), &mk(1_000, 10, 0), None);
+        let early = log_line("raw", &mk(0, 0, 0), &mk(1_000, 10, 0), None, None);
         assert!(early.ends_with("Δlive/req=? (last 16)"), "{early}");
     }
 }

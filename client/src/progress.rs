@@ -1,12 +1,14 @@
 //! The single run's progress bar on stderr (a run with a known end: `--requests` or
 //! `--duration`), and the one place log lines pass through so they never tear it. Shown only
-//! on a terminal; knows nothing of what is measured.
+//! on a terminal; knows nothing of what is measured, and is not measured: every allocation of
+//! the bar (its state, each redraw's text) happens inside [`heapmeter::uncounted`], so a run
+//! reads the same heap with the bar as without.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 /// The bar, while one is shown.
 static BAR: Mutex<Option<Shown>> = Mutex::new(None);
@@ -44,7 +46,59 @@ pub fn start(end: Option<End>, quiet: bool) {
     if quiet || !std::io::stderr().is_terminal() {
         return;
     }
-    let target = ProgressDrawTarget::stderr_with_hz(4);
+    heapmeter::uncounted(|| show(end, ProgressDrawTarget::stderr_with_hz(4)));
+}
+
+/// Shows the bar for a run ending at `end` drawn to `sink`, terminal or not, redrawn up to
+/// `hz` times a second: what a test (which has no terminal) uses to draw the bar for real.
+/// `sink` gets each piece of text the bar writes.
+pub fn start_drawing_to(end: End, sink: fn(&str), hz: u8) {
+    heapmeter::uncounted(|| {
+        show(
+            end,
+            ProgressDrawTarget::term_like_with_hz(Box::new(Sink(sink)), hz),
+        )
+    });
+}
+
+/// A terminal that hands the bar's text to a function (cursor moves are dropped).
+#[derive(Debug)]
+struct Sink(fn(&str));
+
+impl TermLike for Sink {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        (self.0)(s);
+        Ok(())
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        (self.0)(s);
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Builds and shows the bar; inside an uncounted scope, as is everything that touches it.
+fn show(end: End, target: ProgressDrawTarget) {
     let (len, template, timed) = match end {
         End::Requests(n) => (
             n,
@@ -67,7 +121,7 @@ pub fn start(end: Option<End>, quiet: bool) {
 }
 
 /// Moves the bar to `requests` served (a bar over `--duration` to the time elapsed, with the
-/// count as its message). Cheap when no bar is shown.
+/// count as its message), redrawing it when due. Cheap when no bar is shown.
 pub fn set(requests: u64) {
     let Ok(shown) = BAR.try_lock() else {
         return;
@@ -75,29 +129,33 @@ pub fn set(requests: u64) {
     let Some(s) = shown.as_ref() else {
         return;
     };
-    match s.timed {
+    heapmeter::uncounted(|| match s.timed {
         None => s.bar.set_position(requests),
         Some(t0) => {
             s.bar.set_position(t0.elapsed().as_secs());
             s.bar.set_message(format!("{requests} requests"));
         }
-    }
+    });
 }
 
 /// Removes the bar (the run is over: the summary follows).
 pub fn finish() {
-    let taken = BAR.lock().ok().and_then(|mut shown| shown.take());
-    if let Some(s) = taken {
-        s.bar.finish_and_clear();
-    }
+    heapmeter::uncounted(|| {
+        let taken = BAR.lock().ok().and_then(|mut shown| shown.take());
+        if let Some(s) = taken {
+            s.bar.finish_and_clear();
+        }
+    });
 }
 
 /// Runs `f` (a write to stderr) with the bar, if any, cleared and redrawn after: the logger
-/// writes every line through here.
-pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+/// writes every line through here. The clearing and redrawing are the bar's, uncounted; `f`
+/// is the caller's, counted as it is without a bar (the logger's buffers live in the counted
+/// heap either way).
+pub fn suspend(f: impl FnOnce()) {
     match BAR.lock() {
         Ok(shown) => match shown.as_ref() {
-            Some(s) => s.bar.suspend(f),
+            Some(s) => heapmeter::uncounted(|| s.bar.suspend(|| heapmeter::counted(f))),
             None => f(),
         },
         Err(_) => f(),

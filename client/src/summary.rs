@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::clients::VariantName;
 use crate::config::RunConfig;
 use crate::error::ErrorKind;
-use crate::monitor::{Look, Settled};
+use crate::monitor::{Analysis, Classify, Look, Settled};
 use crate::run::RunOutput;
 use crate::sample::{Sample, SampleKind};
 use crate::sites::{Agreement, SitesSummary};
@@ -377,6 +377,38 @@ pub fn early_look(cfg: &RunConfig) -> Option<Look> {
             looks: s.looks,
         })
     }))
+}
+
+/// What the analysis lends a run's monitor: `--until-verdict`'s look (with that flag) and the
+/// log line's class.
+pub fn analysis(cfg: &RunConfig) -> Analysis {
+    Analysis {
+        look: early_look(cfg),
+        class: Some(log_class()),
+    }
+}
+
+/// The periodic log line's class: the verdict on the series so far, judged again once the
+/// served count has doubled since the last judgement (as `watch`'s line does: a judgement
+/// copies the series and builds its pairwise slopes, so the log judges a few dozen times per
+/// run, not every second), shown once the series holds the verdict's `min_points` readings.
+/// The monitor calls it inside `heapmeter::uncounted`: it frees all it allocates and keeps
+/// only `Copy` state.
+pub fn log_class() -> Classify {
+    let params = verdict::Params::default();
+    let mut next_at = 0;
+    let mut class = None;
+    Box::new(move |samples: &[Sample]| {
+        if samples.len() < params.min_points {
+            return None;
+        }
+        let requests = samples.iter().map(|s| s.requests).max().unwrap_or(0);
+        if requests >= next_at {
+            next_at = requests.saturating_mul(2).max(1);
+            class = Some(verdict::judge(&points(samples), &params).class.as_str());
+        }
+        class
+    })
 }
 
 /// What the verdict reads of each sample: requests, live heap, RSS, and whether every worker

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use leak_client::cli::{Cli, Command};
 use leak_client::clients::VariantName;
+use leak_client::monitor::Analysis;
 use leak_client::run;
 use leak_client::stop::Stop;
 use leak_client::summary::Summary;
@@ -46,7 +47,10 @@ fn clean_runs_of_both_variants_are_not_judged_leaks() {
             _ => unreachable!("a run command"),
         };
         let cfg = args.config(variant);
-        let s = Summary::new(&cfg, &run::run(&cfg, Stop::new(), None).expect("runs"));
+        let s = Summary::new(
+            &cfg,
+            &run::run(&cfg, Stop::new(), Analysis::default()).expect("runs"),
+        );
         assert_eq!((s.ok, s.errors), (4000, 0), "{name}");
         let v = &s.verdict;
         assert_ne!(v.class, Class::Leak, "{name}: {}", v.reason);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use leak_client::cli::{Cli, Command};
 use leak_client::clients::VariantName;
+use leak_client::monitor::Analysis;
 use leak_client::run;
 use leak_client::stop::Stop;
 use leak_client::summary::Summary;
@@ -42,7 +43,10 @@ fn an_injected_leak_grows_live_heap_by_its_size_per_request() {
         unreachable!("raw")
     };
     let cfg = args.config(VariantName::Raw);
-    let s = Summary::new(&cfg, &run::run(&cfg, Stop::new(), None).expect("runs"));
+    let s = Summary::new(
+        &cfg,
+        &run::run(&cfg, Stop::new(), Analysis::default()).expect("runs"),
+    );
     assert_eq!((s.ok, s.errors), (4000, 0));
 
     // Crude growth: everything the run added, per request (the 1 KiB blocks dominate).

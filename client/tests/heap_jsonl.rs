@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use leak_client::cli::{Cli, Command};
 use leak_client::clients::VariantName;
+use leak_client::monitor::Analysis;
 use leak_client::run;
 use leak_client::stop::Stop;
 use leak_client::summary::Summary;
@@ -34,7 +35,10 @@ fn raw_run(url: &str, extra: &[&str]) -> Summary {
         Command::Raw(a) => a.config(VariantName::Raw),
         _ => unreachable!("parsed as raw"),
     };
-    Summary::new(&cfg, &run::run(&cfg, Stop::new(), None).expect("runs"))
+    Summary::new(
+        &cfg,
+        &run::run(&cfg, Stop::new(), Analysis::default()).expect("runs"),
+    )
 }
 
 #[test]

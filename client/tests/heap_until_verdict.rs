@@ -123,7 +123,7 @@ fn a_look_leaves_the_counted_heap_alone_and_runs_stop_once_their_verdict_is_sett
     );
     let s = Summary::new(
         &leaking,
-        &run::run(&leaking, Stop::new(), summary::early_look(&leaking)).expect("runs"),
+        &run::run(&leaking, Stop::new(), summary::analysis(&leaking)).expect("runs"),
     );
     let settled = s.settled.expect("the leak settles");
     assert_eq!(s.stopped_by, StopReason::Verdict, "{s:?}");
@@ -144,7 +144,7 @@ fn a_look_leaves_the_counted_heap_alone_and_runs_stop_once_their_verdict_is_sett
     let clean = raw_config(&url, &common_flags);
     let s = Summary::new(
         &clean,
-        &run::run(&clean, Stop::new(), summary::early_look(&clean)).expect("runs"),
+        &run::run(&clean, Stop::new(), summary::analysis(&clean)).expect("runs"),
     );
     assert_ne!(s.verdict.class, Class::Leak, "{}", s.verdict.reason);
     assert!(

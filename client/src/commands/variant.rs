@@ -28,7 +28,7 @@ pub fn run_variant(variant: VariantName, args: &RunArgs, alloc: &dyn Cap) -> u8 
         progress::End::of(cfg.workload.total_requests(), cfg.workload.duration),
         false,
     );
-    let ran = run::run(&cfg, stop, crate::summary::early_look(&cfg));
+    let ran = run::run(&cfg, stop, crate::summary::analysis(&cfg));
     progress::finish();
     let out = match ran {
         Ok(out) => out,

@@ -17,7 +17,7 @@ use super::worker::{Order, RoundState, Shared, Worker};
 use crate::config::RunConfig;
 use crate::counters::Counters;
 use crate::jsonl::Jsonl;
-use crate::monitor::{self, Look, Monitor, MonitorOutput, Msg};
+use crate::monitor::{self, Analysis, Monitor, MonitorOutput, Msg};
 use crate::sample::{SampleKind, Series};
 use crate::sites::Readings;
 use crate::stop::{Stop, StopReason};
@@ -38,13 +38,13 @@ pub(super) struct Controller<'a> {
 impl<'a> Controller<'a> {
     /// Builds every worker and its client, waits until each is idle, takes the baseline and
     /// starts the monitor. `jsonl` is the opened `--jsonl` file; `sites`, the sampler's
-    /// readings, already switched on; `look`, `--until-verdict`'s.
+    /// readings, already switched on; `analysis`, `--until-verdict`'s look and the log's class.
     pub(super) fn launch(
         cfg: &'a RunConfig,
         stop: Arc<Stop>,
         jsonl: Option<File>,
         mut sites: Option<Readings>,
-        look: Option<Look>,
+        analysis: Analysis,
     ) -> Result<Controller<'a>, RunError> {
         let w = &cfg.workload;
         let connections = Arc::new(AtomicU64::new(0));
@@ -82,7 +82,7 @@ impl<'a> Controller<'a> {
             sites_warmup_at: sites
                 .as_ref()
                 .and_then(|_| crate::sites::warmup_requests(w.requests, w.rounds)),
-            look,
+            analysis,
             stop: stop.clone(),
         };
         let mon_counters = counters.clone();

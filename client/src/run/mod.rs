@@ -12,15 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::RunConfig;
-use crate::monitor::Look;
+use crate::monitor::Analysis;
 use crate::stop::Stop;
 use controller::Controller;
 pub use controller::new_histogram;
 pub use output::{RunError, RunOutput};
 
-/// Runs the workload described by `cfg` until a stop condition. `look` is `--until-verdict`'s
-/// early stop (`summary::early_look(cfg)`), which stops the run once the verdict is settled.
-pub fn run(cfg: &RunConfig, stop: Arc<Stop>, look: Option<Look>) -> Result<RunOutput, RunError> {
+/// Runs the workload described by `cfg` until a stop condition. `analysis` is what the analysis
+/// lends the monitor (`summary::analysis(cfg)`): `--until-verdict`'s early stop, which stops the
+/// run once the verdict is settled, and the log line's class; `Analysis::default()` for neither.
+pub fn run(cfg: &RunConfig, stop: Arc<Stop>, analysis: Analysis) -> Result<RunOutput, RunError> {
     preflight(cfg)?;
     let jsonl = match &cfg.jsonl {
         Some(path) => Some(std::fs::File::create(path).map_err(|e| RunError::Jsonl {
@@ -37,7 +38,7 @@ pub fn run(cfg: &RunConfig, stop: Arc<Stop>, look: Option<Look>) -> Result<RunOu
         ),
         None => None,
     };
-    let mut controller = Controller::launch(cfg, stop, jsonl, sites, look)?;
+    let mut controller = Controller::launch(cfg, stop, jsonl, sites, analysis)?;
     let elapsed = controller.run_rounds();
     controller.linger();
     Ok(controller.finish(elapsed))

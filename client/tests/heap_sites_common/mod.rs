@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Parser;
 use leak_client::cli::{Cli, Command};
 use leak_client::clients::VariantName;
+use leak_client::monitor::Analysis;
 use leak_client::run;
 use leak_client::sites::SiteRow;
 use leak_client::stop::Stop;
@@ -40,7 +41,7 @@ pub fn run_with_sites(variant: VariantName, extra: &[&str]) -> Summary {
         unreachable!("a run command")
     };
     let cfg = args.config(variant);
-    let out = run::run(&cfg, Stop::new(), None).expect("runs");
+    let out = run::run(&cfg, Stop::new(), Analysis::default()).expect("runs");
     let s = Summary::new(&cfg, &out);
     srv.shutdown(Duration::from_secs(1));
     s

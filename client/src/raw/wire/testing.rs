@@ -1,5 +1,5 @@
 //! Test support, not API: the one `read_body` harness that the wire's unit tests and
-//! `tests/raw_props.rs` both read bodies through; it allocates, and the client never calls it.
+//! `tests/it/raw_props.rs` both read bodies through; it allocates, and the client never calls it.
 
 use super::body::BodyReader;
 use super::types::{Framing, WireError};

@@ -6,7 +6,7 @@
 //! Each property runs `PROPTEST_CASES` cases (proptest's default, 256, in the normal suite);
 //! `just fuzz DURATION` runs them again and again with more cases and fresh seeds.
 
-mod raw_gen;
+use crate::raw_gen;
 
 use leak_client::raw::wire::testing::{self, Read};
 use leak_client::raw::wire::{

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 
 const EXE: &str = env!("CARGO_BIN_EXE_leak-client");
 

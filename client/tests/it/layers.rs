@@ -391,14 +391,14 @@ fn coverage(krate: &Crate, known: &BTreeSet<Module>) -> Vec<String> {
         let (parent, name) = m.split_at(m.len() - 1);
         match table_of(krate, parent) {
             Some(Ok(table)) if layer_of(table, &name[0]).is_none() => problems.push(format!(
-                "{}: module `{}` is in no layer of the table for {} in client/tests/layers.rs: \
+                "{}: module `{}` is in no layer of the table for {} in client/tests/it/layers.rs: \
                  add it to the layer it belongs to",
                 krate.src,
                 show(m),
                 folder_name(parent)
             )),
             None => problems.push(format!(
-                "{}: folder `{}/` (module `{}`) has no layer table in client/tests/layers.rs: \
+                "{}: folder `{}/` (module `{}`) has no layer table in client/tests/it/layers.rs: \
                  add one to `folders` (or a line to `peers` saying why its files are peers)",
                 krate.src,
                 parent.join("/"),
@@ -419,7 +419,7 @@ fn coverage(krate: &Crate, known: &BTreeSet<Module>) -> Vec<String> {
             if !known.contains(&m) {
                 problems.push(format!(
                     "{}: the table for {} lists `{}`, which src/ does not have (renamed or \
-                     removed? update client/tests/layers.rs)",
+                     removed? update client/tests/it/layers.rs)",
                     krate.src,
                     folder_name(&parent),
                     show(&m)
@@ -435,7 +435,7 @@ fn coverage(krate: &Crate, known: &BTreeSet<Module>) -> Vec<String> {
             .any(|m| m.len() > folder.len() && m.starts_with(&folder))
         {
             problems.push(format!(
-                "{}: client/tests/layers.rs names folder `{f}/`, which src/ does not have",
+                "{}: client/tests/it/layers.rs names folder `{f}/`, which src/ does not have",
                 krate.src
             ));
         }

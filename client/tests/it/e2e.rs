@@ -12,7 +12,7 @@ use leak_client::run;
 use leak_client::stop::{Stop, StopReason};
 use leak_client::summary::Summary;
 
-mod common;
+use crate::common;
 use common::server;
 
 fn args(url: &str, extra: &[&str]) -> RunArgs {
@@ -30,7 +30,7 @@ fn run_summary(variant: VariantName, url: &str, extra: &[&str]) -> Summary {
 
 fn run_until(variant: VariantName, args: RunArgs, stop: Arc<Stop>) -> Summary {
     let cfg = args.config(variant);
-    let out = run::run(&cfg, stop, leak_client::summary::early_look(&cfg)).expect("run starts");
+    let out = run::run(&cfg, stop, leak_client::summary::analysis(&cfg)).expect("run starts");
     Summary::new(&cfg, &out)
 }
 
