@@ -148,7 +148,7 @@ fn a_slow_server_is_a_timeout_error_not_a_hang() {
     for (v, mode) in cases {
         let s = run_summary(
             v,
-            &format!("{}/?latency_ms=3000", srv.url()),
+            &format!("{}/?latency_ms=10000", srv.url()),
             &[
                 "--requests",
                 "2",
@@ -161,8 +161,10 @@ fn a_slow_server_is_a_timeout_error_not_a_hang() {
             ],
         );
         assert_eq!((s.ok, s.errors), (0, 2), "{v:?} {mode}");
-        // The server answers after 3 s; --timeout 300ms must end both requests long before.
-        assert!(s.elapsed_s < 2.0, "{v:?} {mode}: took {} s", s.elapsed_s);
+        // The server answers after 10 s; --timeout 300ms must end both requests long before.
+        // (It answered after 3 s, and the bound was 2 s: a loaded machine's start-up and
+        // teardown could reach it. Nothing waits for the 10 s: the run ends on its timeouts.)
+        assert!(s.elapsed_s < 5.0, "{v:?} {mode}: took {} s", s.elapsed_s);
         assert_eq!(
             s.errors_by_kind.get("timeout"),
             Some(&2),
