@@ -431,6 +431,52 @@ mod tests {
     use super::*;
     use crate::sites::fixtures::{row, summary};
 
+    /// `n` readings, one every 100 requests from `from`, the heap growing `per_request` bytes.
+    fn series(n: u64, from: u64, per_request: u64) -> Vec<Sample> {
+        (0..n)
+            .map(|i| {
+                let requests = from + i * 100;
+                Sample {
+                    t_ms: requests,
+                    kind: if requests == 0 {
+                        SampleKind::Start
+                    } else {
+                        SampleKind::Request
+                    },
+                    round: 0,
+                    requests,
+                    ok: requests,
+                    errors: 0,
+                    live: (1 << 20) + requests * per_request,
+                    peak: 0,
+                    allocs: 0,
+                    allocated_bytes: 0,
+                    rss: None,
+                    connections: 1,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_log_class_waits_for_enough_readings_and_judges_again_when_the_count_doubles() {
+        let mut class = log_class();
+        let min = verdict::Params::default().min_points as u64;
+        assert_eq!(class(&series(min - 1, 0, 0)), None, "too few readings");
+        // A flat heap: stable, judged at 100 × (min − 1) requests.
+        let flat = series(min, 0, 0);
+        assert_eq!(class(&flat), Some("stable"));
+        let judged_at = flat.last().map_or(0, |s| s.requests);
+        // A leak from here on, but the served count has not doubled: the class stays.
+        let leak_soon = series(min + 10, 0, 4096);
+        assert!(leak_soon.last().map_or(0, |s| s.requests) < 2 * judged_at);
+        assert_eq!(class(&leak_soon), Some("stable"), "not judged again yet");
+        // Doubled: judged again.
+        let leak_later = series(2 * min + 10, 0, 4096);
+        assert!(leak_later.last().map_or(0, |s| s.requests) >= 2 * judged_at);
+        assert_eq!(class(&leak_later), Some("leak"));
+    }
+
     #[test]
     fn the_sites_agree_with_the_verdict_only_when_growth_and_class_match() {
         let leaking = summary(vec![row(256.0, true)], (258.0, 220.0, 290.0));
