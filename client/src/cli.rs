@@ -271,6 +271,21 @@ pub struct WatchArgs {
     #[arg(long, requires = "probe")]
     pub probe_tracemalloc: bool,
 
+    /// With --probe: allocation sites that grow with requests, in B/request with an interval,
+    /// and the largest flat ones (as `raw --sites`). node: V8's sampling heap profiler in an
+    /// in-process inspector session (its live samples at each reading; the last written as a
+    /// `.heapprofile` for Chrome DevTools or speedscope; a fetch loop kept ≥ 0.85× its speed,
+    /// `just bench-probe`). python: tracemalloc with 16 frames (implies --probe-tracemalloc,
+    /// and its cost).
+    #[arg(long, requires = "probe")]
+    pub sites: bool,
+
+    /// With --sites, node: mean bytes allocated between two samples. Default: one per N bytes
+    /// for --requests N (4 KiB to 512 KiB, the Rust sites' rule: 64 B/request within ±25%),
+    /// else V8's 32 KiB.
+    #[arg(long, value_parser = parse_rate_bytes, value_name = "SIZE", requires = "sites", allow_hyphen_values = true)]
+    pub sites_rate: Option<u64>,
+
     #[command(flatten)]
     pub server: ServerArgs,
 

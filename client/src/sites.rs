@@ -294,6 +294,20 @@ pub struct SitesSummary {
     pub dhat: Option<String>,
     /// Why it was not, if writing it failed.
     pub dhat_error: Option<String>,
+    /// What sampled the sites, when not heapmeter (`watch --sites`: V8's sampling heap
+    /// profiler, tracemalloc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// `watch --sites`: growing functions counting every sample beneath them (inclusive), which
+    /// holds still when inlining moves samples between leaf frames from one reading to the next.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_frame: Vec<SiteRow>,
+    /// `watch --sites`: growing scripts (files), inclusive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_script: Vec<SiteRow>,
+    /// `watch --sites` on Node: where the last profile was written as a `.heapprofile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heapprofile: Option<String>,
 }
 
 impl SitesSummary {
@@ -352,15 +366,21 @@ impl SitesSummary {
             agreement: None,
             dhat: None,
             dhat_error: None,
+            source: None,
+            by_frame: Vec::new(),
+            by_script: Vec::new(),
+            heapprofile: None,
         })
     }
 
     /// The human lines of the summary.
     pub fn print_human(&self, w: &mut dyn Write) -> io::Result<()> {
+        let sampled = self.source.clone().unwrap_or_else(|| {
+            format!("1 sample per {} allocated", units::bytes(self.rate as f64))
+        });
         writeln!(
             w,
-            "sites      1 sample per {} allocated, {} samples at {} stacks; growth from {} ({} requests) to {} ({} requests), ±{GROWTH_Z}σ",
-            units::bytes(self.rate as f64),
+            "sites      {sampled}, {} samples at {} stacks; growth from {} ({} requests) to {} ({} requests), ±{GROWTH_Z}σ",
             units::count(self.samples),
             units::count(u64::from(self.stacks)),
             self.first_reading,
@@ -420,12 +440,36 @@ impl SitesSummary {
             }
         }
         if self.harness_sites > 0 {
+            let whose = if self.source.is_some() {
+                "the runtime's and the probe's own"
+            } else {
+                "leakprobe's own (histograms, sample series, threads)"
+            };
             writeln!(
                 w,
-                "    {:>9} at {} flat sites of leakprobe's own (histograms, sample series, threads), not listed",
+                "    {:>9} at {} flat sites of {whose}, not listed",
                 units::bytes(self.harness_bytes),
                 self.harness_sites
             )?;
+        }
+        for (title, rows) in [
+            ("growing functions (inclusive)", &self.by_frame),
+            ("growing scripts (inclusive)", &self.by_script),
+        ] {
+            if !rows.is_empty() {
+                writeln!(w, "  {title}  per request [interval]")?;
+            }
+            for s in rows.iter() {
+                writeln!(
+                    w,
+                    "    {:>9} [{}, {}]  {}  {}",
+                    units::per_request(s.growth_per_request),
+                    units::per_request(s.lo),
+                    units::per_request(s.hi),
+                    s.function,
+                    s.location()
+                )?;
+            }
         }
         writeln!(
             w,
@@ -447,15 +491,23 @@ impl SitesSummary {
             (None, Some(e)) => writeln!(w, "  profile  not written: {e}")?,
             (None, None) => {}
         }
+        if let Some(p) = &self.heapprofile {
+            writeln!(
+                w,
+                "  profile  {p} (open it in Chrome DevTools' Memory tab, or speedscope)"
+            )?;
+        }
         Ok(())
     }
 
     /// The sites of one run as Markdown (for `report.md`).
     pub fn markdown(&self, w: &mut dyn Write) -> io::Result<()> {
+        let sampled = self.source.clone().unwrap_or_else(|| {
+            format!("One sample per {} allocated", units::bytes(self.rate as f64))
+        });
         writeln!(
             w,
-            "One sample per {} allocated, {} samples; growth from {} ({} requests) to {} ({} requests), intervals ±{GROWTH_Z}σ.\n",
-            units::bytes(self.rate as f64),
+            "{sampled}, {} samples; growth from {} ({} requests) to {} ({} requests), intervals ±{GROWTH_Z}σ.\n",
             units::count(self.samples),
             self.first_reading,
             units::count(self.first_requests),
@@ -503,6 +555,16 @@ impl SitesSummary {
             table(w, &self.flat)?;
             writeln!(w)?;
         }
+        for (title, rows) in [
+            ("Growing functions (inclusive)", &self.by_frame),
+            ("Growing scripts (inclusive)", &self.by_script),
+        ] {
+            if !rows.is_empty() {
+                writeln!(w, "**{title}:**\n")?;
+                table(w, rows)?;
+                writeln!(w)?;
+            }
+        }
         if let Some(a) = &self.agreement {
             let mark = if a.consistent {
                 ""
@@ -519,6 +581,15 @@ impl SitesSummary {
             writeln!(
                 w,
                 "Profile: `{name}` (open it in Valgrind's `dh_view.html`).\n"
+            )?;
+        }
+        if let Some(p) = &self.heapprofile {
+            let name = std::path::Path::new(p)
+                .file_name()
+                .map_or_else(|| p.clone(), |n| n.to_string_lossy().into_owned());
+            writeln!(
+                w,
+                "Profile: `{name}` (open it in Chrome DevTools' Memory tab, or speedscope).\n"
             )?;
         }
         Ok(())
@@ -571,6 +642,10 @@ pub(crate) mod fixtures {
             agreement: None,
             dhat: Some("dhat-heap.json".into()),
             dhat_error: None,
+            source: None,
+            by_frame: Vec::new(),
+            by_script: Vec::new(),
+            heapprofile: None,
         }
     }
 }

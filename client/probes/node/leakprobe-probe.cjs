@@ -17,6 +17,15 @@
 // ~23 per doubling of the heap, and their cost a geometric sum: ~35x the last one's, however long
 // the run. A flat heap is read on the budget alone.
 //
+// Sites (LEAKPROBE_PROBE_SITES=<bytes>, `watch --sites`): leakprobeSites() below opens an
+// in-process inspector session (node:inspector, no port, no debugger), runs V8's sampling heap
+// profiler at one sample per that many bytes, and at each reading (after the full GC) appends the
+// live samples to sites-<pid>-<tid>.jsonl beside LEAKPROBE_PROBE_OUT: each stack once, as a
+// tree ({"ev":"stack","id","parent","frame":[function,url,line,column,scriptId]}), then per
+// reading {"ev":"sites","seq","t","rate","s":[stack,bytes,ordinal,...]} (bytes: V8's estimate of
+// what the sample stands for; ordinal: the sample's id, so the watcher matches samples between
+// readings). session.post runs synchronously in-process; the session holds no handle.
+//
 // Promises: it never keeps the process alive (the timer is unref'd, no handles are opened but one
 // file descriptor), never throws into the program (any failure stops the probe silently), and
 // does nothing at all when LEAKPROBE_PROBE_OUT is unset. Each line is one write(2) to a file
@@ -56,6 +65,7 @@
       gc = null;
     }
   }
+  const sites = leakprobeSites(out, threadId);
   let fd = -1;
   let seq = 0;
   let timer = null;
@@ -64,6 +74,7 @@
   function stop() {
     stopped = true;
     if (timer !== null) clearTimeout(timer);
+    if (sites !== null) sites.stop();
     if (fd >= 0) {
       try {
         fs.closeSync(fd);
@@ -84,6 +95,8 @@
       if (gc !== null) gc();
       const gcUs = (process.hrtime.bigint() - t) / 1000n;
       const m = process.memoryUsage();
+      // After the heap was read: the profile read allocates, and is garbage by the next reading.
+      if (sites !== null) sites.read(seq, t);
       const c = process.cpuUsage(c0);
       const line =
         '{"rt":"node","ev":"' + ev + '","pid":' + process.pid + ',"tid":' + threadId +
@@ -133,8 +146,95 @@
 
   sample('start');
   schedule();
+
   process.on('exit', function leakprobeExit() {
     sample('exit');
     stop();
   });
+
+  // `watch --sites`: V8's sampling heap profiler in an in-process inspector session, read at each
+  // reading. Kept apart from the rest of the probe; returns null (no sites) when off or when the
+  // inspector is unavailable, and stops itself on any failure without touching the readings.
+  function leakprobeSites(out, threadId) {
+    const rate = Number(process.env.LEAKPROBE_PROBE_SITES);
+    if (!Number.isInteger(rate) || rate <= 0) return null;
+    let session, fd = -1, path;
+    try {
+      const inspector = require('inspector');
+      path = require('path').join(
+        require('path').dirname(out), 'sites-' + process.pid + '-' + threadId + '.jsonl');
+      session = new inspector.Session();
+      session.connect();
+      let failed = null;
+      session.post('HeapProfiler.startSampling', { samplingInterval: rate }, function (e) {
+        failed = e;
+      });
+      if (failed) throw failed;
+    } catch (_) {
+      return null;
+    }
+    // Stack ids by "parent id|frame": each stack is written once, as its parent plus one frame.
+    const stacks = new Map();
+    let nextStack = 0;
+    let dead = false;
+    function stop() {
+      if (dead) return;
+      dead = true;
+      try {
+        session.disconnect();
+      } catch (_) {
+        // already gone
+      }
+      if (fd >= 0) {
+        try {
+          fs.closeSync(fd);
+        } catch (_) {
+          // already gone
+        }
+      }
+      fd = -1;
+    }
+    function read(seq, t) {
+      if (dead) return;
+      try {
+        let profile = null;
+        session.post('HeapProfiler.getSamplingProfile', function (e, r) {
+          if (!e && r) profile = r.profile;
+        });
+        if (profile === null) throw new Error('no profile');
+        const byNode = new Map();
+        const fresh = [];
+        const todo = [[profile.head, -1]];
+        while (todo.length > 0) {
+          const [node, parent] = todo.pop();
+          const f = node.callFrame;
+          const key = parent + '|' + f.functionName + '|' + f.scriptId + '|' + f.url + '|' +
+            f.lineNumber + '|' + f.columnNumber;
+          let id = stacks.get(key);
+          if (id === undefined) {
+            id = nextStack++;
+            stacks.set(key, id);
+            fresh.push(JSON.stringify({
+              ev: 'stack', id: id, parent: parent,
+              frame: [f.functionName, f.url, f.lineNumber, f.columnNumber, String(f.scriptId)],
+            }));
+          }
+          byNode.set(node.id, id);
+          for (const c of node.children) todo.push([c, id]);
+        }
+        const s = [];
+        for (const x of profile.samples) {
+          const id = byNode.get(x.nodeId);
+          if (id !== undefined) s.push(id, x.size, x.ordinal);
+        }
+        fresh.push('{"ev":"sites","seq":' + seq + ',"t":' + t + ',"rate":' + rate + ',"s":[' +
+          s.join(',') + ']}');
+        if (fd < 0) fd = fs.openSync(path, 'a');
+        fs.writeSync(fd, fresh.join('\n') + '\n');
+      } catch (_) {
+        stop();
+      }
+    }
+    return { read: read, stop: stop };
+  }
 })();

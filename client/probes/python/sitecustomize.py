@@ -16,6 +16,13 @@ When: every LEAKPROBE_PROBE_INTERVAL_MS milliseconds if it is set (at least 10);
 mean CPU time of the last 5 readings (a reading holds the GIL; `cpu_us` in the line), at least
 20 ms, so readings take at most 1/20 (5%) of the process's time and a short run still gets many.
 
+Sites (LEAKPROBE_PROBE_SITES=<N>, `watch --sites`, which implies tracemalloc): _leakprobe_sites()
+below starts tracemalloc with 16 frames, and at each reading (after the full collection) appends
+the totals per traceback to sites-<pid>-0.jsonl beside LEAKPROBE_PROBE_OUT: each traceback once
+({"ev":"stack","id","frames":[[file,line],...]}, innermost first), then per reading
+{"ev":"sites","seq","t","traces":[[id,bytes,blocks],...],"rest":[bytes,blocks],"cut":bytes}: the
+N largest tracebacks, the others summed as "rest" (each of them holds at most "cut" bytes).
+
 Promises: the thread is a daemon (it never keeps the process alive), a failure stops the probe
 silently and never reaches the program, nothing happens when LEAKPROBE_PROBE_OUT is unset, and a
 sitecustomize this file shadows is still imported.
@@ -55,10 +62,12 @@ def _leakprobe_probe():
         except (OSError, ValueError, IndexError):
             return None
     traced = None
-    if os.environ.get("LEAKPROBE_PROBE_TRACEMALLOC") == "1":
+    sites = _leakprobe_sites(out)
+    if sites is not None or os.environ.get("LEAKPROBE_PROBE_TRACEMALLOC") == "1":
         import tracemalloc
 
-        tracemalloc.start()
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
         traced = tracemalloc.get_traced_memory
     state = {"fd": -1, "seq": 0, "stopped": False, "pid": os.getpid(), "lock": threading.Lock()}
 
@@ -81,6 +90,9 @@ def _leakprobe_probe():
                     line += ',"rss":%d,"anon":%d' % mem
                 if traced is not None:
                     line += ',"traced":%d' % traced()[0]
+                if sites is not None:
+                    # After the bytes were read: the snapshot allocates, and is freed again.
+                    sites.read(state["seq"], t)
                 line += "}\n"
                 state["seq"] += 1
                 if state["fd"] < 0:
@@ -112,6 +124,8 @@ def _leakprobe_probe():
         # with a fresh lock (the parent's thread may have held the old one at the fork).
         state["lock"] = threading.Lock()
         state["seq"] = 0
+        if sites is not None:
+            sites.forked()
         if state["pid"] != os.getpid():
             state["pid"] = os.getpid()
             state["stopped"] = False
@@ -123,6 +137,67 @@ def _leakprobe_probe():
     start()
     os.register_at_fork(after_in_child=after_fork)
     atexit.register(sample, "exit")
+
+
+def _leakprobe_sites(out):
+    """`watch --sites`: tracemalloc's totals per traceback at each reading, kept apart from the
+    rest of the probe. None when off; stops itself silently on any failure."""
+    import os
+
+    try:
+        top = int(os.environ.get("LEAKPROBE_PROBE_SITES") or 0)
+    except ValueError:
+        top = 0
+    if top <= 0:
+        return None
+    import json
+    import tracemalloc
+
+    tracemalloc.start(16)
+
+    class Sites:
+        def __init__(self):
+            self.ids = {}
+            self.fd = -1
+            self.dead = False
+            self.path = os.path.join(os.path.dirname(out), "sites-%d-0.jsonl" % os.getpid())
+
+        def forked(self):
+            # A forked child writes its own file and interns its own tracebacks.
+            self.ids = {}
+            self.fd = -1
+            self.path = os.path.join(os.path.dirname(out), "sites-%d-0.jsonl" % os.getpid())
+
+        def read(self, seq, t):
+            if self.dead:
+                return
+            try:
+                stats = tracemalloc.take_snapshot().statistics("traceback")
+                stats.sort(key=lambda s: s.size, reverse=True)
+                lines = []
+                traces = []
+                for st in stats[:top]:
+                    key = tuple((f.filename, f.lineno) for f in st.traceback)
+                    i = self.ids.get(key)
+                    if i is None:
+                        i = len(self.ids)
+                        self.ids[key] = i
+                        # tracemalloc lists the oldest frame first: innermost first here.
+                        lines.append(json.dumps({"ev": "stack", "id": i, "frames": [list(f) for f in reversed(key)]}))
+                    traces.append([i, st.size, st.count])
+                rest = stats[top:]
+                cut = stats[top - 1].size if len(stats) >= top else 0
+                lines.append(json.dumps({
+                    "ev": "sites", "seq": seq, "t": t, "traces": traces,
+                    "rest": [sum(s.size for s in rest), sum(s.count for s in rest)], "cut": cut,
+                }, separators=(",", ":")))
+                if self.fd < 0:
+                    self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                os.write(self.fd, ("\n".join(lines) + "\n").encode())
+            except Exception:
+                self.dead = True
+
+    return Sites()
 
 
 def _leakprobe_chain():

@@ -26,7 +26,8 @@ use crate::watch::clock::monotonic_ns;
 use crate::watch::probe::{Probe, ProbeReader, ProbeSettings};
 use crate::watch::proctree::{Root, TreeSampler};
 use crate::watch::served::{Served, TICK, agent, http_get};
-use crate::watch::session::{Session, Setup};
+use crate::watch::session::{Session, Setup, SitesSetup};
+use crate::watch::sites::{PY_TOP, node_rate};
 use crate::watch::summary::{WatchStop, WatchSummary};
 
 /// SIGTERM to SIGKILL.
@@ -121,6 +122,13 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         requests: args.requests,
         until_verdict: args.until_verdict,
         clock: monotonic_ns,
+        sites: match (&probe, args.sites) {
+            (Some(p), true) => Some(SitesSetup {
+                dir: p.dir().to_path_buf(),
+                heapprofile: heapprofile_out(args)?,
+            }),
+            _ => None,
+        },
     };
     let mut reaper = child.as_ref().map(|_| Reaper::new(pid));
     let mut session = Session::new(
@@ -216,6 +224,20 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     ))
 }
 
+/// Where `--sites` writes Node's last profile: beside `--jsonl` (`run.jsonl` →
+/// `run.heapprofile`), else `leak-report/watch.heapprofile` (the folder made if missing).
+fn heapprofile_out(args: &WatchArgs) -> Result<std::path::PathBuf, String> {
+    match &args.outputs.jsonl {
+        Some(j) => Ok(j.with_extension("heapprofile")),
+        None => {
+            let dir = std::path::PathBuf::from("leak-report");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            Ok(dir.join("watch.heapprofile"))
+        }
+    }
+}
+
 /// Why a watch that saw no request served fails: how it ended, and what the program must do.
 fn no_request(args: &WatchArgs, summary: &WatchSummary, url: &str) -> String {
     format!(
@@ -263,6 +285,10 @@ fn spawn(args: &WatchArgs, url: &str, probe: Option<&Probe>) -> Result<Child, St
         let settings = ProbeSettings {
             interval: args.probe_every,
             tracemalloc: args.probe_tracemalloc,
+            sites: args.sites.then(|| match p.runtime() {
+                Runtime::Node => args.sites_rate.unwrap_or_else(|| node_rate(args.requests)),
+                Runtime::Python => PY_TOP as u64,
+            }),
         };
         for (k, v) in p.env(settings, inherited) {
             cmd.env(k, v);

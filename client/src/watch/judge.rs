@@ -211,6 +211,20 @@ fn split_teardown<T: Copy>(
     (steady, down)
 }
 
+/// The first and the last reading the verdict fitted its slope on: the steady rows (teardown
+/// set aside) from the last one before the first request, sorted by requests, past the
+/// `warmup_excluded` readings the verdict set aside as warm-up (its
+/// [`Verdict::warmup_excluded`]). `--sites` measures growth between these two, so that the
+/// sites and the slope beside them cover the same requests. `None` without such readings.
+pub fn judged_span(heap: &[HeapRow], warmup_excluded: usize) -> Option<(HeapRow, HeapRow)> {
+    let (mut steady, _) = split_teardown(heap, |r| r.teardown, |r| r.live);
+    steady.sort_by_key(|r| r.requests);
+    let rows = from_start(&steady, |r| r.requests);
+    let first = *rows.get(warmup_excluded.min(rows.len().saturating_sub(1)))?;
+    let last = *rows.last()?;
+    (last.requests > first.requests).then_some((first, last))
+}
+
 /// The last steady reading minus the lowest teardown reading, when positive.
 fn released(last_steady: Option<u64>, teardown: &[u64]) -> Option<u64> {
     let lowest = teardown.iter().min()?;
@@ -559,6 +573,21 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn the_judged_span_is_the_verdicts_fitted_readings_without_warm_up_or_teardown() {
+        let mut rows = warming(20_000, 256.0);
+        let n = rows.len();
+        rows[n - 1].teardown = true;
+        let v = judge(&[], Some(&rows), true);
+        let (first, last) = judged_span(&rows, v.verdict.warmup_excluded).expect("a span");
+        // The readings from the start: the one before the first request, then every 50.
+        let from = rows.iter().position(|r| r.requests > 0).expect("busy") - 1;
+        assert_eq!(first, rows[from + v.verdict.warmup_excluded]);
+        assert_eq!(last, rows[n - 2], "the teardown reading is not judged");
+        assert!(first.requests >= 3_000, "past Node's warm-up: {first:?}");
+        assert_eq!(judged_span(&rows[..1], 0), None);
     }
 
     #[test]

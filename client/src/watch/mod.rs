@@ -1,7 +1,8 @@
 //! The parts of `leak-client watch` that judge any process: the memory of a process tree from
 //! `/proc` ([`proctree`]), the runtime probes and their output ([`probe`]), the server's count of
 //! requests served ([`served`]) and the pairing of timestamped readings with it ([`pair`], on
-//! [`clock`]'s clock), the verdict on what was read ([`judge`]), what a run writes
+//! [`clock`]'s clock), the verdict on what was read ([`judge`]), growth per allocation site
+//! under `--sites` ([`sites`]), what a run writes
 //! ([`summary`]), and one watch from its first reading to its summary ([`session`]). Nothing here
 //! starts, signals or waits on the watched command; that is the command's wiring
 //! (`commands::watch`).
@@ -25,4 +26,5 @@ pub mod probe;
 pub mod proctree;
 pub mod served;
 pub mod session;
+pub mod sites;
 pub mod summary;

@@ -98,6 +98,9 @@ pub const OUT_ENV: &str = "LEAKPROBE_PROBE_OUT";
 pub const INTERVAL_ENV: &str = "LEAKPROBE_PROBE_INTERVAL_MS";
 /// `1` turns on tracemalloc in the Python probe.
 pub const TRACEMALLOC_ENV: &str = "LEAKPROBE_PROBE_TRACEMALLOC";
+/// `--sites`: Node's sampling interval in bytes (V8's sampling heap profiler), Python's number
+/// of tracebacks written per reading (tracemalloc, 16 frames).
+pub const SITES_ENV: &str = "LEAKPROBE_PROBE_SITES";
 
 const NODE_PROBE: &str = include_str!("../../probes/node/leakprobe-probe.cjs");
 const PYTHON_PROBE: &str = include_str!("../../probes/python/sitecustomize.py");
@@ -114,6 +117,9 @@ pub struct ProbeSettings {
     pub interval: Option<Duration>,
     /// Python only: run tracemalloc for exact traced bytes (slows allocation-heavy code).
     pub tracemalloc: bool,
+    /// `--sites`: Node's mean bytes between two samples, Python's tracebacks per reading (which
+    /// implies tracemalloc); `None`: off.
+    pub sites: Option<u64>,
 }
 
 /// A probe written to a folder, ready to be loaded into a command.
@@ -157,6 +163,12 @@ impl Probe {
         &self.out
     }
 
+    /// The folder the probe is installed in: `--sites` files are written here too, and frames
+    /// of files under it are the probe's own.
+    pub fn dir(&self) -> &Path {
+        self.out.parent().unwrap_or(&self.out)
+    }
+
     /// The variables to set on the command: the output file, the interval, and the runtime's
     /// loader variable with the probe added to its inherited value (`inherited` is the watcher's
     /// own value of `NODE_OPTIONS` / `PYTHONPATH`, passed in so that nothing here reads the
@@ -174,6 +186,9 @@ impl Probe {
             (OUT_ENV, self.out.clone().into_os_string()),
             (INTERVAL_ENV, OsString::from(interval)),
         ];
+        if let Some(n) = settings.sites {
+            vars.push((SITES_ENV, OsString::from(n.to_string())));
+        }
         match self.runtime {
             Runtime::Node => vars.push(("NODE_OPTIONS", self.node_options(inherited))),
             Runtime::Python => {
@@ -626,11 +641,13 @@ mod tests {
         let settings = ProbeSettings {
             interval: Some(Duration::from_millis(250)),
             tracemalloc: true,
+            sites: Some(200),
         };
         let vars = probe.env(settings, Some(OsString::from("/app/lib")));
         assert!(vars.contains(&("PYTHONPATH", OsString::from("/p:/app/lib"))));
         assert!(vars.contains(&(TRACEMALLOC_ENV, OsString::from("1"))));
         assert!(vars.contains(&(INTERVAL_ENV, OsString::from("250"))));
+        assert!(vars.contains(&(SITES_ENV, OsString::from("200"))));
         let alone = probe.env(ProbeSettings::default(), None);
         assert!(alone.contains(&("PYTHONPATH", OsString::from("/p"))));
     }

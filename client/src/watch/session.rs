@@ -9,12 +9,15 @@ use std::time::{Duration, Instant};
 use crate::jsonl::Jsonl;
 use crate::runtime::Runtime;
 use crate::trend::Trend;
+use crate::sites::SitesSummary;
+use crate::summary::sites_agreement;
 use crate::verdict::{Class, EarlyStop};
 use crate::watch::judge::{self, HeapRow, TreeRow, WatchVerdict, judge, judge_split};
 use crate::watch::pair::ServedLog;
 use crate::watch::probe::{Event, ProbeReader, ProbeTotals, Reading};
 use crate::watch::proctree::{TreeSample, TreeSampler};
 use crate::watch::served::ServedCount;
+use crate::watch::sites::{self as watch_sites, Span};
 use crate::watch::summary::{
     SettledAt, TreeMemory, WatchKind, WatchSample, WatchStop, WatchSummary, log_line,
 };
@@ -81,6 +84,18 @@ pub struct Setup {
     /// `CLOCK_MONOTONIC` nanoseconds now: the clock the tree and the probes stamp their
     /// readings with (`watch::clock::monotonic_ns`; a test's own clock in tests).
     pub clock: fn() -> u64,
+    /// `--sites`: where the probes write their sites files, and where the `.heapprofile` goes.
+    pub sites: Option<SitesSetup>,
+}
+
+/// Where `--sites` reads and writes.
+#[derive(Debug, Clone)]
+pub struct SitesSetup {
+    /// The probe's folder (its `sites-<pid>-<tid>.jsonl` files; frames under it are the probe's).
+    pub dir: std::path::PathBuf,
+    /// Node: the last profile is written here as a `.heapprofile` (the pid is added to the name
+    /// when several processes have profiles).
+    pub heapprofile: std::path::PathBuf,
 }
 
 /// One watch in progress. The command calls [`Session::tick`] every few milliseconds,
@@ -132,6 +147,9 @@ pub struct Session<S, T> {
     /// has doubled (a judge per second would cost the series' length every second).
     class: Option<Class>,
     next_class_at: u64,
+    /// `--sites`: each probe reading's `(pid, tid, seq)` and the served count it was paired with
+    /// (exit readings left out: never judged as steady).
+    paired: Vec<(u32, u32, u64, u64)>,
 }
 
 /// Tree readings before the log line shows a class (the verdict's `min_points`).
@@ -183,6 +201,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             trend: Trend::new(),
             class: None,
             next_class_at: 0,
+            paired: Vec::new(),
         }
     }
 
@@ -317,6 +336,9 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
                 teardown: rd.event == Event::Exit,
             };
             self.heap_rows.push(row);
+            if self.setup.sites.is_some() && rd.event != Event::Exit {
+                self.paired.push((rd.pid, rd.tid, rd.seq, at));
+            }
             let external = self.totals.external_bytes();
             if let Some(x) = external {
                 self.external_rows.push(HeapRow { live: x, ..row });
@@ -421,7 +443,9 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
                 None,
             ),
         };
+        let sites = self.sites(&judged);
         WatchSummary {
+            sites,
             variant: "watch".into(),
             command: self.setup.command,
             pid: self.setup.pid,
@@ -442,6 +466,81 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             left_group: Vec::new(),
             outlived: 0,
         }
+    }
+}
+
+impl<S, T> Session<S, T> {
+    /// `--sites`: the sites between the verdict's first fitted and last steady reading, checked
+    /// against the verdict's heap slope; the last Node profile written as a `.heapprofile`.
+    fn sites(&self, judged: &WatchVerdict) -> Option<SitesSummary> {
+        let (setup, runtime) = (self.setup.sites.as_ref()?, self.setup.probe?);
+        let (first, last) = judge::judged_span(&self.heap_rows, judged.verdict.warmup_excluded)?;
+        let span = Span {
+            first_requests: first.requests,
+            last_requests: last.requests,
+            heap_per_request: (last.live as f64 - first.live as f64)
+                / last.requests.saturating_sub(first.requests).max(1) as f64,
+        };
+        let mut paired: std::collections::HashMap<(u32, u32, u64), u64> =
+            std::collections::HashMap::with_capacity(self.paired.len());
+        for &(pid, tid, seq, at) in &self.paired {
+            paired.insert((pid, tid, seq), at);
+        }
+        let processes = match watch_sites::read_dir(
+            &setup.dir,
+            span.first_requests,
+            span.last_requests,
+            |pid, tid, seq| paired.get(&(pid, tid, seq)).copied(),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("--sites: cannot read {}: {e}", setup.dir.display());
+                return None;
+            }
+        };
+        let trim = watch_sites::Trim::new(runtime, &setup.dir);
+        let mut names = watch_sites::SourceLines::default();
+        let mut s = watch_sites::summarize(&processes, &trim, &mut names, &span)?;
+        // The verdict's heap slope (Node: the heap part; sites see no external memory).
+        let v = &judged.verdict;
+        let slope = judged
+            .split
+            .as_ref()
+            .and_then(|sp| sp.heap)
+            .or(v.slope)
+            .map(|sl| (sl.lo, sl.hi));
+        s.agreement = Some(sites_agreement(&s, v.class, slope));
+        if runtime == Runtime::Node {
+            let with: Vec<_> = processes
+                .iter()
+                .filter(|p| p.last.as_ref().is_some_and(|l| !l.1.samples.is_empty()))
+                .collect();
+            for p in &with {
+                let path = if with.len() == 1 {
+                    setup.heapprofile.clone()
+                } else {
+                    setup
+                        .heapprofile
+                        .with_extension(format!("{}.heapprofile", p.pid))
+                };
+                let written = std::fs::File::create(&path).and_then(|f| {
+                    let mut w = std::io::BufWriter::new(f);
+                    watch_sites::write_heapprofile(p, &mut w)?;
+                    std::io::Write::flush(&mut w)
+                });
+                match written {
+                    Ok(()) => {
+                        let shown = path.display().to_string();
+                        s.heapprofile = Some(match &s.heapprofile {
+                            Some(before) => format!("{before}, {shown}"),
+                            None => shown,
+                        });
+                    }
+                    Err(e) => s.dhat_error = Some(format!("{}: {e}", path.display())),
+                }
+            }
+        }
+        Some(s)
     }
 }
 
@@ -605,6 +704,7 @@ mod tests {
             requests: None,
             until_verdict: false,
             clock: now_ns,
+            sites: None,
         }
     }
 

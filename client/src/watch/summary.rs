@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::sites::SitesSummary;
 use crate::units;
 pub use crate::verdict::SettledAt;
 use crate::verdict::{Class, Slope};
@@ -155,6 +156,9 @@ pub struct WatchSummary {
     /// their own), which the watcher then stopped.
     #[serde(default)]
     pub outlived: usize,
+    /// `--sites`: growth per allocation site between the judged readings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites: Option<SitesSummary>,
 }
 
 impl WatchSummary {
@@ -266,6 +270,9 @@ impl WatchSummary {
                 "note       {} probe lines unreadable",
                 self.probe_bad_lines
             )?;
+        }
+        if let Some(s) = &self.sites {
+            s.print_human(w)?;
         }
         Ok(())
     }

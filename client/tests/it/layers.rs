@@ -112,7 +112,7 @@ const CLIENT: Crate = Crate {
             &[
                 ("clock", &["clock"]),
                 ("readings", &["pair", "served", "probe", "proctree"]),
-                ("judging", &["judge"]),
+                ("judging", &["judge", "sites"]),
                 ("recording", &["summary"]),
                 ("session", &["session"]),
             ],

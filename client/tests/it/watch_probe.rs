@@ -75,6 +75,7 @@ fn fast() -> ProbeSettings {
     ProbeSettings {
         interval: Some(Duration::from_millis(50)),
         tracemalloc: false,
+        sites: None,
     }
 }
 
@@ -150,6 +151,7 @@ fn the_probe_neither_keeps_node_alive_nor_loses_its_node_options() {
     let hour = ProbeSettings {
         interval: Some(Duration::from_secs(3600)),
         tracemalloc: false,
+        sites: None,
     };
     // The inherited option must still apply: a 64 MiB old space.
     let script = "console.log(Math.round(require('v8').getHeapStatistics().heap_size_limit / 1048576) < 200)";
@@ -201,6 +203,7 @@ fn without_an_interval_readings_are_paced_by_their_own_cost() {
         let settings = ProbeSettings {
             interval: None,
             tracemalloc,
+            sites: None,
         };
         let (out, readings) = run_probed(&probe, settings, None, program, &args);
         assert!(out.status.success(), "{program}: {out:?}");
@@ -305,6 +308,7 @@ fn python_readings_count_kept_objects_and_tracemalloc_bytes() {
     let settings = ProbeSettings {
         interval: Some(Duration::from_millis(50)),
         tracemalloc: true,
+        sites: None,
     };
     // Keeps 20,000 small objects and 10 MB of buffers.
     let script = "import time\nkept = [object() for _ in range(20000)] + [bytearray(1000000) for _ in range(10)]\ntime.sleep(0.3)";

@@ -1,0 +1,844 @@
+//! `watch --sites`: reads the probes' allocation-site files (`sites-<pid>-<tid>.jsonl`, see the
+//! probes' headers and `probe`'s module docs), diffs each process's first and last judged
+//! reading per allocation stack, trims the runtime's and the probe's own frames, groups by leaf
+//! frame, by inclusive frame and by script, and returns the same [`SitesSummary`] the Rust
+//! variants' `--sites` report; also rebuilds the last Node profile as a `.heapprofile`. It reads
+//! files only after the watch (never while the program runs) and judges nothing: the agreement
+//! with the verdict is `summary::sites_agreement`'s.
+//!
+//! # Node: V8's sampling heap profiler
+//! A sample stands for `bytes` (V8's estimate, `size × round(1/p)`, `p = 1 − e^(−size/R)`);
+//! samples carry an ordinal, so the diff matches them between two readings exactly as heapmeter
+//! matches its own: samples live in both cancel, growth is the new samples' bytes minus the gone
+//! ones', and its variance the sum of `w·(w − size)` over those (heapmeter's `estimate`; the
+//! size is recovered from `w` and `R`). A site grows when `growth − 3σ > 0` with a new sample.
+//! V8 names the function, not the line: a frame's line is where its function starts.
+//!
+//! # Python: tracemalloc
+//! Exact bytes per traceback, but only the largest [`PY_TOP`] per reading are written; one
+//! missing from a reading's list held at most that reading's `cut`. So growth has an interval
+//! (`last − first` with the unknown end anywhere in `[0, cut]`), and a site grows when its
+//! interval's low end is at least [`PY_FLOOR`] bytes per request — exact sizes have no sampling
+//! noise, but a program's own caches move by a few bytes per request.
+//!
+//! # Frames
+//! Innermost first. Trimmed: Node's own (`node:…` URLs, V8 builtins without a script) and, for
+//! Python, importlib's frozen frames; package frames (`node_modules/next/dist/…`) stay. A stack
+//! with a frame of the probe is the probe's own; a stack with nothing left is the runtime's own:
+//! both are counted apart (`harness_bytes`) unless they grow, when the runtime's is listed by
+//! its innermost frame (async stacks are absent: a leak inside a library called from a callback
+//! may show only internal frames).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::runtime::Runtime;
+use crate::sites::{SiteRow, SitesSummary, TOP};
+use crate::units;
+
+/// Python tracebacks written per reading (the rest summed as one line).
+pub const PY_TOP: usize = 200;
+/// Python: a site grows when its growth's low end is at least this many bytes per request.
+pub const PY_FLOOR: f64 = 8.0;
+/// Node's samples: growing beyond this many standard errors (heapmeter's `GROWTH_Z`).
+const Z: f64 = heapmeter::sites::GROWTH_Z;
+/// Frames kept per row.
+const FRAMES: usize = 8;
+
+/// The mean bytes between two V8 samples for a run of `requests` (when known): the Rust sites'
+/// rule (one sample per N bytes for N requests, between 4 KiB and 512 KiB: 64 B/request sized
+/// within ±25%), and V8's own default of 32 KiB when the run's length is unknown.
+pub fn node_rate(requests: Option<u64>) -> u64 {
+    const V8_DEFAULT: u64 = 32 * 1024;
+    requests.map_or(V8_DEFAULT, |n| n.clamp(4 * 1024, 512 * 1024))
+}
+
+/// One frame, as the probes write it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frame {
+    pub function: String,
+    /// Node: the script's URL (`file:///…`, `node:…`, empty for builtins); Python: the file.
+    pub url: String,
+    /// 1-based line (Node: where the function starts); 0 when unknown.
+    pub line: u32,
+    /// 1-based column (Node only); 0 when unknown.
+    pub column: u32,
+    /// V8's script id (Node only).
+    pub script_id: String,
+}
+
+impl Frame {
+    /// `function (file:line)` with the file shortened.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.display_function(), self.location())
+    }
+
+    fn display_function(&self) -> &str {
+        if self.function.is_empty() {
+            "(anonymous)"
+        } else {
+            &self.function
+        }
+    }
+
+    /// `file:line`, the file shortened to what a reader needs.
+    pub fn location(&self) -> String {
+        let line = if self.line > 0 {
+            self.line.to_string()
+        } else {
+            "?".into()
+        };
+        format!("{}:{line}", short_url(&self.url))
+    }
+}
+
+/// A script URL or path as a reader wants it: from `node_modules/` on for a package, else its
+/// last three components.
+pub fn short_url(url: &str) -> String {
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    if let Some(at) = path.rfind("node_modules/") {
+        return path[at..].to_string();
+    }
+    if let Some(at) = path.rfind("site-packages/") {
+        return path[at + "site-packages/".len()..].to_string();
+    }
+    let parts: Vec<&str> = path.rsplitn(4, '/').collect();
+    if parts.len() == 4 {
+        let mut p: Vec<&str> = parts[..3].to_vec();
+        p.reverse();
+        return p.join("/");
+    }
+    path.to_string()
+}
+
+/// What a stack is, once trimmed.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// The program's: the trimmed frames, innermost first (never empty).
+    Program(Vec<Frame>),
+    /// Only the runtime's frames: the untrimmed ones, innermost first.
+    Runtime(Vec<Frame>),
+    /// A frame of the probe is in it.
+    Probe,
+}
+
+/// How the frames are trimmed.
+#[derive(Debug, Clone)]
+pub struct Trim {
+    runtime: Runtime,
+    /// The folder the probe was installed in (its frames are the probe's own).
+    probe_dir: String,
+}
+
+impl Trim {
+    pub fn new(runtime: Runtime, probe_dir: &Path) -> Trim {
+        Trim {
+            runtime,
+            probe_dir: probe_dir.to_string_lossy().into_owned(),
+        }
+    }
+
+    fn is_probe(&self, f: &Frame) -> bool {
+        let path = f.url.strip_prefix("file://").unwrap_or(&f.url);
+        !self.probe_dir.is_empty() && path.starts_with(&self.probe_dir)
+    }
+
+    /// The runtime's own frames: Node's `node:` modules and builtins (no script), V8's pseudo
+    /// frames (`(root)`); Python's frozen importlib.
+    fn is_runtime(&self, f: &Frame) -> bool {
+        match self.runtime {
+            Runtime::Node => f.url.is_empty() || f.url.starts_with("node:"),
+            Runtime::Python => {
+                f.url.starts_with("<frozen importlib") || f.url.starts_with("<frozen site")
+            }
+        }
+    }
+
+    /// `frames` (innermost first) trimmed.
+    fn kind(&self, frames: &[Frame]) -> Kind {
+        if frames.iter().any(|f| self.is_probe(f)) {
+            return Kind::Probe;
+        }
+        let kept: Vec<Frame> = frames
+            .iter()
+            .filter(|f| !self.is_runtime(f))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            Kind::Runtime(
+                frames
+                    .iter()
+                    .filter(|f| !f.function.starts_with('('))
+                    .cloned()
+                    .collect(),
+            )
+        } else {
+            Kind::Program(kept)
+        }
+    }
+}
+
+/// Growth of a group of samples between two readings (heapmeter's `SiteGrowth`, for a watch).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Acc {
+    pub first_bytes: f64,
+    pub last_bytes: f64,
+    pub last_samples: u64,
+    pub growth: f64,
+    /// Variance of `growth` (Node); 0 for Python's exact bytes.
+    pub variance: f64,
+    /// Python: the interval of `growth` from the readings' cuts (`lo`, `hi`); Node: 0.
+    pub slack_lo: f64,
+    pub slack_hi: f64,
+    pub new_samples: u64,
+    pub gone_samples: u64,
+}
+
+impl Acc {
+    fn add(&mut self, o: &Acc) {
+        self.first_bytes += o.first_bytes;
+        self.last_bytes += o.last_bytes;
+        self.last_samples += o.last_samples;
+        self.growth += o.growth;
+        self.variance += o.variance;
+        self.slack_lo += o.slack_lo;
+        self.slack_hi += o.slack_hi;
+        self.new_samples += o.new_samples;
+        self.gone_samples += o.gone_samples;
+    }
+
+    /// Growth per request and its interval.
+    fn per_request(&self, requests: u64) -> (f64, f64, f64) {
+        let n = requests.max(1) as f64;
+        let half = Z * self.variance.sqrt();
+        (
+            self.growth / n,
+            (self.growth - half - self.slack_lo) / n,
+            (self.growth + half + self.slack_hi) / n,
+        )
+    }
+
+    fn is_growing(&self, runtime: Runtime, requests: u64) -> bool {
+        let (_, lo, _) = self.per_request(requests);
+        match runtime {
+            Runtime::Node => self.new_samples > 0 && lo > 0.0,
+            Runtime::Python => lo >= PY_FLOOR,
+        }
+    }
+}
+
+/// The size of a V8 sample that stands for `w` bytes at one sample per `rate` bytes: the `s`
+/// with `s / (1 − e^(−s/rate)) = w` (`w ≥ rate` always; a sample that stands for itself is
+/// that size).
+pub fn sample_size(w: f64, rate: u64) -> f64 {
+    let r = rate.max(1) as f64;
+    if w <= r {
+        return 0.0;
+    }
+    let f = |s: f64| s / -(-s / r).exp_m1();
+    let (mut lo, mut hi) = (0.0, w);
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if f(mid) < w {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (lo + hi) / 2.0
+}
+
+/// One reading of one process: Node's live samples or Python's totals per traceback.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SitesReading {
+    pub seq: u64,
+    /// Node: one sample per this many bytes.
+    pub rate: u64,
+    /// Node: `(stack, bytes, ordinal)`, sorted by ordinal.
+    pub samples: Vec<(u32, f64, u64)>,
+    /// Python: `stack → (bytes, blocks)`.
+    pub traces: HashMap<u32, (u64, u64)>,
+    /// Python: the bytes of the smallest listed traceback (an unlisted one held at most this).
+    pub cut: u64,
+    /// Python: the unlisted tracebacks' bytes and blocks.
+    pub rest: (u64, u64),
+}
+
+/// The wire form of a sites line.
+#[derive(Deserialize)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+enum Line {
+    Stack {
+        id: u32,
+        /// Node: the stack is its parent plus `frame`.
+        #[serde(default)]
+        parent: Option<i64>,
+        #[serde(default)]
+        frame: Option<(String, String, i64, i64, String)>,
+        /// Python: the whole stack, innermost first.
+        #[serde(default)]
+        frames: Option<Vec<(String, i64)>>,
+    },
+    Sites {
+        seq: u64,
+        #[serde(default)]
+        rate: Option<u64>,
+        #[serde(default)]
+        s: Option<Vec<f64>>,
+        #[serde(default)]
+        traces: Option<Vec<(u32, u64, u64)>>,
+        #[serde(default)]
+        rest: Option<(u64, u64)>,
+        #[serde(default)]
+        cut: Option<u64>,
+    },
+}
+
+/// One process's sites file, reduced to the two readings the diff needs.
+#[derive(Debug, Default)]
+pub struct ProcessSites {
+    pub pid: u32,
+    pub tid: u32,
+    /// Every stack, innermost frame first.
+    pub stacks: Vec<Vec<Frame>>,
+    /// Node: each stack's parent (`None` for the root), for the `.heapprofile`.
+    pub parents: Vec<Option<u32>>,
+    pub first: Option<(u64, SitesReading)>,
+    pub last: Option<(u64, SitesReading)>,
+    /// Lines that could not be read.
+    pub bad_lines: u64,
+}
+
+/// `sites-<pid>-<tid>.jsonl` → `(pid, tid)`.
+fn file_ids(name: &str) -> Option<(u32, u32)> {
+    let rest = name.strip_prefix("sites-")?.strip_suffix(".jsonl")?;
+    let (pid, tid) = rest.split_once('-')?;
+    Some((pid.parse().ok()?, tid.parse().ok()?))
+}
+
+/// The sites files in the probe's folder, sorted.
+pub fn files(dir: &Path) -> io::Result<Vec<(u32, u32, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some((pid, tid)) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(file_ids)
+        else {
+            continue;
+        };
+        out.push((pid, tid, path));
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl ProcessSites {
+    /// Reads one process's file, keeping the reading at the fewest requests at or after `from`
+    /// and the one at the most at or before `to`; `requests_at(seq)` is the served count the
+    /// watcher paired the probe's reading `seq` with (`None`: not a steady reading, skipped).
+    pub fn read(
+        pid: u32,
+        tid: u32,
+        input: impl BufRead,
+        from: u64,
+        to: u64,
+        requests_at: impl Fn(u64) -> Option<u64>,
+    ) -> io::Result<ProcessSites> {
+        let mut p = ProcessSites {
+            pid,
+            tid,
+            ..ProcessSites::default()
+        };
+        for line in input.lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Line>(&line) {
+                Ok(Line::Stack {
+                    id,
+                    parent,
+                    frame,
+                    frames,
+                }) => {
+                    if id as usize != p.stacks.len() {
+                        p.bad_lines += 1;
+                        continue;
+                    }
+                    let (stack, parent) = match (frame, frames) {
+                        (Some((function, url, line, column, script_id)), _) => {
+                            let parent = parent
+                                .and_then(|x| u32::try_from(x).ok())
+                                .filter(|&x| (x as usize) < p.stacks.len());
+                            let f = Frame {
+                                function,
+                                url,
+                                line: u32::try_from(line + 1).unwrap_or(0),
+                                column: u32::try_from(column + 1).unwrap_or(0),
+                                script_id,
+                            };
+                            let mut stack = vec![f];
+                            if let Some(x) = parent {
+                                stack.extend(p.stacks[x as usize].iter().cloned());
+                            }
+                            (stack, parent)
+                        }
+                        (None, Some(frames)) => (
+                            frames
+                                .into_iter()
+                                .map(|(file, line)| Frame {
+                                    function: String::new(),
+                                    url: file,
+                                    line: u32::try_from(line).unwrap_or(0),
+                                    column: 0,
+                                    script_id: String::new(),
+                                })
+                                .collect(),
+                            None,
+                        ),
+                        (None, None) => {
+                            p.bad_lines += 1;
+                            continue;
+                        }
+                    };
+                    p.stacks.push(stack);
+                    p.parents.push(parent);
+                }
+                Ok(Line::Sites {
+                    seq,
+                    rate,
+                    s,
+                    traces,
+                    rest,
+                    cut,
+                }) => {
+                    let Some(at) = requests_at(seq) else {
+                        continue;
+                    };
+                    let wanted_first = at >= from && p.first.as_ref().is_none_or(|f| at < f.0);
+                    let wanted_last = at <= to && p.last.as_ref().is_none_or(|l| at >= l.0);
+                    if !wanted_first && !wanted_last {
+                        continue;
+                    }
+                    let mut r = SitesReading {
+                        seq,
+                        rate: rate.unwrap_or(0),
+                        cut: cut.unwrap_or(0),
+                        rest: rest.unwrap_or((0, 0)),
+                        ..SitesReading::default()
+                    };
+                    for c in s.unwrap_or_default().chunks_exact(3) {
+                        let stack = c[0] as u32;
+                        if (stack as usize) < p.stacks.len() && c[1] >= 0.0 && c[2] >= 0.0 {
+                            r.samples.push((stack, c[1], c[2] as u64));
+                        }
+                    }
+                    r.samples.sort_by_key(|x| x.2);
+                    for (id, bytes, blocks) in traces.unwrap_or_default() {
+                        if (id as usize) < p.stacks.len() {
+                            r.traces.insert(id, (bytes, blocks));
+                        }
+                    }
+                    if wanted_first {
+                        p.first = Some((at, r.clone()));
+                    }
+                    if wanted_last {
+                        p.last = Some((at, r));
+                    }
+                }
+                Err(_) => p.bad_lines += 1,
+            }
+        }
+        Ok(p)
+    }
+
+    /// Per stack, the growth from the first reading to the last (empty without two readings).
+    pub fn growth(&self) -> HashMap<u32, Acc> {
+        let mut map: HashMap<u32, Acc> = HashMap::new();
+        let (Some((a, first)), Some((b, last))) = (&self.first, &self.last) else {
+            return map;
+        };
+        if b <= a {
+            return map;
+        }
+        // Node: samples matched by ordinal (both sorted by it).
+        let rate = last.rate.max(first.rate);
+        let (mut i, mut j) = (0, 0);
+        let (x, y) = (&first.samples, &last.samples);
+        while i < x.len() || j < y.len() {
+            match (x.get(i), y.get(j)) {
+                (Some(p), Some(q)) if p.2 == q.2 => {
+                    let e = map.entry(q.0).or_default();
+                    e.first_bytes += p.1;
+                    e.last_bytes += q.1;
+                    e.last_samples += 1;
+                    i += 1;
+                    j += 1;
+                }
+                (Some(p), q) if q.is_none_or(|q| p.2 < q.2) => {
+                    let e = map.entry(p.0).or_default();
+                    e.first_bytes += p.1;
+                    e.growth -= p.1;
+                    e.variance += p.1 * (p.1 - sample_size(p.1, rate));
+                    e.gone_samples += 1;
+                    i += 1;
+                }
+                (_, Some(q)) => {
+                    let e = map.entry(q.0).or_default();
+                    e.last_bytes += q.1;
+                    e.last_samples += 1;
+                    e.growth += q.1;
+                    e.variance += q.1 * (q.1 - sample_size(q.1, rate));
+                    e.new_samples += 1;
+                    j += 1;
+                }
+                (_, None) => break,
+            }
+        }
+        // Python: exact totals; a traceback missing from one list held at most its cut.
+        let ids: std::collections::BTreeSet<u32> = first
+            .traces
+            .keys()
+            .chain(last.traces.keys())
+            .copied()
+            .collect();
+        for id in ids {
+            let e = map.entry(id).or_default();
+            let (fb, fc) = first.traces.get(&id).copied().unwrap_or((0, 0));
+            let (lb, lc) = last.traces.get(&id).copied().unwrap_or((0, 0));
+            e.first_bytes += fb as f64;
+            e.last_bytes += lb as f64;
+            e.last_samples += lc;
+            e.growth += lb as f64 - fb as f64;
+            e.new_samples += lc.saturating_sub(fc);
+            e.gone_samples += fc.saturating_sub(lc);
+            if !first.traces.contains_key(&id) {
+                e.slack_lo += first.cut as f64;
+            }
+            if !last.traces.contains_key(&id) {
+                e.slack_hi += last.cut as f64;
+            }
+        }
+        map
+    }
+
+    /// Requests between the two readings.
+    pub fn requests(&self) -> u64 {
+        match (&self.first, &self.last) {
+            (Some((a, _)), Some((b, _))) => b.saturating_sub(*a),
+            _ => 0,
+        }
+    }
+}
+
+/// A group's key and its figures.
+#[derive(Debug, Clone)]
+struct Group {
+    /// The frames shown (innermost first; the first is the headline).
+    frames: Vec<Frame>,
+    acc: Acc,
+    runtime_only: bool,
+}
+
+/// Adds `acc` to the group `key`.
+fn add(map: &mut BTreeMap<String, Group>, key: String, frames: &[Frame], acc: &Acc, rt: bool) {
+    map.entry(key)
+        .or_insert_with(|| Group {
+            frames: frames.to_vec(),
+            acc: Acc::default(),
+            runtime_only: rt,
+        })
+        .acc
+        .add(acc);
+}
+
+/// Names a frame for the reader: Python's tracebacks carry no function name, so the source
+/// line itself stands in (read once per file).
+pub trait Namer {
+    fn name(&mut self, f: &Frame) -> Frame;
+}
+
+/// Python's frames named by their source line; Node's as they are.
+#[derive(Debug, Default)]
+pub struct SourceLines {
+    files: HashMap<String, Option<Vec<String>>>,
+}
+
+impl Namer for SourceLines {
+    fn name(&mut self, f: &Frame) -> Frame {
+        if !f.function.is_empty() || f.line == 0 {
+            return f.clone();
+        }
+        let lines = self.files.entry(f.url.clone()).or_insert_with(|| {
+            std::fs::read_to_string(&f.url)
+                .ok()
+                .map(|t| t.lines().map(|l| l.trim().to_string()).collect())
+        });
+        let text = lines
+            .as_ref()
+            .and_then(|l| l.get(f.line as usize - 1))
+            .filter(|l| !l.is_empty())
+            .map_or_else(|| "?".to_string(), |l| format!("`{l}`"));
+        Frame {
+            function: text,
+            ..f.clone()
+        }
+    }
+}
+
+/// What the watcher passes in besides the files.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// The judged readings' served counts (the verdict's first fitted and last steady reading).
+    pub first_requests: u64,
+    pub last_requests: u64,
+    /// The judged heap's growth per request between them (summed over the tree).
+    pub heap_per_request: f64,
+}
+
+/// The sites table of `processes` (each reduced by [`ProcessSites::read`]).
+pub fn summarize(
+    processes: &[ProcessSites],
+    trim: &Trim,
+    namer: &mut dyn Namer,
+    span: &Span,
+) -> Option<SitesSummary> {
+    let requests = span.last_requests.saturating_sub(span.first_requests);
+    let with_two: Vec<&ProcessSites> = processes
+        .iter()
+        .filter(|p| p.requests() > 0)
+        .collect();
+    if with_two.is_empty() || requests == 0 {
+        return None;
+    }
+    let mut leaf: BTreeMap<String, Group> = BTreeMap::new();
+    let mut inclusive: BTreeMap<String, Group> = BTreeMap::new();
+    let mut scripts: BTreeMap<String, Group> = BTreeMap::new();
+    let mut probe = Acc::default();
+    let (mut total, mut stacks_seen, mut samples) = (Acc::default(), 0u32, 0u64);
+    let mut rate = 0;
+    for p in &with_two {
+        let growth = p.growth();
+        stacks_seen += growth.len() as u32;
+        if let Some((_, l)) = &p.last {
+            rate = rate.max(l.rate);
+            samples += l.samples.len() as u64 + l.traces.values().map(|t| t.1).sum::<u64>();
+        }
+        for (stack, acc) in &growth {
+            total.add(acc);
+            let frames = &p.stacks[*stack as usize];
+            let (kept, rt) = match trim.kind(frames) {
+                Kind::Probe => {
+                    probe.add(acc);
+                    continue;
+                }
+                Kind::Program(f) => (f, false),
+                Kind::Runtime(f) => (f, true),
+            };
+            let Some(head) = kept.first() else {
+                probe.add(acc);
+                continue;
+            };
+            let key = |f: &Frame| format!("{}\u{0}{}\u{0}{}", f.function, f.url, f.line);
+            add(&mut leaf, key(head), &kept, acc, rt);
+            let mut seen = std::collections::BTreeSet::new();
+            let mut seen_scripts = std::collections::BTreeSet::new();
+            for (i, f) in kept.iter().enumerate() {
+                if seen.insert(key(f)) {
+                    add(&mut inclusive, key(f), &kept[i..], acc, rt);
+                }
+                if seen_scripts.insert(f.url.clone()) {
+                    let script = Frame {
+                        function: short_url(&f.url),
+                        line: 0,
+                        ..f.clone()
+                    };
+                    add(&mut scripts, f.url.clone(), &[script], acc, rt);
+                }
+            }
+        }
+    }
+    let runtime = trim.runtime;
+    let row = |g: &Group, growing: bool, namer: &mut dyn Namer| -> SiteRow {
+        let frames: Vec<Frame> = g.frames.iter().take(FRAMES).map(|f| namer.name(f)).collect();
+        let head = frames.first();
+        let (per, lo, hi) = g.acc.per_request(requests);
+        SiteRow {
+            function: head.map_or_else(|| "?".into(), |f| f.display_function().to_string()),
+            file: head.map(|f| short_url(&f.url)),
+            line: head.map(|f| f.line).filter(|l| *l > 0),
+            frames: frames.iter().map(Frame::label).collect(),
+            first_bytes: g.acc.first_bytes,
+            last_bytes: g.acc.last_bytes,
+            growth_per_request: per,
+            lo,
+            hi,
+            samples: g.acc.last_samples,
+            new_samples: g.acc.new_samples,
+            gone_samples: g.acc.gone_samples,
+            growing,
+        }
+    };
+    let growing_of = |map: &BTreeMap<String, Group>| -> Vec<Group> {
+        let mut v: Vec<Group> = map
+            .values()
+            .filter(|g| g.acc.is_growing(runtime, requests))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| b.acc.growth.total_cmp(&a.acc.growth));
+        v.truncate(TOP);
+        v
+    };
+    let mut flat: Vec<&Group> = leaf
+        .values()
+        .filter(|g| !g.acc.is_growing(runtime, requests) && !g.runtime_only)
+        .filter(|g| g.acc.last_bytes > 0.0)
+        .collect();
+    flat.sort_by(|a, b| b.acc.last_bytes.total_cmp(&a.acc.last_bytes));
+    let (mut own_bytes, mut own_sites) = (probe.last_bytes, 0u32);
+    for g in leaf.values() {
+        if g.runtime_only && !g.acc.is_growing(runtime, requests) {
+            own_bytes += g.acc.last_bytes;
+            own_sites += 1;
+        }
+    }
+    if probe.last_bytes > 0.0 {
+        own_sites += 1;
+    }
+    let (per, lo, hi) = total.per_request(requests);
+    let (first, last) = with_two
+        .iter()
+        .filter_map(|p| Some((p.first.as_ref()?.0, p.last.as_ref()?.0)))
+        .fold((u64::MAX, 0), |(a, b), (x, y)| (a.min(x), b.max(y)));
+    let source = match runtime {
+        Runtime::Node => format!(
+            "V8's sampling heap profiler, 1 sample per {} allocated (live samples)",
+            units::bytes(rate as f64)
+        ),
+        Runtime::Python => format!(
+            "tracemalloc, exact bytes of the {PY_TOP} largest tracebacks per reading (16 frames)"
+        ),
+    };
+    Some(SitesSummary {
+        rate,
+        samples,
+        stacks: stacks_seen,
+        first_reading: "first judged reading".into(),
+        first_requests: first,
+        last_reading: "last judged reading".into(),
+        last_requests: last,
+        growing: growing_of(&leaf)
+            .iter()
+            .map(|g| row(g, true, namer))
+            .collect(),
+        flat: flat
+            .into_iter()
+            .take(TOP)
+            .map(|g| row(g, false, namer))
+            .collect(),
+        harness_bytes: own_bytes,
+        harness_sites: own_sites,
+        total_per_request: per,
+        total_lo: lo,
+        total_hi: hi,
+        heap_per_request: span.heap_per_request,
+        agreement: None,
+        dhat: None,
+        dhat_error: None,
+        source: Some(source),
+        by_frame: growing_of(&inclusive)
+            .iter()
+            .map(|g| row(g, true, namer))
+            .collect(),
+        by_script: growing_of(&scripts)
+            .iter()
+            .map(|g| row(g, true, namer))
+            .collect(),
+        heapprofile: None,
+    })
+}
+
+/// Writes `p`'s last Node reading as a `.heapprofile` (the `HeapProfiler.getSamplingProfile`
+/// result Chrome DevTools' Memory tab and speedscope open: `{head: {callFrame, selfSize, id,
+/// children}, samples: [{size, nodeId, ordinal}]}`), the stack ids as node ids.
+pub fn write_heapprofile(p: &ProcessSites, w: &mut dyn Write) -> io::Result<()> {
+    let Some((_, last)) = &p.last else {
+        return Err(io::Error::other("no reading"));
+    };
+    let n = p.stacks.len();
+    let mut children: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for (id, parent) in p.parents.iter().enumerate() {
+        match parent {
+            Some(x) => children[*x as usize].push(id as u32),
+            None => roots.push(id as u32),
+        }
+    }
+    let mut self_size = vec![0.0f64; n];
+    for (stack, bytes, _) in &last.samples {
+        self_size[*stack as usize] += bytes;
+    }
+    // Iteratively, as JSON: a deep stack must not overflow ours.
+    fn node(p: &ProcessSites, id: u32, self_size: &[f64]) -> serde_json::Value {
+        let f = &p.stacks[id as usize][0];
+        serde_json::json!({
+            "callFrame": {
+                "functionName": f.function,
+                "scriptId": f.script_id,
+                "url": f.url,
+                "lineNumber": i64::from(f.line) - 1,
+                "columnNumber": i64::from(f.column) - 1,
+            },
+            "selfSize": self_size[id as usize].round() as u64,
+            "id": id + 1,
+            "children": [],
+        })
+    }
+    let Some(&root) = roots.first() else {
+        return Err(io::Error::other("no stack"));
+    };
+    // Build bottom-up: children before parents (ids are assigned parent first).
+    let mut built: Vec<Option<serde_json::Value>> = vec![None; n];
+    for id in (0..n as u32).rev() {
+        let mut v = node(p, id, &self_size);
+        let kids: Vec<serde_json::Value> = children[id as usize]
+            .iter()
+            .filter_map(|c| built[*c as usize].take())
+            .collect();
+        v["children"] = serde_json::Value::Array(kids);
+        built[id as usize] = Some(v);
+    }
+    let head = built[root as usize].take().unwrap_or(serde_json::Value::Null);
+    let samples: Vec<serde_json::Value> = last
+        .samples
+        .iter()
+        .map(|(stack, bytes, ordinal)| {
+            serde_json::json!({"size": bytes.round() as u64, "nodeId": stack + 1, "ordinal": ordinal})
+        })
+        .collect();
+    serde_json::to_writer(w, &serde_json::json!({"head": head, "samples": samples}))
+        .map_err(io::Error::other)
+}
+
+/// Reads every process's file in `dir` (see [`ProcessSites::read`]).
+pub fn read_dir(
+    dir: &Path,
+    from: u64,
+    to: u64,
+    requests_at: impl Fn(u32, u32, u64) -> Option<u64>,
+) -> io::Result<Vec<ProcessSites>> {
+    let mut out = Vec::new();
+    for (pid, tid, path) in files(dir)? {
+        let f = BufReader::new(File::open(&path)?);
+        out.push(ProcessSites::read(pid, tid, f, from, to, |seq| {
+            requests_at(pid, tid, seq)
+        })?);
+    }
+    Ok(out)
+}
