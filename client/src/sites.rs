@@ -460,20 +460,26 @@ impl SitesSummary {
                 writeln!(w, "  {title}  per request [interval]")?;
             }
             for s in rows.iter() {
+                // A script's row names the script: no line to add.
+                let at = s.line.map_or_else(String::new, |_| format!("  {}", s.location()));
                 writeln!(
                     w,
-                    "    {:>9} [{}, {}]  {}  {}",
+                    "    {:>9} [{}, {}]  {}{at}",
                     units::per_request(s.growth_per_request),
                     units::per_request(s.lo),
                     units::per_request(s.hi),
                     s.function,
-                    s.location()
                 )?;
             }
         }
+        let heap = if self.source.is_some() {
+            "the judged heap"
+        } else {
+            "the counted heap"
+        };
         writeln!(
             w,
-            "  all sites {}/request [{}, {}]; the counted heap {}/request between the same readings",
+            "  all sites {}/request [{}, {}]; {heap} {}/request between the same readings",
             units::per_request(self.total_per_request),
             units::per_request(self.total_lo),
             units::per_request(self.total_hi),

@@ -18,7 +18,8 @@ mean CPU time of the last 5 readings (a reading holds the GIL; `cpu_us` in the l
 
 Sites (LEAKPROBE_PROBE_SITES=<N>, `watch --sites`, which implies tracemalloc): _leakprobe_sites()
 below starts tracemalloc with 16 frames, and at each reading (after the full collection) appends
-the totals per traceback to sites-<pid>-0.jsonl beside LEAKPROBE_PROBE_OUT: each traceback once
+the totals per traceback to sites-<pid>-0.jsonl beside LEAKPROBE_PROBE_OUT (paced on its own, at
+most 1/20 of the process's time, so not at every reading): each traceback once
 ({"ev":"stack","id","frames":[[file,line],...]}, innermost first), then per reading
 {"ev":"sites","seq","t","traces":[[id,bytes,blocks],...],"rest":[bytes,blocks],"cut":bytes}: the
 N largest tracebacks, the others summed as "rest" (each of them holds at most "cut" bytes).
@@ -90,9 +91,6 @@ def _leakprobe_probe():
                     line += ',"rss":%d,"anon":%d' % mem
                 if traced is not None:
                     line += ',"traced":%d' % traced()[0]
-                if sites is not None:
-                    # After the bytes were read: the snapshot allocates, and is freed again.
-                    sites.read(state["seq"], t)
                 line += "}\n"
                 state["seq"] += 1
                 if state["fd"] < 0:
@@ -101,6 +99,10 @@ def _leakprobe_probe():
                 if len(costs) == keep:
                     costs.pop(0)
                 costs.append((time.thread_time_ns() - c0) / 1e9)
+                if sites is not None and ev != "exit":
+                    # After the bytes were read (the snapshot allocates, and is freed again), and
+                    # paced by its own cost, apart from the reading's.
+                    sites.read(state["seq"] - 1, t)
             except Exception:
                 state["stopped"] = True
 
@@ -151,51 +153,95 @@ def _leakprobe_sites(out):
     if top <= 0:
         return None
     import json
+    import sys
+    import time
     import tracemalloc
 
     tracemalloc.start(16)
 
     class Sites:
         def __init__(self):
-            self.ids = {}
-            self.fd = -1
+            self.forked()
             self.dead = False
-            self.path = os.path.join(os.path.dirname(out), "sites-%d-0.jsonl" % os.getpid())
 
         def forked(self):
             # A forked child writes its own file and interns its own tracebacks.
             self.ids = {}
             self.fd = -1
+            self.next_ns = 0
+            self.costs = []
             self.path = os.path.join(os.path.dirname(out), "sites-%d-0.jsonl" % os.getpid())
 
-        def read(self, seq, t):
-            if self.dead:
-                return
+        def totals(self):
+            # Bytes and blocks per traceback. tracemalloc's own list when it has one (each
+            # traceback is one shared tuple, innermost frame first, so grouping by identity is
+            # exact and cheap); else through a snapshot (3-4x slower).
             try:
-                stats = tracemalloc.take_snapshot().statistics("traceback")
-                stats.sort(key=lambda s: s.size, reverse=True)
+                import _tracemalloc
+
+                raw = _tracemalloc._get_traces()
+            except (ImportError, AttributeError):
+                raw = None
+            groups = {}
+            if raw is not None:
+                for trace in raw:
+                    tb = trace[2]
+                    g = groups.get(id(tb))
+                    if g is None:
+                        groups[id(tb)] = [tb, trace[1], 1]
+                    else:
+                        g[1] += trace[1]
+                        g[2] += 1
+                return list(groups.values())
+            for st in tracemalloc.take_snapshot().statistics("traceback"):
+                # A snapshot lists the oldest frame first.
+                tb = tuple((f.filename, f.lineno) for f in reversed(st.traceback))
+                groups.setdefault(tb, [tb, 0, 0])
+                groups[tb][1] += st.size
+                groups[tb][2] += st.count
+            return list(groups.values())
+
+        def read(self, seq, t):
+            # Paced apart from the readings: at most 1/20 of the process's time, 20 x the mean
+            # CPU time of the last 5 (a 40k-block heap's totals take ~50-150 ms).
+            if self.dead or time.monotonic_ns() < self.next_ns:
+                return
+            switch = sys.getswitchinterval()
+            try:
+                # Hold the GIL through the read, as a collection does: handed back every 5 ms,
+                # the busy main thread stretched a 0.3 s read (CPU) to 6 s of wall time, and the
+                # heap readings behind it with it.
+                sys.setswitchinterval(max(switch, 1.0))
+                c0 = time.thread_time_ns()
+                stats = self.totals()
+                stats.sort(key=lambda g: g[1], reverse=True)
                 lines = []
                 traces = []
-                for st in stats[:top]:
-                    key = tuple((f.filename, f.lineno) for f in st.traceback)
+                for tb, size, count in stats[:top]:
+                    key = tuple(tuple(f) for f in tb)
                     i = self.ids.get(key)
                     if i is None:
                         i = len(self.ids)
                         self.ids[key] = i
-                        # tracemalloc lists the oldest frame first: innermost first here.
-                        lines.append(json.dumps({"ev": "stack", "id": i, "frames": [list(f) for f in reversed(key)]}))
-                    traces.append([i, st.size, st.count])
+                        lines.append(json.dumps({"ev": "stack", "id": i, "frames": [list(f) for f in key]}))
+                    traces.append([i, size, count])
                 rest = stats[top:]
-                cut = stats[top - 1].size if len(stats) >= top else 0
+                cut = stats[top - 1][1] if len(stats) >= top else 0
                 lines.append(json.dumps({
                     "ev": "sites", "seq": seq, "t": t, "traces": traces,
-                    "rest": [sum(s.size for s in rest), sum(s.count for s in rest)], "cut": cut,
+                    "rest": [sum(g[1] for g in rest), sum(g[2] for g in rest)], "cut": cut,
                 }, separators=(",", ":")))
+                del stats, rest
                 if self.fd < 0:
                     self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 os.write(self.fd, ("\n".join(lines) + "\n").encode())
+                cost = time.thread_time_ns() - c0
+                self.costs = (self.costs + [cost])[-5:]
+                self.next_ns = time.monotonic_ns() + 20 * sum(self.costs) // len(self.costs)
             except Exception:
                 self.dead = True
+            finally:
+                sys.setswitchinterval(switch)
 
     return Sites()
 

@@ -276,6 +276,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             anon: Some(s.mem.anon),
             procs: Some(s.procs),
             pid: None,
+            seq: None,
         };
         self.out.push(&sample);
         // This sample's lines (the probe's readings, then the tree's) in one write.
@@ -355,6 +356,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
                 anon: None,
                 procs: None,
                 pid: Some(rd.pid),
+                seq: Some(rd.seq),
             });
         }
     }

@@ -211,6 +211,14 @@ impl Acc {
         self.gone_samples += o.gone_samples;
     }
 
+    /// Scales the growth (and its spread) measured over `n` requests to `n × factor`.
+    fn scale(&mut self, factor: f64) {
+        self.growth *= factor;
+        self.variance *= factor * factor;
+        self.slack_lo *= factor;
+        self.slack_hi *= factor;
+    }
+
     /// Growth per request and its interval.
     fn per_request(&self, requests: u64) -> (f64, f64, f64) {
         let n = requests.max(1) as f64;
@@ -572,7 +580,8 @@ pub struct SourceLines {
 
 impl Namer for SourceLines {
     fn name(&mut self, f: &Frame) -> Frame {
-        if !f.function.is_empty() || f.line == 0 {
+        // Node's frames always come from V8 (an empty name is an anonymous function).
+        if !f.function.is_empty() || f.line == 0 || !f.script_id.is_empty() {
             return f.clone();
         }
         let lines = self.files.entry(f.url.clone()).or_insert_with(|| {
@@ -624,7 +633,13 @@ pub fn summarize(
     let (mut total, mut stacks_seen, mut samples) = (Acc::default(), 0u32, 0u64);
     let mut rate = 0;
     for p in &with_two {
-        let growth = p.growth();
+        // Each process's growth over its own readings, scaled to the span: a process read less
+        // often than the verdict's series (Python's sites are paced apart) covers less of it.
+        let scale = requests as f64 / p.requests() as f64;
+        let mut growth = p.growth();
+        for acc in growth.values_mut() {
+            acc.scale(scale);
+        }
         stacks_seen += growth.len() as u32;
         if let Some((_, l)) = &p.last {
             rate = rate.max(l.rate);
@@ -657,7 +672,9 @@ pub fn summarize(
                     let script = Frame {
                         function: short_url(&f.url),
                         line: 0,
-                        ..f.clone()
+                        column: 0,
+                        url: f.url.clone(),
+                        script_id: f.script_id.clone(),
                     };
                     add(&mut scripts, f.url.clone(), &[script], acc, rt);
                 }

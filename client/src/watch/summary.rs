@@ -44,6 +44,10 @@ pub struct WatchSample {
     pub procs: Option<u32>,
     /// The process a probe reading came from.
     pub pid: Option<u32>,
+    /// The probe reading's own sequence number in that process (its `seq`: `--sites` files
+    /// name their readings by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// Why the watch ended.
