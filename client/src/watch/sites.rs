@@ -859,3 +859,277 @@ pub fn read_dir(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames as recorded: no file is read for a name.
+    struct AsIs;
+    impl Namer for AsIs {
+        fn name(&mut self, f: &Frame) -> Frame {
+            f.clone()
+        }
+    }
+
+    /// A recorded run in `tests/data/watch/sites/NAME`: its processes (the two judged readings
+    /// of each), the trim for its probe's folder, and its span.
+    fn recorded(name: &str, runtime: Runtime) -> (Vec<ProcessSites>, Trim, Span, serde_json::Value) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/watch/sites")
+            .join(name);
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("meta.json")).expect("meta.json"),
+        )
+        .expect("meta parses");
+        let pairs: Vec<(u32, u32, u64, u64)> =
+            serde_json::from_value(meta["pairs"].clone()).expect("pairs");
+        let first = pairs.iter().map(|p| p.3).min().expect("a pair");
+        let last = pairs.iter().map(|p| p.3).max().expect("a pair");
+        let processes = read_dir(&dir, first, last, |pid, tid, seq| {
+            pairs
+                .iter()
+                .find(|p| (p.0, p.1, p.2) == (pid, tid, seq))
+                .map(|p| p.3)
+        })
+        .expect("reads");
+        let probe_dir = meta["probe_dir"].as_str().expect("probe_dir");
+        let span = Span {
+            first_requests: first,
+            last_requests: last,
+            heap_per_request: meta["heap_per_request"].as_f64().expect("heap"),
+        };
+        (processes, Trim::new(runtime, Path::new(probe_dir)), span, meta)
+    }
+
+    fn summary_of(name: &str, runtime: Runtime) -> (SitesSummary, f64) {
+        let (processes, trim, span, _) = recorded(name, runtime);
+        let s = summarize(&processes, &trim, &mut AsIs, &span).expect("two readings");
+        (s, span.heap_per_request)
+    }
+
+    #[test]
+    fn a_recorded_node_leak_tops_at_the_planting_function_within_a_quarter_of_the_heap() {
+        let (s, heap) = summary_of("node-leak", Runtime::Node);
+        let top = s.growing.first().expect("a growing site");
+        assert_eq!(top.function, "plant", "{s:#?}");
+        assert_eq!(top.file.as_deref(), Some("examples/node/loop.js"));
+        assert_eq!(top.line, Some(76), "where `function plant` starts");
+        let g = top.growth_per_request;
+        assert!((g - heap).abs() <= 0.25 * heap, "{g} vs heap {heap}");
+        assert!((g - 1024.0).abs() <= 0.25 * 1024.0, "{g} vs the planted 1 KiB");
+        assert!(top.lo > 0.0 && top.lo < g && g < top.hi, "{top:?}");
+        // Nothing of Node's own or the probe's is listed as a flat site.
+        for f in &s.flat {
+            assert!(f.frames.iter().all(|fr| !fr.contains("node:")), "{f:?}");
+        }
+        assert!(s.harness_sites > 0 && s.harness_bytes > 0.0, "{s:?}");
+        // Inclusive: `run` (the loop calling `plant`) grows by the same samples.
+        assert!(s.by_frame.iter().any(|r| r.function == "run"), "{:?}", s.by_frame);
+        assert!(
+            s.by_script
+                .iter()
+                .any(|r| r.function == "examples/node/loop.js"),
+            "{:?}",
+            s.by_script
+        );
+    }
+
+    #[test]
+    fn a_recorded_clean_node_run_has_no_growing_site() {
+        let (s, _) = summary_of("node-clean", Runtime::Node);
+        assert!(s.growing.is_empty(), "{:?}", s.growing);
+        assert!(s.by_frame.is_empty() && s.by_script.is_empty(), "{s:?}");
+        assert!(!s.flat.is_empty());
+    }
+
+    #[test]
+    fn a_recorded_python_leak_tops_at_the_planting_line_within_a_quarter_of_the_heap() {
+        let (s, heap) = summary_of("python-leak", Runtime::Python);
+        let top = s.growing.first().expect("a growing site");
+        assert_eq!(top.file.as_deref(), Some("examples/python/loop.py"), "{top:?}");
+        assert_eq!(top.line, Some(75), "kept.append(bytearray(leak))");
+        let g = top.growth_per_request;
+        assert!((g - heap).abs() <= 0.25 * heap, "{g} vs heap {heap}");
+        assert_eq!(s.growing.len(), 1, "{:?}", s.growing);
+        // importlib's frames are trimmed: no row shows one.
+        for r in s.flat.iter().chain(&s.growing) {
+            assert!(r.frames.iter().all(|f| !f.contains("<frozen importlib")), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_recorded_clean_python_run_has_no_growing_site() {
+        let (s, _) = summary_of("python-clean", Runtime::Python);
+        assert!(s.growing.is_empty(), "{:?}", s.growing);
+    }
+
+    const STACKS: &str = r#"{"ev":"stack","id":0,"parent":-1,"frame":["(root)","",-1,-1,"0"]}
+{"ev":"stack","id":1,"parent":0,"frame":["handler","file:///app/server.js",9,0,"7"]}
+{"ev":"stack","id":2,"parent":1,"frame":["a","file:///app/server.js",19,0,"7"]}
+{"ev":"stack","id":3,"parent":1,"frame":["b","file:///app/server.js",29,0,"7"]}
+"#;
+
+    fn node_process(readings: &str) -> ProcessSites {
+        let text = format!("{STACKS}{readings}");
+        let at = |seq: u64| Some(seq * 1000);
+        ProcessSites::read(1, 0, text.as_bytes(), 1000, 2000, at).expect("reads")
+    }
+
+    #[test]
+    fn samples_alive_at_both_readings_cancel_and_only_new_and_gone_ones_count() {
+        // Ordinal 1 lives through, 2 is freed, 3 and 4 are new.
+        let p = node_process(
+            r#"{"ev":"sites","seq":1,"t":1,"rate":1024,"s":[2,1024,1,2,2048,2]}
+{"ev":"sites","seq":2,"t":2,"rate":1024,"s":[2,1024,1,2,4096,3,3,1500,4]}
+"#,
+        );
+        let g = p.growth();
+        let a = g[&2];
+        assert_eq!((a.new_samples, a.gone_samples, a.last_samples), (1, 1, 2));
+        assert_eq!(a.growth, 4096.0 - 2048.0);
+        assert_eq!((a.first_bytes, a.last_bytes), (3072.0, 5120.0));
+        let b = g[&3];
+        assert_eq!((b.growth, b.new_samples), (1500.0, 1));
+        assert!(a.variance > 0.0 && b.variance > 0.0);
+        assert_eq!(p.requests(), 1000);
+    }
+
+    #[test]
+    fn inlining_moves_samples_between_leaves_but_not_out_of_the_inclusive_frame() {
+        // The same retained bytes seen under `a` first and under `b` last (V8 inlined `a`).
+        let mut readings = String::from(r#"{"ev":"sites","seq":1,"t":1,"rate":64,"s":["#);
+        let first: Vec<String> = (0..50).map(|i| format!("2,64,{i}")).collect();
+        readings.push_str(&first.join(","));
+        readings.push_str("]}\n");
+        readings.push_str(r#"{"ev":"sites","seq":2,"t":2,"rate":64,"s":["#);
+        let last: Vec<String> = (0..50)
+            .map(|i| format!("2,64,{i}"))
+            .chain((100..400).map(|i| format!("3,64,{i}")))
+            .collect();
+        readings.push_str(&last.join(","));
+        readings.push_str("]}\n");
+        let p = node_process(&readings);
+        let trim = Trim::new(Runtime::Node, Path::new("/probe"));
+        let span = Span {
+            first_requests: 1000,
+            last_requests: 2000,
+            heap_per_request: 19.2,
+        };
+        let s = summarize(&[p], &trim, &mut AsIs, &span).expect("summary");
+        assert_eq!(s.growing.len(), 1, "{:?}", s.growing);
+        assert_eq!(s.growing[0].function, "b");
+        assert_eq!(s.growing[0].line, Some(30), "1-based");
+        let handler = s.by_frame.iter().find(|r| r.function == "handler");
+        let handler = handler.expect("the caller grows, inclusive");
+        assert!((handler.growth_per_request - 300.0 * 64.0 / 1000.0).abs() < 1e-9);
+        assert_eq!(s.by_script.len(), 1);
+        assert_eq!(s.by_script[0].function, "/app/server.js");
+        assert!((s.total_per_request - 19.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn frames_of_node_and_the_probe_are_trimmed_and_packages_kept() {
+        let f = |function: &str, url: &str| Frame {
+            function: function.into(),
+            url: url.into(),
+            line: 1,
+            column: 1,
+            script_id: "1".into(),
+        };
+        let trim = Trim::new(Runtime::Node, Path::new("/tmp/leakprobe-watch-x"));
+        let user = [
+            f("set password", "node:internal/url"),
+            f("push", ""),
+            f("n", "file:///app/node_modules/next/dist/compiled/app-route.runtime.dev.js"),
+            f("handler", "file:///app/route.js"),
+            f("processTicksAndRejections", "node:internal/process/task_queues"),
+        ];
+        match trim.kind(&user) {
+            Kind::Program(kept) => {
+                let names: Vec<&str> = kept.iter().map(|k| k.function.as_str()).collect();
+                assert_eq!(names, ["n", "handler"]);
+                assert_eq!(
+                    short_url(&kept[0].url),
+                    "node_modules/next/dist/compiled/app-route.runtime.dev.js"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let internal = [f("(root)", ""), f("listOnTimeout", "node:internal/timers")];
+        assert_eq!(
+            trim.kind(&internal),
+            Kind::Runtime(vec![f("listOnTimeout", "node:internal/timers")])
+        );
+        let probe = [
+            f("read", "file:///tmp/leakprobe-watch-x/leakprobe-probe.cjs"),
+            f("handler", "file:///app/route.js"),
+        ];
+        assert_eq!(trim.kind(&probe), Kind::Probe);
+        let py = Trim::new(Runtime::Python, Path::new("/tmp/leakprobe-watch-y"));
+        let frames = [
+            f("", "/app/cache.py"),
+            f("", "<frozen importlib._bootstrap>"),
+            f("", "/app/main.py"),
+        ];
+        match py.kind(&frames) {
+            Kind::Program(kept) => assert_eq!(kept.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_python_traceback_missing_from_a_list_widens_its_interval_by_the_cut() {
+        let text = r#"{"ev":"stack","id":0,"frames":[["/app/a.py",3],["/app/main.py",9]]}
+{"ev":"stack","id":1,"frames":[["/app/b.py",5],["/app/main.py",9]]}
+{"ev":"sites","seq":1,"t":1,"traces":[[1,5000,5]],"rest":[900,9],"cut":5000}
+{"ev":"sites","seq":2,"t":2,"traces":[[0,100000,100],[1,5000,5]],"rest":[900,9],"cut":5000}
+"#;
+        let p = ProcessSites::read(1, 0, text.as_bytes(), 1000, 2000, |s| Some(s * 1000))
+            .expect("reads");
+        let g = p.growth();
+        assert_eq!(g[&0].growth, 100_000.0);
+        assert_eq!(g[&0].slack_lo, 5000.0, "held up to the cut at the first reading");
+        assert_eq!(g[&1].growth, 0.0);
+        let (per, lo, hi) = g[&0].per_request(1000);
+        assert_eq!((per, lo, hi), (100.0, 95.0, 100.0));
+        assert!(g[&0].is_growing(Runtime::Python, 1000));
+        assert!(!g[&1].is_growing(Runtime::Python, 1000));
+    }
+
+    #[test]
+    fn a_sample_size_is_recovered_from_what_it_stands_for() {
+        let rate = 32 * 1024;
+        for size in [16usize, 1000, 32 * 1024, 200_000] {
+            let w = heapmeter::sites::weight(size, rate);
+            let s = sample_size(w, rate);
+            assert!((s - size as f64).abs() <= 1e-6 * w, "{size}: {s}");
+        }
+        assert_eq!(sample_size(100.0, rate), 0.0);
+    }
+
+    #[test]
+    fn the_heapprofile_is_the_last_readings_tree_with_its_samples() {
+        let (processes, _, _, _) = recorded("node-leak", Runtime::Node);
+        let mut out = Vec::new();
+        write_heapprofile(&processes[0], &mut out).expect("writes");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(v["head"]["callFrame"]["functionName"], "(root)");
+        let mut ids = std::collections::HashSet::new();
+        let mut total = 0u64;
+        let mut todo = vec![&v["head"]];
+        while let Some(n) = todo.pop() {
+            assert!(ids.insert(n["id"].as_u64().expect("id")), "ids are unique");
+            total += n["selfSize"].as_u64().expect("selfSize");
+            todo.extend(n["children"].as_array().expect("children"));
+        }
+        let samples = v["samples"].as_array().expect("samples");
+        let last = &processes[0].last.as_ref().expect("last").1;
+        assert_eq!(samples.len(), last.samples.len());
+        let sum: u64 = samples.iter().map(|s| s["size"].as_u64().expect("size")).sum();
+        assert!(total.abs_diff(sum) <= samples.len() as u64, "{total} vs {sum}");
+        for s in samples {
+            assert!(ids.contains(&s["nodeId"].as_u64().expect("nodeId")));
+        }
+    }
+}

@@ -414,6 +414,7 @@ mod tests {
             anon: None,
             procs: Some(3),
             pid: None,
+            seq: None,
             external: None,
         };
         let line = log_line(&now, (11_400, 21_990), Some(12.0), Some(Class::Stable));
