@@ -511,7 +511,12 @@ impl<S, T> Session<S, T> {
             .and_then(|sp| sp.heap)
             .or(v.slope)
             .map(|sl| (sl.lo, sl.hi));
-        s.agreement = Some(sites_agreement(&s, v.class, slope));
+        s.agreement = Some(match (runtime, v.class, v.slope) {
+            (Runtime::Python, Class::Leak, Some(sl)) => {
+                watch_sites::exact_agreement(&s, sl.bytes_per_request)
+            }
+            _ => sites_agreement(&s, v.class, slope),
+        });
         if runtime == Runtime::Node {
             let with: Vec<_> = processes
                 .iter()

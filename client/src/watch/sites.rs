@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::runtime::Runtime;
-use crate::sites::{SiteRow, SitesSummary, TOP};
+use crate::sites::{Agreement, SiteRow, SitesSummary, TOP};
 use crate::units;
 
 /// Python tracebacks written per reading (the rest summed as one line).
@@ -781,6 +781,41 @@ pub fn summarize(
     })
 }
 
+/// Python's sites beside a `leak` verdict's slope (B/request): both are exact (tracemalloc's
+/// bytes, no sampling), so their intervals are too narrow to overlap when the two windows
+/// differ (the sites are read less often than the heap); they agree when the sites' total is
+/// within [`EXACT_TOLERANCE`] of the slope. Other classes, and Node's sampled sites, are
+/// `summary::sites_agreement`'s.
+pub fn exact_agreement(sites: &SitesSummary, slope: f64) -> Agreement {
+    let sum: f64 = sites.growing.iter().map(|s| s.growth_per_request).sum();
+    let off = (sites.total_per_request - slope).abs() / slope.abs().max(1.0);
+    let consistent = !sites.growing.is_empty() && off <= EXACT_TOLERANCE;
+    let note = if sites.growing.is_empty() {
+        format!(
+            "the verdict is leak but no site grows by {PY_FLOOR} B/request or more: the growth \
+             is spread over tracebacks beyond the {PY_TOP} listed"
+        )
+    } else {
+        format!(
+            "the growing sites account for {}/request, all sites {}/request (exact), {:.0}% from \
+             the verdict's slope {}/request{}",
+            units::per_request(sum),
+            units::per_request(sites.total_per_request),
+            off * 100.0,
+            units::per_request(slope),
+            if consistent {
+                ": consistent with the verdict (leak)"
+            } else {
+                ""
+            }
+        )
+    };
+    Agreement { consistent, note }
+}
+
+/// How far Python's exact sites may be from the verdict's slope and agree: 10%.
+pub const EXACT_TOLERANCE: f64 = 0.10;
+
 /// Writes `p`'s last Node reading as a `.heapprofile` (the `HeapProfiler.getSamplingProfile`
 /// result Chrome DevTools' Memory tab and speedscope open: `{head: {callFrame, selfSize, id,
 /// children}, samples: [{size, nodeId, ordinal}]}`), the stack ids as node ids.
@@ -956,6 +991,16 @@ mod tests {
         for r in s.flat.iter().chain(&s.growing) {
             assert!(r.frames.iter().all(|f| !f.contains("<frozen importlib")), "{r:?}");
         }
+    }
+
+    #[test]
+    fn exact_sites_agree_with_a_leak_within_a_tenth_of_its_slope() {
+        let (s, heap) = summary_of("python-leak", Runtime::Python);
+        let near = exact_agreement(&s, s.total_per_request * 1.05);
+        assert!(near.consistent, "{}", near.note);
+        let far = exact_agreement(&s, s.total_per_request * 1.3);
+        assert!(!far.consistent, "{}", far.note);
+        assert!(exact_agreement(&s, heap).consistent);
     }
 
     #[test]

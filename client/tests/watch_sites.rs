@@ -1,0 +1,185 @@
+//! `leak-client watch --sites` end to end on the example programs: a planted leak's top growing
+//! site is the code that plants it, within ±25% of the heap slope, and a clean run has no
+//! growing site; for Node (V8's sampling heap profiler, plus the `.heapprofile` it writes) and
+//! for Python (tracemalloc). Each case is bounded (a few thousand requests, a timeout).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("leakprobe-watch-sites-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
+
+/// Fails (not skips) when a real runtime these tests drive is missing, saying how to get it.
+fn need(program: &str, apt_package: &str) {
+    if Command::new(program).arg("--version").output().is_err() {
+        panic!(
+            "this test drives a real `{program}`, not on PATH: apt-get install -y {apt_package}"
+        );
+    }
+}
+
+/// `leak-client watch --json --quiet --sites --probe PROBE --jsonl JSONL -- COMMAND`, with
+/// `env`, bounded to 3 minutes; returns the summary.
+fn watch_sites(probe: &str, jsonl: &Path, command: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
+        .args(["watch", "--json", "--quiet", "--sites", "--probe", probe, "--jsonl"])
+        .arg(jsonl)
+        .arg("--")
+        .args(command)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn leak-client");
+    let t0 = Instant::now();
+    let out: Output = loop {
+        if child.try_wait().expect("wait").is_some() {
+            break child.wait_with_output().expect("output");
+        }
+        if t0.elapsed() > Duration::from_secs(180) {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("watch did not finish: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("sites "), "the summary's sites block: {stderr}");
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON summary; stderr:\n{stderr}"));
+    serde_json::from_str(line).expect("summary parses")
+}
+
+/// The judged heap's slope (Node: the heap part; the sites see V8's heap only).
+fn heap_slope(s: &Value) -> f64 {
+    let j = &s["judged"];
+    j["split"]["heap"]["bytes_per_request"]
+        .as_f64()
+        .or_else(|| j["verdict"]["slope"]["bytes_per_request"].as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+fn node(script: &str) -> Vec<String> {
+    need("node", "nodejs");
+    vec![
+        "node".into(),
+        examples().join("node").join(script).display().to_string(),
+    ]
+}
+
+fn python() -> Vec<String> {
+    need("python3", "python3");
+    vec![
+        "python3".into(),
+        examples().join("python/loop.py").display().to_string(),
+    ]
+}
+
+/// The 1-based line of `examples/FILE` that holds `text`.
+fn line_of(file: &str, text: &str) -> u64 {
+    let src = std::fs::read_to_string(examples().join(file)).expect("the example");
+    let at = src.lines().position(|l| l.contains(text));
+    at.map(|i| i as u64 + 1)
+        .unwrap_or_else(|| panic!("{file} has no `{text}`"))
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_planted_node_leak_is_found_at_the_function_that_plants_it() {
+    let jsonl = tmp("node-leak.jsonl");
+    let s = watch_sites(
+        "node",
+        &jsonl,
+        &args(&node("fetch.js")),
+        &[
+            ("REQUESTS", "8000"),
+            ("PAUSE_MS", "0"),
+            ("LEAK_BYTES", "1024"),
+        ],
+    );
+    assert_eq!(s["judged"]["verdict"]["class"], "leak", "{s}");
+    let sites = &s["sites"];
+    let top = &sites["growing"][0];
+    assert_eq!(top["function"], "plant", "{sites:#}");
+    assert_eq!(top["file"], "examples/node/loop.js", "{sites:#}");
+    // V8 names functions: the line is where `plant` starts.
+    let plant = line_of("node/loop.js", "function plant(");
+    assert_eq!(top["line"], plant, "{sites:#}");
+    let g = top["growth_per_request"].as_f64().expect("growth");
+    let heap = heap_slope(&s);
+    assert!((g - heap).abs() <= 0.25 * heap, "top site {g} vs heap {heap}");
+    assert_eq!(sites["agreement"]["consistent"], true, "{sites:#}");
+    // The last profile, as DevTools opens it.
+    let profile = jsonl.with_extension("heapprofile");
+    assert_eq!(sites["heapprofile"], profile.display().to_string());
+    let p: Value = serde_json::from_str(&std::fs::read_to_string(&profile).expect("written"))
+        .expect("a JSON profile");
+    assert_eq!(p["head"]["callFrame"]["functionName"], "(root)");
+    assert!(!p["samples"].as_array().expect("samples").is_empty());
+}
+
+#[test]
+fn a_clean_node_loop_has_no_growing_site() {
+    let s = watch_sites(
+        "node",
+        &tmp("node-clean.jsonl"),
+        &args(&node("fetch.js")),
+        &[("REQUESTS", "8000"), ("PAUSE_MS", "0")],
+    );
+    let sites = &s["sites"];
+    assert!(sites.is_object(), "{s}");
+    assert_eq!(sites["growing"], Value::Array(vec![]), "{sites:#}");
+}
+
+#[test]
+fn a_planted_python_leak_is_found_at_the_line_that_plants_it() {
+    let s = watch_sites(
+        "python",
+        &tmp("python-leak.jsonl"),
+        &args(&python()),
+        &[("REQUESTS", "4000"), ("LEAK_BYTES", "1024")],
+    );
+    assert_eq!(s["judged"]["verdict"]["class"], "leak", "{s}");
+    let sites = &s["sites"];
+    let top = &sites["growing"][0];
+    assert_eq!(top["file"], "examples/python/loop.py", "{sites:#}");
+    let plants = line_of("python/loop.py", "kept.append(bytearray(leak))");
+    assert_eq!(top["line"], plants, "{sites:#}");
+    assert_eq!(top["function"], "`kept.append(bytearray(leak))`");
+    let g = top["growth_per_request"].as_f64().expect("growth");
+    let heap = heap_slope(&s);
+    assert!((g - heap).abs() <= 0.25 * heap, "top site {g} vs heap {heap}");
+    assert_eq!(sites["agreement"]["consistent"], true, "{sites:#}");
+}
+
+#[test]
+fn a_clean_python_loop_has_no_growing_site() {
+    let s = watch_sites(
+        "python",
+        &tmp("python-clean.jsonl"),
+        &args(&python()),
+        &[("REQUESTS", "4000")],
+    );
+    let sites = &s["sites"];
+    assert!(sites.is_object(), "{s}");
+    assert_eq!(sites["growing"], Value::Array(vec![]), "{sites:#}");
+}
