@@ -252,6 +252,10 @@ pub fn run_watch(
     if let Some(p) = probe {
         args.push("--probe".into());
         args.push(p.name().into());
+        // The workload's --sites, for the watched program too (its probe samples the sites).
+        if workload.sites {
+            args.push("--sites".into());
+        }
     }
     args.extend(["--".into(), "sh".into(), "-c".into(), spec.command.clone()]);
     let mut cmd = files.command(exe, &args)?;

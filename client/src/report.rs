@@ -350,9 +350,13 @@ pub fn write_all(dir: &Path, ctx: &Context, results: &[RunResult]) -> Result<(),
     Ok(())
 }
 
-/// A run's sampled allocation sites (variants run with `--sites`).
+/// A run's sampled allocation sites (variants run with `--sites`; watched programs with a probe
+/// and `--sites`).
 fn sites(r: &RunResult) -> Option<&crate::sites::SitesSummary> {
-    r.variant().and_then(|s| s.sites.as_ref())
+    match &r.summary {
+        RunSummary::Watch(w) => w.sites.as_ref(),
+        _ => r.variant().and_then(|s| s.sites.as_ref()),
+    }
 }
 
 /// `leak-client`'s invocation from a clone of the repository, where it is not on PATH.
@@ -400,8 +404,9 @@ fn report_md(w: &mut dyn Write, ctx: &Context, results: &[RunResult]) -> io::Res
         writeln!(
             w,
             "Sampled call sites: those whose estimated live bytes grow with requests beyond their \
-             interval, then the largest that do not. Each run's full profile is its \
-             `<name>.dhat-heap.json` (open it in Valgrind's `dh_view.html`).\n"
+             interval, then the largest that do not. Each variant's full profile is its \
+             `<name>.dhat-heap.json` (open it in Valgrind's `dh_view.html`); a watched Node \
+             program's is its `<name>.heapprofile` (Chrome DevTools' Memory tab, speedscope).\n"
         )?;
         for (h, r) in headers(results).iter().zip(results) {
             if let Some(sites) = sites(r) {

@@ -183,3 +183,49 @@ fn a_clean_python_loop_has_no_growing_site() {
     assert!(sites.is_object(), "{s}");
     assert_eq!(sites["growing"], Value::Array(vec![]), "{sites:#}");
 }
+
+#[test]
+fn compare_puts_a_watched_node_programs_sites_in_its_report() {
+    let dir = tmp("compare");
+    let _ = std::fs::remove_dir_all(&dir);
+    let spec = format!("js=node '{}'", node("fetch.js")[1]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
+        .args([
+            "compare", "--variants", "raw", "--requests", "6000", "--rounds", "1", "--linger",
+            "0s", "--latency", "1ms", "--concurrency", "1", "--sites", "--probe", "node",
+            "--watch", &spec, "--out",
+        ])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .env("LEAK_BYTES", "1024")
+        .env("PAUSE_MS", "0")
+        .env_remove("REQUESTS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn leak-client");
+    let t0 = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if t0.elapsed() > Duration::from_secs(240) {
+            let _ = child.kill();
+            panic!("compare did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+    let section = md
+        .split("## Allocation sites")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no sites section: {md}"));
+    let js = section
+        .split("### js")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no sites for the watched program: {section}"));
+    assert!(js.contains("V8's sampling heap profiler"), "{js}");
+    assert!(js.contains("| `plant` examples/node/loop.js:"), "{js}");
+    assert!(js.contains("js.heapprofile"), "{js}");
+    assert!(dir.join("js.heapprofile").is_file());
+}
