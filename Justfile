@@ -54,7 +54,7 @@ bench *args:
 bench-sites *args:
     cargo bench -p leak-client --bench throughput -- sites "$@"
 
-# The probes' cost: a Node fetch loop and a Python loop under watch without and with the probe at its default (and Python's --probe-tracemalloc), interleaved and repeated, requests/s and CPU ratios; then the planted 1 KiB leaks judged (e.g. `just bench-probe --secs 5 --repeats 3`, `--no-leaks`).
+# The probes' cost: a Node fetch loop and a Python loop under watch without and with the probe at its default (and Python's --probe-tracemalloc, and --sites against the probe alone), interleaved and repeated, requests/s and CPU ratios; then the planted 1 KiB leaks judged (e.g. `just bench-probe --secs 5 --repeats 3`, `--no-leaks`).
 bench-probe *args:
     cargo build --release -q -p leak-client
     python3 client/benches/probe_cost.py "${CARGO_TARGET_DIR:-target}/release/leak-client" "$@"

@@ -14,7 +14,9 @@ itself by, and in wall time); then it ends the loop. A ratio is with/without wit
 (the modes of a repeat run back to back, their order rotated each repeat), reported as the median
 and the min-max over repeats: on a machine shared with other work the spread says how far to
 trust the median.
-Python's exact mode (`--probe-tracemalloc`) is measured the same way.
+Python's exact mode (`--probe-tracemalloc`) is measured the same way, and `--sites` (V8's sampling
+heap profiler read at every reading; tracemalloc with 16 frames and its totals per traceback),
+whose ratio is against the probe alone (the `vs` column).
 """
 
 import argparse
@@ -73,18 +75,27 @@ finally:
 NODE = ["node", os.path.join(ROOT, "examples/node/fetch.js")]
 PYTHON = ["python3", os.path.join(ROOT, "examples/python/loop.py")]
 
-# (program, command, environment, [(mode, watch flags)]): the first mode is the reference.
+# (program, command, environment, [(mode, watch flags)]): the first mode is the reference, but
+# for the modes REFERENCE names (`--sites` beside the probe alone).
 CASES = [
     ("node fetch", NODE, {"PAUSE_MS": "0"}, [
         ("without", []),
         ("--probe node", ["--probe", "node"]),
+        ("--probe node --sites", ["--probe", "node", "--sites"]),
     ]),
     ("python loop", PYTHON, {}, [
         ("without", []),
         ("--probe python", ["--probe", "python"]),
         ("--probe python --probe-tracemalloc", ["--probe", "python", "--probe-tracemalloc"]),
+        ("--probe python --sites", ["--probe", "python", "--sites"]),
     ]),
 ]
+
+# The mode a mode's ratio is against, when not its program's first.
+REFERENCE = {
+    "--probe node --sites": "--probe node",
+    "--probe python --sites": "--probe python",
+}
 
 # (name, command, environment, watch flags, bytes kept per request): judged once each.
 LEAKS = [
@@ -166,22 +177,23 @@ def main():
         print("%d × %gs per mode, interleaved; ratio = with / without in the same repeat "
               "(median, min–max); load average at the end %s" % (args.repeats, args.secs, load()))
         print()
-        print("| program | mode | requests/s | ratio | CPU µs/request | CPU ratio "
+        print("| program | mode | requests/s | ratio | vs | CPU µs/request | CPU ratio "
               "| probe's readings: CPU | wall |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for program, _, _, modes in CASES:
-            base = results[program][modes[0][0]]
             for mode, _ in modes:
+                ref = REFERENCE.get(mode, modes[0][0])
+                base = results[program][ref]
                 runs = results[program][mode]
                 ratio = [a[0] / b[0] for a, b in zip(runs, base)]
                 cpu_ratio = [a[1] / b[1] for a, b in zip(runs, base)]
                 cpu_share = [x[2][0] * 100 for x in runs if x[2] is not None]
                 wall_share = [x[2][1] * 100 for x in runs if x[2] is not None]
                 pct = lambda v: "%.1f%%" % v
-                print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                print("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                     program, mode,
                     spread([x[0] for x in runs], lambda v: "{:,.0f}".format(v)),
-                    spread(ratio, lambda v: "%.2f×" % v),
+                    spread(ratio, lambda v: "%.2f×" % v), ref,
                     spread([x[1] for x in runs], lambda v: "%.0f" % v),
                     spread(cpu_ratio, lambda v: "%.2f×" % v),
                     spread(cpu_share, pct) if cpu_share else "–",
