@@ -229,3 +229,35 @@ fn compare_puts_a_watched_node_programs_sites_in_its_report() {
     assert!(js.contains("js.heapprofile"), "{js}");
     assert!(dir.join("js.heapprofile").is_file());
 }
+
+#[test]
+fn a_minified_scripts_leak_is_named_through_its_source_map() {
+    need("node", "nodejs");
+    // A bundler's one-line output whose map (a `.map` file its comment names) says the leak is
+    // `plantLeak` at line 3 of `src/leak.ts`, called by `run` at line 6
+    // (`tests/data/watch/sourcemap/make.py`). V8 inlines the tiny planting function into its
+    // caller's loop, and then attributes its samples to the caller: without inlining the leaf
+    // is the planting function itself.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/watch/sourcemap/leak.min.js")
+        .display()
+        .to_string();
+    let s = watch_sites(
+        "node",
+        &tmp("minified.jsonl"),
+        &["node", "--no-turbo-inlining", &script],
+        &[("REQUESTS", "6000")],
+    );
+    let sites = &s["sites"];
+    let top = &sites["growing"][0];
+    assert_eq!(top["function"], "plantLeak", "{sites:#}");
+    assert_eq!(top["file"], "watch/src/leak.ts", "{sites:#}");
+    assert_eq!(top["line"], 3, "{sites:#}");
+    let caller = sites["by_frame"]
+        .as_array()
+        .expect("by_frame")
+        .iter()
+        .find(|r| r["function"] == "run");
+    let caller = caller.unwrap_or_else(|| panic!("the caller, inclusive: {sites:#}"));
+    assert_eq!(caller["line"], 6, "{sites:#}");
+}

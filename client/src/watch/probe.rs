@@ -76,6 +76,20 @@
 //!   8 KiB plant) and their sites, but not a C extension's malloc, and cost the loop 2.7–4.5× its
 //!   CPU time per request (`just bench-probe`).
 //!
+//! # Allocation sites (`--sites`, [`SITES_ENV`])
+//! Kept in functions of their own in each probe (`leakprobeSites`, `_leakprobe_sites`). Node:
+//! an in-process `node:inspector` session (no port; `session.post` is synchronous there, and the
+//! session holds no handle) runs `HeapProfiler.startSampling` at [`SITES_ENV`] bytes per sample;
+//! after each reading's collection `getSamplingProfile` (live samples only) is appended to
+//! `sites-<pid>-<tid>.jsonl` beside the probe's file: each stack once as its parent plus one frame
+//! (`{"ev":"stack","id","parent","frame":[function,url,line,column,scriptId]}`), then
+//! `{"ev":"sites","seq","t","rate","s":[stack,bytes,ordinal,…]}` under the reading's `seq`.
+//! Python: tracemalloc with 16 frames; at most every 20 × its own mean CPU cost (apart from the
+//! readings' pacing, the GIL held meanwhile), the [`SITES_ENV`] largest tracebacks
+//! (`{"ev":"stack","id","frames":[[file,line],…]}` once, innermost first) with their bytes and
+//! blocks, the rest summed, and the smallest listed size as `cut`. The watcher reads these files
+//! after the watch (`watch::sites`).
+//!
 //! A file rather than a pipe: the program never blocks on, or dies of (`EPIPE`), a watcher that
 //! went away; the file outlives both for a post-mortem; and every process of the tree appends to
 //! it without knowing about the others.

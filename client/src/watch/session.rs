@@ -501,7 +501,7 @@ impl<S, T> Session<S, T> {
             }
         };
         let trim = watch_sites::Trim::new(runtime, &setup.dir);
-        let mut names = watch_sites::SourceLines::default();
+        let mut names = watch_sites::SourceNames::default();
         let mut s = watch_sites::summarize(&processes, &trim, &mut names, &span)?;
         // The verdict's heap slope (Node: the heap part; sites see no external memory).
         let v = &judged.verdict;

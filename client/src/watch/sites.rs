@@ -22,7 +22,8 @@
 //! noise, but a program's own caches move by a few bytes per request.
 //!
 //! # Frames
-//! Innermost first. Trimmed: Node's own (`node:…` URLs, V8 builtins without a script) and, for
+//! Innermost first; the reported ones read through their script's source map, when it has one
+//! ([`crate::watch::source_maps`]; grouping is on the frames as V8 gives them). Trimmed: Node's own (`node:…` URLs, V8 builtins without a script) and, for
 //! Python, importlib's frozen frames; package frames (`node_modules/next/dist/…`) stay. A stack
 //! with a frame of the probe is the probe's own; a stack with nothing left is the runtime's own:
 //! both are counted apart (`harness_bytes`) unless they grow, when the runtime's is listed by
@@ -39,6 +40,7 @@ use serde::Deserialize;
 use crate::runtime::Runtime;
 use crate::sites::{Agreement, SiteRow, SitesSummary, TOP};
 use crate::units;
+use crate::watch::source_maps::SourceMaps;
 
 /// Python tracebacks written per reading (the rest summed as one line).
 pub const PY_TOP: usize = 200;
@@ -572,16 +574,30 @@ pub trait Namer {
     fn name(&mut self, f: &Frame) -> Frame;
 }
 
-/// Python's frames named by their source line; Node's as they are.
+/// Node's frames read through their scripts' source maps (where there is one); Python's named
+/// by their source line.
 #[derive(Debug, Default)]
-pub struct SourceLines {
+pub struct SourceNames {
     files: HashMap<String, Option<Vec<String>>>,
+    maps: SourceMaps,
 }
 
-impl Namer for SourceLines {
+impl Namer for SourceNames {
     fn name(&mut self, f: &Frame) -> Frame {
-        // Node's frames always come from V8 (an empty name is an anonymous function).
-        if !f.function.is_empty() || f.line == 0 || !f.script_id.is_empty() {
+        // Node's frames come from V8 with a script id (an empty name: an anonymous function).
+        if !f.script_id.is_empty() {
+            return match self.maps.original(&f.url, f.line, f.column) {
+                Some(o) => Frame {
+                    function: o.function.unwrap_or_else(|| f.function.clone()),
+                    url: o.source,
+                    line: o.line,
+                    column: o.column,
+                    script_id: f.script_id.clone(),
+                },
+                None => f.clone(),
+            };
+        }
+        if !f.function.is_empty() || f.line == 0 {
             return f.clone();
         }
         let lines = self.files.entry(f.url.clone()).or_insert_with(|| {

@@ -111,7 +111,7 @@ const CLIENT: Crate = Crate {
             "watch",
             &[
                 ("clock", &["clock"]),
-                ("readings", &["pair", "served", "probe", "proctree"]),
+                ("readings", &["pair", "served", "probe", "proctree", "source_maps"]),
                 ("judging", &["judge", "sites"]),
                 ("recording", &["summary"]),
                 ("session", &["session"]),
