@@ -843,6 +843,26 @@ mod tests {
             &["watch", "--every", "1ms", "--", "true"],
             &["watch", "--probe-every", "1s", "--", "true"],
             &["watch", "--probe-tracemalloc", "--", "true"],
+            &["watch", "--sites", "--", "true"],
+            &[
+                "watch",
+                "--probe",
+                "node",
+                "--sites-rate",
+                "8KiB",
+                "--",
+                "true",
+            ],
+            &[
+                "watch",
+                "--probe",
+                "node",
+                "--sites",
+                "--sites-rate",
+                "0",
+                "--",
+                "true",
+            ],
             &["watch", "--pid", "1"],
             &["compare", "--watch", "no-equals-sign"],
             &["compare", "--watch", "raw=node a.js"],
@@ -858,6 +878,23 @@ mod tests {
             panic!("not watch")
         };
         assert_eq!((p.pid, p.command.len()), (Some(1), 0));
+        let Command::Watch(s) = parse(&[
+            "watch",
+            "--probe",
+            "node",
+            "--sites",
+            "--sites-rate",
+            "8KiB",
+            "--",
+            "node",
+        ])
+        .expect("parses")
+        .command
+        else {
+            panic!("not watch")
+        };
+        assert!(s.sites);
+        assert_eq!(s.sites_rate, Some(8 * 1024));
         let c = compare_args(&["--watch", "node=node examples/node/fetch.js read"]);
         assert_eq!(
             c.watch,

@@ -461,7 +461,9 @@ impl SitesSummary {
             }
             for s in rows.iter() {
                 // A script's row names the script: no line to add.
-                let at = s.line.map_or_else(String::new, |_| format!("  {}", s.location()));
+                let at = s
+                    .line
+                    .map_or_else(String::new, |_| format!("  {}", s.location()));
                 writeln!(
                     w,
                     "    {:>9} [{}, {}]  {}{at}",
@@ -509,7 +511,10 @@ impl SitesSummary {
     /// The sites of one run as Markdown (for `report.md`).
     pub fn markdown(&self, w: &mut dyn Write) -> io::Result<()> {
         let sampled = self.source.clone().unwrap_or_else(|| {
-            format!("One sample per {} allocated", units::bytes(self.rate as f64))
+            format!(
+                "One sample per {} allocated",
+                units::bytes(self.rate as f64)
+            )
         });
         writeln!(
             w,

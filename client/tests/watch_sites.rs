@@ -32,7 +32,9 @@ fn need(program: &str, apt_package: &str) {
 /// `env`, bounded to 3 minutes; returns the summary.
 fn watch_sites(probe: &str, jsonl: &Path, command: &[&str], env: &[(&str, &str)]) -> Value {
     let mut child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
-        .args(["watch", "--json", "--quiet", "--sites", "--probe", probe, "--jsonl"])
+        .args([
+            "watch", "--json", "--quiet", "--sites", "--probe", probe, "--jsonl",
+        ])
         .arg(jsonl)
         .arg("--")
         .args(command)
@@ -50,14 +52,20 @@ fn watch_sites(probe: &str, jsonl: &Path, command: &[&str], env: &[(&str, &str)]
         if t0.elapsed() > Duration::from_secs(180) {
             let _ = child.kill();
             let out = child.wait_with_output().expect("output");
-            panic!("watch did not finish: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "watch did not finish: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("sites "), "the summary's sites block: {stderr}");
+    assert!(
+        stderr.contains("sites "),
+        "the summary's sites block: {stderr}"
+    );
     let line = stdout
         .lines()
         .rev()
@@ -126,7 +134,10 @@ fn a_planted_node_leak_is_found_at_the_function_that_plants_it() {
     assert_eq!(top["line"], plant, "{sites:#}");
     let g = top["growth_per_request"].as_f64().expect("growth");
     let heap = heap_slope(&s);
-    assert!((g - heap).abs() <= 0.25 * heap, "top site {g} vs heap {heap}");
+    assert!(
+        (g - heap).abs() <= 0.25 * heap,
+        "top site {g} vs heap {heap}"
+    );
     assert_eq!(sites["agreement"]["consistent"], true, "{sites:#}");
     // The last profile, as DevTools opens it.
     let profile = jsonl.with_extension("heapprofile");
@@ -167,7 +178,10 @@ fn a_planted_python_leak_is_found_at_the_line_that_plants_it() {
     assert_eq!(top["function"], "`kept.append(bytearray(leak))`");
     let g = top["growth_per_request"].as_f64().expect("growth");
     let heap = heap_slope(&s);
-    assert!((g - heap).abs() <= 0.25 * heap, "top site {g} vs heap {heap}");
+    assert!(
+        (g - heap).abs() <= 0.25 * heap,
+        "top site {g} vs heap {heap}"
+    );
     assert_eq!(sites["agreement"]["consistent"], true, "{sites:#}");
 }
 
@@ -191,9 +205,25 @@ fn compare_puts_a_watched_node_programs_sites_in_its_report() {
     let spec = format!("js=node '{}'", node("fetch.js")[1]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
         .args([
-            "compare", "--variants", "raw", "--requests", "6000", "--rounds", "1", "--linger",
-            "0s", "--latency", "1ms", "--concurrency", "1", "--sites", "--probe", "node",
-            "--watch", &spec, "--out",
+            "compare",
+            "--variants",
+            "raw",
+            "--requests",
+            "6000",
+            "--rounds",
+            "1",
+            "--linger",
+            "0s",
+            "--latency",
+            "1ms",
+            "--concurrency",
+            "1",
+            "--sites",
+            "--probe",
+            "node",
+            "--watch",
+            &spec,
+            "--out",
         ])
         .arg(&dir)
         .env("RUST_LOG", "warn")
@@ -214,7 +244,12 @@ fn compare_puts_a_watched_node_programs_sites_in_its_report() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = child.wait_with_output().expect("output");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let md = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
     let section = md
         .split("## Allocation sites")

@@ -8,7 +8,9 @@
 #     N     requests at most     default: got 10000, aiohttp 20000 (each run stops once its verdict
 #                                 is settled: --until-verdict)
 #
-# Environment: LEAK_CLIENT (default $CARGO_TARGET_DIR/release/leak-client, else target/…);
+# Environment: SITES=1 adds --sites (growth per allocation site; Node also writes
+# NAME@VERSION.heapprofile beside the series); LEAK_CLIENT (default
+# $CARGO_TARGET_DIR/release/leak-client, else target/…);
 # REAL_LEAKS_CACHE (default examples/real-leaks/.cache); OUT (default leak-report/cases), where
 # each run's --jsonl series and --json summary are written as NAME@VERSION.jsonl / .json.
 set -eu
@@ -31,6 +33,8 @@ case $1 in
     got@*|aiohttp@*) set -- "$1" ;;
     *) usage ;;
 esac
+sites=
+case ${SITES:-} in 1) sites=--sites ;; ''|0) ;; *) echo "case.sh: SITES must be 1 or 0, not $SITES" >&2; exit 2 ;; esac
 [ -x "$BIN" ] || { echo "case.sh: no leak-client at $BIN (cargo build --release -p leak-client)" >&2; exit 1; }
 mkdir -p "$OUT"
 
@@ -50,7 +54,7 @@ for release in "$@"; do
             fi
             # ESM resolves `got` from the program's own folder: run a copy placed beside it.
             cp "$HERE/got-abort-signal.mjs" "$dir/"
-            set -- --probe node -- node "$dir/got-abort-signal.mjs"
+            set -- --probe node $sites -- node "$dir/got-abort-signal.mjs"
             requests=${N:-10000}
             ;;
         aiohttp)
@@ -59,7 +63,7 @@ for release in "$@"; do
                 python3 -m venv "$dir"
                 "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "aiohttp==$version" >&2
             fi
-            set -- --probe python --addr localhost:0 --set-cookie session=leakprobe \
+            set -- --probe python $sites --addr localhost:0 --set-cookie session=leakprobe \
                 -- "$dir/bin/python" "$HERE/aiohttp-cookie-paths.py"
             requests=${N:-20000}
             ;;

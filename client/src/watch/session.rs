@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::jsonl::Jsonl;
 use crate::runtime::Runtime;
-use crate::trend::Trend;
 use crate::sites::SitesSummary;
 use crate::summary::sites_agreement;
+use crate::trend::Trend;
 use crate::verdict::{Class, EarlyStop};
 use crate::watch::judge::{self, HeapRow, TreeRow, WatchVerdict, judge, judge_split};
 use crate::watch::pair::ServedLog;

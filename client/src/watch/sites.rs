@@ -335,11 +335,7 @@ pub fn files(dir: &Path) -> io::Result<Vec<(u32, u32, PathBuf)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let Some((pid, tid)) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(file_ids)
-        else {
+        let Some((pid, tid)) = path.file_name().and_then(|n| n.to_str()).and_then(file_ids) else {
             continue;
         };
         out.push((pid, tid, path));
@@ -635,10 +631,7 @@ pub fn summarize(
     span: &Span,
 ) -> Option<SitesSummary> {
     let requests = span.last_requests.saturating_sub(span.first_requests);
-    let with_two: Vec<&ProcessSites> = processes
-        .iter()
-        .filter(|p| p.requests() > 0)
-        .collect();
+    let with_two: Vec<&ProcessSites> = processes.iter().filter(|p| p.requests() > 0).collect();
     if with_two.is_empty() || requests == 0 {
         return None;
     }
@@ -699,7 +692,12 @@ pub fn summarize(
     }
     let runtime = trim.runtime;
     let row = |g: &Group, growing: bool, namer: &mut dyn Namer| -> SiteRow {
-        let frames: Vec<Frame> = g.frames.iter().take(FRAMES).map(|f| namer.name(f)).collect();
+        let frames: Vec<Frame> = g
+            .frames
+            .iter()
+            .take(FRAMES)
+            .map(|f| namer.name(f))
+            .collect();
         let head = frames.first();
         let (per, lo, hi) = g.acc.per_request(requests);
         SiteRow {
@@ -882,7 +880,9 @@ pub fn write_heapprofile(p: &ProcessSites, w: &mut dyn Write) -> io::Result<()> 
         v["children"] = serde_json::Value::Array(kids);
         built[id as usize] = Some(v);
     }
-    let head = built[root as usize].take().unwrap_or(serde_json::Value::Null);
+    let head = built[root as usize]
+        .take()
+        .unwrap_or(serde_json::Value::Null);
     let samples: Vec<serde_json::Value> = last
         .samples
         .iter()
@@ -925,7 +925,10 @@ mod tests {
 
     /// A recorded run in `tests/data/watch/sites/NAME`: its processes (the two judged readings
     /// of each), the trim for its probe's folder, and its span.
-    fn recorded(name: &str, runtime: Runtime) -> (Vec<ProcessSites>, Trim, Span, serde_json::Value) {
+    fn recorded(
+        name: &str,
+        runtime: Runtime,
+    ) -> (Vec<ProcessSites>, Trim, Span, serde_json::Value) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/data/watch/sites")
             .join(name);
@@ -950,7 +953,12 @@ mod tests {
             last_requests: last,
             heap_per_request: meta["heap_per_request"].as_f64().expect("heap"),
         };
-        (processes, Trim::new(runtime, Path::new(probe_dir)), span, meta)
+        (
+            processes,
+            Trim::new(runtime, Path::new(probe_dir)),
+            span,
+            meta,
+        )
     }
 
     fn summary_of(name: &str, runtime: Runtime) -> (SitesSummary, f64) {
@@ -968,7 +976,10 @@ mod tests {
         assert_eq!(top.line, Some(76), "where `function plant` starts");
         let g = top.growth_per_request;
         assert!((g - heap).abs() <= 0.25 * heap, "{g} vs heap {heap}");
-        assert!((g - 1024.0).abs() <= 0.25 * 1024.0, "{g} vs the planted 1 KiB");
+        assert!(
+            (g - 1024.0).abs() <= 0.25 * 1024.0,
+            "{g} vs the planted 1 KiB"
+        );
         assert!(top.lo > 0.0 && top.lo < g && g < top.hi, "{top:?}");
         // Nothing of Node's own or the probe's is listed as a flat site.
         for f in &s.flat {
@@ -976,7 +987,11 @@ mod tests {
         }
         assert!(s.harness_sites > 0 && s.harness_bytes > 0.0, "{s:?}");
         // Inclusive: `run` (the loop calling `plant`) grows by the same samples.
-        assert!(s.by_frame.iter().any(|r| r.function == "run"), "{:?}", s.by_frame);
+        assert!(
+            s.by_frame.iter().any(|r| r.function == "run"),
+            "{:?}",
+            s.by_frame
+        );
         assert!(
             s.by_script
                 .iter()
@@ -998,14 +1013,21 @@ mod tests {
     fn a_recorded_python_leak_tops_at_the_planting_line_within_a_quarter_of_the_heap() {
         let (s, heap) = summary_of("python-leak", Runtime::Python);
         let top = s.growing.first().expect("a growing site");
-        assert_eq!(top.file.as_deref(), Some("examples/python/loop.py"), "{top:?}");
+        assert_eq!(
+            top.file.as_deref(),
+            Some("examples/python/loop.py"),
+            "{top:?}"
+        );
         assert_eq!(top.line, Some(75), "kept.append(bytearray(leak))");
         let g = top.growth_per_request;
         assert!((g - heap).abs() <= 0.25 * heap, "{g} vs heap {heap}");
         assert_eq!(s.growing.len(), 1, "{:?}", s.growing);
         // importlib's frames are trimmed: no row shows one.
         for r in s.flat.iter().chain(&s.growing) {
-            assert!(r.frames.iter().all(|f| !f.contains("<frozen importlib")), "{r:?}");
+            assert!(
+                r.frames.iter().all(|f| !f.contains("<frozen importlib")),
+                "{r:?}"
+            );
         }
     }
 
@@ -1102,9 +1124,15 @@ mod tests {
         let user = [
             f("set password", "node:internal/url"),
             f("push", ""),
-            f("n", "file:///app/node_modules/next/dist/compiled/app-route.runtime.dev.js"),
+            f(
+                "n",
+                "file:///app/node_modules/next/dist/compiled/app-route.runtime.dev.js",
+            ),
             f("handler", "file:///app/route.js"),
-            f("processTicksAndRejections", "node:internal/process/task_queues"),
+            f(
+                "processTicksAndRejections",
+                "node:internal/process/task_queues",
+            ),
         ];
         match trim.kind(&user) {
             Kind::Program(kept) => {
@@ -1150,7 +1178,10 @@ mod tests {
             .expect("reads");
         let g = p.growth();
         assert_eq!(g[&0].growth, 100_000.0);
-        assert_eq!(g[&0].slack_lo, 5000.0, "held up to the cut at the first reading");
+        assert_eq!(
+            g[&0].slack_lo, 5000.0,
+            "held up to the cut at the first reading"
+        );
         assert_eq!(g[&1].growth, 0.0);
         let (per, lo, hi) = g[&0].per_request(1000);
         assert_eq!((per, lo, hi), (100.0, 95.0, 100.0));
@@ -1187,8 +1218,14 @@ mod tests {
         let samples = v["samples"].as_array().expect("samples");
         let last = &processes[0].last.as_ref().expect("last").1;
         assert_eq!(samples.len(), last.samples.len());
-        let sum: u64 = samples.iter().map(|s| s["size"].as_u64().expect("size")).sum();
-        assert!(total.abs_diff(sum) <= samples.len() as u64, "{total} vs {sum}");
+        let sum: u64 = samples
+            .iter()
+            .map(|s| s["size"].as_u64().expect("size"))
+            .sum();
+        assert!(
+            total.abs_diff(sum) <= samples.len() as u64,
+            "{total} vs {sum}"
+        );
         for s in samples {
             assert!(ids.contains(&s["nodeId"].as_u64().expect("nodeId")));
         }

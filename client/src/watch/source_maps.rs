@@ -163,8 +163,7 @@ mod tests {
     /// (the `(` of their parameters), 1-based.
     fn starts(script: &str) -> (u32, u32) {
         let text = std::fs::read_to_string(data().join(script)).expect("script");
-        let col =
-            |pat: &str| text.find(pat).expect("in the script") as u32 + pat.len() as u32 + 1;
+        let col = |pat: &str| text.find(pat).expect("in the script") as u32 + pat.len() as u32 + 1;
         (col("function n"), col("async function r"))
     }
 
@@ -178,9 +177,7 @@ mod tests {
             assert_eq!(o.function.as_deref(), Some("plantLeak"), "{script}");
             assert!(o.source.ends_with("watch/src/leak.ts"), "{script}: {o:?}");
             assert_eq!(o.line, 3, "{script}");
-            let o = maps
-                .original(&format!("file://{url}"), 1, r)
-                .expect(script);
+            let o = maps.original(&format!("file://{url}"), 1, r).expect(script);
             assert_eq!(
                 (o.function.as_deref(), o.line),
                 (Some("run"), 6),

@@ -111,7 +111,10 @@ const CLIENT: Crate = Crate {
             "watch",
             &[
                 ("clock", &["clock"]),
-                ("readings", &["pair", "served", "probe", "proctree", "source_maps"]),
+                (
+                    "readings",
+                    &["pair", "served", "probe", "proctree", "source_maps"],
+                ),
                 ("judging", &["judge", "sites"]),
                 ("recording", &["summary"]),
                 ("session", &["session"]),

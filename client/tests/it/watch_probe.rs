@@ -1,7 +1,7 @@
 //! The runtime probes inside real `node` and `python3` processes: readings arrive, tagged with
 //! each process's pid, after a full collection, and show memory the program keeps; the probe
 //! never keeps a program alive, never breaks one when its output cannot be written, and keeps
-//! the program's own `NODE_OPTIONS` / `sitecustomize`.
+//! the program's own `NODE_OPTIONS` / `sitecustomize`; with `--sites` each writes its sites file.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -350,5 +350,92 @@ fn a_shadowed_sitecustomize_still_runs_and_a_forked_python_child_reports_too() {
             readings.iter().any(|r| r.pid == pid),
             "no reading from {pid}"
         );
+    }
+}
+
+/// The `sites-<pid>-<tid>.jsonl` files the probe wrote into `dir`, as JSON lines.
+fn sites_lines(dir: &Path) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("the probe's folder") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("sites-") && name.ends_with(".jsonl") {
+            let text = std::fs::read_to_string(&path).expect("sites file");
+            for l in text.lines() {
+                lines.push(serde_json::from_str(l).expect("each sites line is JSON"));
+            }
+        }
+    }
+    lines
+}
+
+#[test]
+fn with_sites_the_probes_write_their_samples_and_never_keep_a_program_alive_or_break_it() {
+    for runtime in [Runtime::Node, Runtime::Python] {
+        let dir = folder(&format!("sites-{}", runtime.name()));
+        let probe = Probe::install(runtime, &dir).expect("install");
+        let settings = ProbeSettings {
+            sites: Some(match runtime {
+                Runtime::Node => 4096,
+                Runtime::Python => 50,
+            }),
+            ..fast()
+        };
+        // Keeps 200 strings of 10 KB for 0.5 s, then ends by itself: the inspector session
+        // (Node) and tracemalloc's reads (Python) must neither hold it nor throw into it.
+        let (program, script) = match runtime {
+            Runtime::Node => (
+                "node",
+                "const k = []; const t = setInterval(() => { k.push('x'.repeat(1e4) + k.length); \
+                 if (k.length === 200) { clearInterval(t); setTimeout(() => console.log('done ' + k.length), 100); } }, 2);",
+            ),
+            Runtime::Python => (
+                "python3",
+                "import time\nk = []\nfor i in range(200):\n    k.append('x' * 10000 + str(i))\n    time.sleep(0.002)\ntime.sleep(0.1)\nprint('done', len(k))",
+            ),
+        };
+        let flag = if runtime == Runtime::Node { "-e" } else { "-c" };
+        let t0 = Instant::now();
+        let (out, readings) = run_probed(&probe, settings, None, program, &[flag, script]);
+        assert!(out.status.success(), "{program}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "done 200",
+            "{program}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{program} was kept alive"
+        );
+        assert!(
+            readings.len() >= 3,
+            "{program}: {} readings",
+            readings.len()
+        );
+        let lines = sites_lines(&dir);
+        let stacks = lines.iter().filter(|l| l["ev"] == "stack").count();
+        let sites: Vec<&serde_json::Value> = lines.iter().filter(|l| l["ev"] == "sites").collect();
+        assert!(stacks > 0 && !sites.is_empty(), "{program}: {lines:?}");
+        // Each reading names the probe reading it followed, by its seq.
+        let seqs: Vec<u64> = readings.iter().map(|r| r.seq).collect();
+        for s in &sites {
+            assert!(
+                seqs.contains(&s["seq"].as_u64().expect("seq")),
+                "{program}: {s}"
+            );
+        }
+        match runtime {
+            Runtime::Node => assert!(sites.iter().any(|s| {
+                s["rate"] == 4096
+                    && s["s"]
+                        .as_array()
+                        .is_some_and(|a| a.len() % 3 == 0 && !a.is_empty())
+            })),
+            Runtime::Python => assert!(sites.iter().any(|s| {
+                s["traces"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty() && a.len() <= 50)
+            })),
+        }
     }
 }
