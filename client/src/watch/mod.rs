@@ -24,6 +24,7 @@ pub mod judge;
 pub mod pair;
 pub mod probe;
 pub mod proctree;
+pub mod retainers;
 pub mod served;
 pub mod session;
 pub mod sites;

@@ -116,8 +116,17 @@ const CLIENT: Crate = Crate {
                     &["pair", "served", "probe", "proctree", "source_maps"],
                 ),
                 ("judging", &["judge", "sites"]),
+                ("snapshots", &["retainers"]),
                 ("recording", &["summary"]),
                 ("session", &["session"]),
+            ],
+        ),
+        (
+            "watch/retainers",
+            &[
+                ("parser", &["snapshot"]),
+                ("paths", &["paths"]),
+                ("control", &["control"]),
             ],
         ),
     ],
