@@ -135,6 +135,7 @@
 
   function tick() {
     sample('tick');
+    if (snapshot !== null) snapshot();
     schedule();
   }
 
@@ -144,8 +145,58 @@
     if (typeof timer.unref === 'function') timer.unref();
   }
 
+  // --retainers: heap snapshots when the watcher asks (see snapshots() below).
+  const snapshot = snapshots();
+
   sample('start');
   schedule();
+  // leak-client watch --retainers (client/src/watch/retainers/control.rs): the watcher writes a
+  // request number into the file named by LEAKPROBE_PROBE_CTL. At each reading, right after its
+  // full GC, the probe stats that file (one system call); when it changed and holds a number
+  // above the last one answered, it writes a heap snapshot to "<ctl>-<pid>-<n>.heapsnapshot"
+  // and appends one line saying so to "<ctl>.jsonl". Main threads only (a worker's isolate is
+  // not the process's heap). Returns the function the timer calls, or null without the variable.
+  function snapshots() {
+    const ctl = process.env.LEAKPROBE_PROBE_CTL;
+    if (!ctl || threadId !== 0) return null;
+    let v8;
+    try {
+      v8 = require('v8');
+    } catch (_) {
+      return null;
+    }
+    let seenIno = -1;
+    let seenMtime = -1;
+    let answered = 0;
+    return function snapshot() {
+      try {
+        const st = fs.statSync(ctl, { throwIfNoEntry: false });
+        if (!st || (st.ino === seenIno && st.mtimeMs === seenMtime)) return;
+        seenIno = st.ino;
+        seenMtime = st.mtimeMs;
+        const n = parseInt(fs.readFileSync(ctl, 'latin1'), 10);
+        if (!(n > answered)) return;
+        answered = n;
+        const file = ctl + '-' + process.pid + '-' + n + '.heapsnapshot';
+        const t = process.hrtime.bigint();
+        let result;
+        try {
+          v8.writeHeapSnapshot(file);
+          result = ',"bytes":' + fs.statSync(file).size + ',"path":' + JSON.stringify(file);
+        } catch (e) {
+          result = ',"error":' + JSON.stringify(String((e && e.message) || e));
+        }
+        const ms = (process.hrtime.bigint() - t) / 1000000n;
+        fs.appendFileSync(
+          ctl + '.jsonl',
+          '{"rt":"node","ev":"snapshot","pid":' + process.pid + ',"n":' + n + ',"t":' + t +
+            ',"ms":' + ms + result + '}\n',
+        );
+      } catch (_) {
+        // The watcher's folder is gone: no more snapshots, the readings go on.
+      }
+    };
+  }
 
   process.on('exit', function leakprobeExit() {
     sample('exit');

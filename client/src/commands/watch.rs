@@ -25,6 +25,7 @@ use crate::stop::Stop;
 use crate::watch::clock::monotonic_ns;
 use crate::watch::probe::{Probe, ProbeReader, ProbeSettings};
 use crate::watch::proctree::{Root, TreeSampler};
+use crate::watch::retainers::{self, control::Control};
 use crate::watch::served::{Served, TICK, agent, http_get};
 use crate::watch::session::{Session, Setup, SitesSetup};
 use crate::watch::sites::{PY_TOP, node_rate};
@@ -54,6 +55,9 @@ pub fn watch(args: &WatchArgs) -> u8 {
 }
 
 fn run(args: &WatchArgs) -> Result<u8, String> {
+    if args.retainers && args.probe != Some(Runtime::Node) {
+        return Err("--retainers takes V8 heap snapshots: it needs --probe node".into());
+    }
     let backend = Backend::start(&args.server)?;
     let url = backend.url.clone();
     let served = match &args.server.url {
@@ -79,6 +83,13 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             })?),
             _ => None,
         };
+    // --retainers: the heap snapshots' channel, in the same folder.
+    let mut snapshots = match (args.retainers, &dir) {
+        (true, Some(dir)) => Some(Control::create(dir.path()).map_err(|e| {
+            format!("cannot write into {}: {e}", dir.path().display())
+        })?),
+        _ => None,
+    };
     let jsonl = match &args.outputs.jsonl {
         Some(p) => {
             Some(File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?)
@@ -100,7 +111,8 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
             if let Err(e) = super::reaper::adopt_orphans() {
                 log::warn!("cannot adopt orphans ({e}): a process that detaches leaves the tree");
             }
-            let child = spawn(args, &url, probe.as_ref())?;
+            let ctl = snapshots.as_ref().map(Control::env);
+            let child = spawn(args, &url, probe.as_ref(), ctl)?;
             let pid = child.id();
             eprintln!(
                 "watch: started `{}` (pid {pid}, its own process group)",
@@ -144,9 +156,16 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
     );
     let mut exit_status: Option<String> = None;
     progress::start(progress::End::of(args.requests, args.duration), args.quiet);
+    let first_snapshot_at = retainers::first_snapshot_at(args.requests);
     let stopped_by = loop {
         let count = session.tick();
         progress::set(count);
+        if let Some(c) = snapshots.as_mut() {
+            if c.requested() == 0 && count >= first_snapshot_at {
+                ask(c, retainers::FIRST, count);
+            }
+            poll(c, |t| session.served_at(t));
+        }
         kicks.drain(args.linger);
         if let Some(s) = exited(child.as_mut())? {
             exit_status = Some(s);
@@ -184,6 +203,14 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         std::thread::sleep(TICK);
     };
     progress::finish();
+    // --retainers: the end snapshot, before the program is stopped.
+    let end_wait = snapshots.as_mut().map(|c| match stopped_by {
+        WatchStop::Exited => Err("the program exited before the watch ended (end the watch \
+                                  before it, with --requests, --duration or the kicks)"),
+        WatchStop::Signal => Err("the watch was interrupted"),
+        _ if c.requested() == 0 => Err("no first snapshot"),
+        _ => Ok(wait_for_end_snapshot(c, &mut session, child.as_mut(), &stop)),
+    });
 
     // Also when the command exited by itself: what it left running in its group goes too.
     if let Some(c) = child.as_mut() {
@@ -201,6 +228,10 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         summary.outlived = outlived;
     }
     backend.stop();
+    if let (Some(c), Some(waited)) = (&snapshots, end_wait) {
+        eprintln!("watch: analysing the heap snapshots");
+        summary.retainers = Some(retainers::report(c, waited));
+    }
     match dir.as_mut() {
         Some(d) if args.keep_temp => eprintln!("watch: kept {}", d.keep().display()),
         _ => drop(dir),
@@ -264,8 +295,73 @@ fn exited(child: Option<&mut Child>) -> Result<Option<String>, String> {
     }
 }
 
-/// Starts COMMAND in its own process group, with `LEAKPROBE_URL` and the probe's variables.
-fn spawn(args: &WatchArgs, url: &str, probe: Option<&Probe>) -> Result<Child, String> {
+/// `--retainers`: asks the probes for snapshot `n`.
+fn ask(c: &mut Control, n: u32, count: u64) {
+    match c.request(n) {
+        Ok(()) => eprintln!("watch: heap snapshot {n} asked for at {count} requests"),
+        Err(e) => log::warn!("cannot ask for heap snapshot {n}: {e}"),
+    }
+}
+
+/// `--retainers`: reads the probes' answers, pairing each with the served count at its time.
+fn poll(c: &mut Control, served_at: impl Fn(u64) -> Option<u64>) {
+    if let Err(e) = c.poll(served_at) {
+        log::warn!("cannot read the heap snapshots' answers: {e}");
+    }
+}
+
+/// `--retainers`: asks for the end snapshot and waits until every process that answered the
+/// first has answered it (or exited), at most `retainers::END_WAIT`, the served count recorded
+/// meanwhile (the answers are paired with it). Returns how long it waited.
+fn wait_for_end_snapshot<S, T>(
+    c: &mut Control,
+    session: &mut Session<S, T>,
+    mut child: Option<&mut Child>,
+    stop: &Stop,
+) -> Duration
+where
+    S: crate::watch::served::ServedCount,
+    T: crate::watch::session::Tree,
+{
+    let t0 = Instant::now();
+    let count = session.tick();
+    ask(c, retainers::SECOND, count);
+    loop {
+        session.tick();
+        poll(c, |t| session.served_at(t));
+        let done = c.answered(retainers::SECOND);
+        let waiting: Vec<u32> = c
+            .answered(retainers::FIRST)
+            .into_iter()
+            .filter(|p| !done.contains(p))
+            .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            .collect();
+        let exited = matches!(exited(child.as_deref_mut()), Ok(Some(_)) | Err(_));
+        if waiting.is_empty() || exited || stop.is_set() {
+            break;
+        }
+        if t0.elapsed() >= retainers::END_WAIT {
+            log::warn!(
+                "no end heap snapshot from pid {waiting:?} after {:?}: stopping without it",
+                retainers::END_WAIT
+            );
+            break;
+        }
+        std::thread::sleep(TICK);
+    }
+    let waited = t0.elapsed();
+    eprintln!("watch: end heap snapshot after {:.1} s", waited.as_secs_f64());
+    waited
+}
+
+/// Starts COMMAND in its own process group, with `LEAKPROBE_URL` and the probe's variables
+/// (and `--retainers`' control file).
+fn spawn(
+    args: &WatchArgs,
+    url: &str,
+    probe: Option<&Probe>,
+    ctl: Option<(&str, &std::path::Path)>,
+) -> Result<Child, String> {
     let Some((program, rest)) = args.command.split_first() else {
         return Err("nothing to watch: give -- COMMAND [ARGS…] or --pid PID".into());
     };
@@ -293,6 +389,9 @@ fn spawn(args: &WatchArgs, url: &str, probe: Option<&Probe>) -> Result<Child, St
         for (k, v) in p.env(settings, inherited) {
             cmd.env(k, v);
         }
+    }
+    if let Some((k, v)) = ctl {
+        cmd.env(k, v);
     }
     cmd.spawn()
         .map_err(|e| format!("cannot start `{program}`: {e}"))

@@ -213,6 +213,12 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
         count
     }
 
+    /// The served count at `t_ns` (a probe line's time), from the ticks' record; `None` if
+    /// older than the record.
+    pub fn served_at(&self, t_ns: u64) -> Option<u64> {
+        self.log.served_at(t_ns)
+    }
+
     /// Time since the watch started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
@@ -467,6 +473,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             // The command's own wiring knows these (`commands::reaper`).
             left_group: Vec::new(),
             outlived: 0,
+            retainers: None,
         }
     }
 }

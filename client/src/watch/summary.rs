@@ -12,6 +12,7 @@ pub use crate::verdict::SettledAt;
 use crate::verdict::{Class, Slope};
 use crate::watch::judge::{Basis, Split, WatchVerdict};
 use crate::watch::proctree::TreeSample;
+use crate::watch::retainers::Retainers;
 
 /// Why a reading was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +164,9 @@ pub struct WatchSummary {
     /// `--sites`: growth per allocation site between the judged readings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sites: Option<SitesSummary>,
+    /// `--retainers`: what the objects new between two heap snapshots are held by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retainers: Option<Retainers>,
 }
 
 impl WatchSummary {
@@ -277,6 +281,9 @@ impl WatchSummary {
         }
         if let Some(s) = &self.sites {
             s.print_human(w)?;
+        }
+        if let Some(r) = &self.retainers {
+            r.print_human(w)?;
         }
         Ok(())
     }

@@ -73,6 +73,51 @@ pub fn first_snapshot_at(requests: Option<u64>) -> u64 {
     }
 }
 
+/// The requests that ask for the two snapshots.
+pub const FIRST: u32 = 1;
+pub const SECOND: u32 = 2;
+
+/// The "Retainers" block from what the probes answered: each process with both snapshots
+/// analysed (the one that gained most bytes first), and why any other has none. `end_wait` is how
+/// long the watcher waited for the end snapshot (`None`: it did not ask for one, and why).
+pub fn report(control: &control::Control, end_wait: Result<Duration, &str>) -> Retainers {
+    let mut notes = Vec::new();
+    let end_wait_s = match end_wait {
+        Ok(d) => d.as_secs_f64(),
+        Err(why) => {
+            notes.push(format!("no end snapshot: {why}"));
+            0.0
+        }
+    };
+    if control.requested() == 0 {
+        notes.push("no snapshot: the watch ended before the first was due".into());
+    } else if control.answered(FIRST).is_empty() {
+        notes.push("no process answered the first snapshot's request".into());
+    }
+    let (pairs, missing) = control.pairs(FIRST, SECOND);
+    if end_wait.is_ok() {
+        notes.extend(missing);
+    }
+    let mut processes = Vec::new();
+    for (pid, a, b) in &pairs {
+        let pair = Pair {
+            pid: *pid,
+            first: (&a.path, a.taken.clone()),
+            second: (&b.path, b.taken.clone()),
+        };
+        match analyse(&pair) {
+            Ok(p) => processes.push(p),
+            Err(e) => notes.push(format!("pid {pid}: {e}")),
+        }
+    }
+    processes.sort_by(|a, b| b.new_bytes.cmp(&a.new_bytes).then(a.pid.cmp(&b.pid)));
+    Retainers {
+        processes,
+        notes,
+        end_wait_s,
+    }
+}
+
 /// One path's share of what a process gained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetainerPath {
