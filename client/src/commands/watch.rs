@@ -85,9 +85,10 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
         };
     // --retainers: the heap snapshots' channel, in the same folder.
     let mut snapshots = match (args.retainers, &dir) {
-        (true, Some(dir)) => Some(Control::create(dir.path()).map_err(|e| {
-            format!("cannot write into {}: {e}", dir.path().display())
-        })?),
+        (true, Some(dir)) => Some(
+            Control::create(dir.path())
+                .map_err(|e| format!("cannot write into {}: {e}", dir.path().display()))?,
+        ),
         _ => None,
     };
     let jsonl = match &args.outputs.jsonl {
@@ -209,7 +210,12 @@ fn run(args: &WatchArgs) -> Result<u8, String> {
                                   before it, with --requests, --duration or the kicks)"),
         WatchStop::Signal => Err("the watch was interrupted"),
         _ if c.requested() == 0 => Err("no first snapshot"),
-        _ => Ok(wait_for_end_snapshot(c, &mut session, child.as_mut(), &stop)),
+        _ => Ok(wait_for_end_snapshot(
+            c,
+            &mut session,
+            child.as_mut(),
+            &stop,
+        )),
     });
 
     // Also when the command exited by itself: what it left running in its group goes too.
@@ -350,7 +356,10 @@ where
         std::thread::sleep(TICK);
     }
     let waited = t0.elapsed();
-    eprintln!("watch: end heap snapshot after {:.1} s", waited.as_secs_f64());
+    eprintln!(
+        "watch: end heap snapshot after {:.1} s",
+        waited.as_secs_f64()
+    );
     waited
 }
 

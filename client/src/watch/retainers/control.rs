@@ -180,7 +180,10 @@ impl Control {
         let mut notes = Vec::new();
         for pid in self.answered(first) {
             let find = |n| self.answers.iter().find(|a| a.pid == pid && a.n == n);
-            match (find(first).and_then(snap), find(second).map(|a| (a, snap(a)))) {
+            match (
+                find(first).and_then(snap),
+                find(second).map(|a| (a, snap(a))),
+            ) {
                 (Some(a), Some((_, Some(b)))) => pairs.push((pid, a, b)),
                 (None, _) => notes.push(format!(
                     "pid {pid}: no first snapshot ({})",
@@ -256,7 +259,10 @@ mod tests {
         assert_eq!(c.requested(), 2);
 
         let answers = dir.path().join("snapshot-request.jsonl");
-        let mut f = fs::OpenOptions::new().append(true).open(&answers).expect("open");
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&answers)
+            .expect("open");
         let line = |pid: u32, n: u32, t: u64| {
             format!(
                 r#"{{"rt":"node","ev":"snapshot","pid":{pid},"n":{n},"t":{t},"ms":5,"bytes":100,"path":"/x/{pid}-{n}"}}"#

@@ -235,7 +235,10 @@ pub fn top_paths(groups: &[paths::PathGroup], requests: u64) -> Vec<RetainerPath
 impl Retainers {
     /// The human block of the summary.
     pub fn print_human(&self, w: &mut dyn Write) -> io::Result<()> {
-        writeln!(w, "retainers  objects new between two heap snapshots, by retainer path")?;
+        writeln!(
+            w,
+            "retainers  objects new between two heap snapshots, by retainer path"
+        )?;
         for note in &self.notes {
             writeln!(w, "           {note}")?;
         }
@@ -305,11 +308,19 @@ mod tests {
             count,
         };
         let top = top_paths(
-            &[group(1_000_000, 1_000), group(1_000_000, 5), group(10_000, 1_000)],
+            &[
+                group(1_000_000, 1_000),
+                group(1_000_000, 5),
+                group(10_000, 1_000),
+            ],
             1_000,
         );
         let growing: Vec<bool> = top.iter().map(|p| p.growing).collect();
-        assert_eq!(growing, vec![true, false, false], "per request, few objects, few bytes");
+        assert_eq!(
+            growing,
+            vec![true, false, false],
+            "per request, few objects, few bytes"
+        );
         assert_eq!(top[0].bytes_per_request, 1_000.0);
         assert!(top_paths(&[group(1_000, 10)], 0).iter().all(|p| !p.growing));
     }

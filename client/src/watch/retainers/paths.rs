@@ -151,13 +151,16 @@ pub fn new_objects(s: &HeapSnapshot, after: u32) -> NewObjects {
         g.0 += size;
         g.1 += 1;
     }
-    let mut groups: Vec<PathGroup> = groups
+    // Keys that read the same (a string and a concatenated string) are one group.
+    let mut by_text: HashMap<String, (u64, u64)> = HashMap::with_capacity(groups.len());
+    for ((path, leaf), (b, c)) in groups {
+        let g = by_text.entry(paths.text(s, path, leaf)).or_default();
+        g.0 += b;
+        g.1 += c;
+    }
+    let mut groups: Vec<PathGroup> = by_text
         .into_iter()
-        .map(|((path, leaf), (bytes, count))| PathGroup {
-            path: paths.text(s, path, leaf),
-            bytes,
-            count,
-        })
+        .map(|(path, (bytes, count))| PathGroup { path, bytes, count })
         .collect();
     groups.sort_by(|a, b| {
         (b.bytes, b.count)
@@ -200,7 +203,8 @@ fn walk(s: &HeapSnapshot, v: &Vocabulary) -> Tree {
         let from = queue[head] as usize;
         head += 1;
         let from_type = s.node_field(from, l.node_type);
-        let descriptors = Some(from_type) == v.array_node && s.node_name(from) == b"(map descriptors)";
+        let descriptors =
+            Some(from_type) == v.array_node && s.node_name(from) == b"(map descriptors)";
         let native_context =
             Some(from_type) == v.hidden_node && s.node_name(from) == b"system / NativeContext";
         for e in first_edge[from]..first_edge[from + 1] {
@@ -354,7 +358,10 @@ fn name_text(bytes: &[u8]) -> String {
 }
 
 fn class_text(s: &HeapSnapshot, c: Class) -> String {
-    let kind = s.node_types.get(c.kind as usize).map_or("?", String::as_str);
+    let kind = s
+        .node_types
+        .get(c.kind as usize)
+        .map_or("?", String::as_str);
     if c.name == ANY {
         return match kind {
             "concatenated string" | "sliced string" => "string".to_string(),

@@ -18,8 +18,8 @@
 use std::fmt;
 use std::io::Read;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Bytes kept of each string (a name, a property, a string's first characters).
 pub const MAX_STRING: usize = 120;
@@ -178,8 +178,9 @@ struct Parts {
 
 impl Parts {
     fn finish(self, keep: Keep) -> Result<HeapSnapshot, SnapshotError> {
-        let (layout, node_types, edge_types) =
-            self.header.ok_or_else(|| format_error("no `snapshot.meta`"))?;
+        let (layout, node_types, edge_types) = self
+            .header
+            .ok_or_else(|| format_error("no `snapshot.meta`"))?;
         let nodes = self.nodes.ok_or_else(|| format_error("no `nodes`"))?;
         if layout.node_fields == 0 || nodes.len() % layout.node_fields != 0 {
             return Err(format_error(format!(
@@ -473,7 +474,10 @@ mod tests {
     #[test]
     fn a_snapshot_streams_into_its_arrays() {
         let s = read(TINY.as_bytes(), Keep::All).expect("parses");
-        assert_eq!((s.node_count(), s.edge_count(), s.string_count()), (4, 3, 6));
+        assert_eq!(
+            (s.node_count(), s.edge_count(), s.string_count()),
+            (4, 3, 6)
+        );
         assert_eq!(s.node_type(1), "object");
         assert_eq!(s.node_name(1), b"Holder");
         assert_eq!((s.id(3), s.self_size(3)), (7, 40));
@@ -485,7 +489,10 @@ mod tests {
         );
         assert_eq!(s.max_odd_id(), 7);
         let ids = read(TINY.as_bytes(), Keep::Nodes).expect("parses");
-        assert_eq!((ids.node_count(), ids.edge_count(), ids.string_count()), (4, 0, 0));
+        assert_eq!(
+            (ids.node_count(), ids.edge_count(), ids.string_count()),
+            (4, 0, 0)
+        );
         assert_eq!(ids.max_odd_id(), 7);
     }
 
@@ -496,12 +503,24 @@ mod tests {
             ("[]", "snapshot object"),
             (r#"{"nodes":[]}"#, "no `snapshot.meta`"),
             (&TINY.replace("\"edge_count\",", ""), "no `edge_count`"),
-            (&TINY.replace("[9,0,1,0,1,0,0", "[9,0,1,0,1,0"), "whole number"),
+            (
+                &TINY.replace("[9,0,1,0,1,0,0", "[9,0,1,0,1,0"),
+                "whole number",
+            ),
             (&TINY.replace("1,0,21]", "1,0,22]"), "not at a node"),
-            (&TINY.replace("1,0,21]", "1,0,21,2,4,7]"), "edge counts add up"),
-            (&TINY.replace(",3,2,5,16", ",3,9,5,16"), "name is not a string"),
+            (
+                &TINY.replace("1,0,21]", "1,0,21,2,4,7]"),
+                "edge counts add up",
+            ),
+            (
+                &TINY.replace(",3,2,5,16", ",3,9,5,16"),
+                "name is not a string",
+            ),
             (&TINY.replace(",3,2,5,16", ",3,2,5,-16"), "invalid value"),
-            (&TINY.replace(",3,2,5,16", ",3,2,5,4294967296"), "invalid value"),
+            (
+                &TINY.replace(",3,2,5,16", ",3,2,5,4294967296"),
+                "invalid value",
+            ),
         ];
         for (text, why) in cases {
             let e = read(text.as_bytes(), Keep::All).expect_err(why).to_string();
@@ -509,7 +528,10 @@ mod tests {
         }
         // Every prefix of a good snapshot is an error, never a panic.
         for cut in 0..TINY.len() {
-            assert!(read(&TINY.as_bytes()[..cut], Keep::All).is_err(), "cut {cut}");
+            assert!(
+                read(&TINY.as_bytes()[..cut], Keep::All).is_err(),
+                "cut {cut}"
+            );
         }
     }
 }
