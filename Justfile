@@ -59,6 +59,10 @@ bench-probe *args:
     cargo build --release -q -p leak-client
     python3 client/benches/probe_cost.py "${CARGO_TARGET_DIR:-target}/release/leak-client" "$@"
 
+# The cost of `watch --retainers`' analysis of a heap snapshot pair (the first's ids, the second in full, the paths): seconds and this process's peak RSS per repeat, and the median (e.g. `just bench-retainers --repeats 3 first.heapsnapshot second.heapsnapshot`; without files it records a ~120 MB pair with node).
+bench-retainers *args:
+    cargo bench -p leak-client --bench retainers -- "$@"
+
 # The latency server beside nginx under wrk, repeated: req/s, CPU µs/request, ratios (e.g. `just bench-server --secs 5 --repeats 3 --callgrind`). Installs nginx and wrk from Debian when missing and root; otherwise those rows are skipped.
 bench-server *args:
     -@command -v wrk >/dev/null && command -v nginx >/dev/null || { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq nginx wrk >/dev/null; }
