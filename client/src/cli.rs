@@ -870,6 +870,7 @@ mod tests {
                 "--",
                 "true",
             ],
+            &["watch", "--retainers", "--", "true"],
             &["watch", "--pid", "1"],
             &["compare", "--watch", "no-equals-sign"],
             &["compare", "--watch", "raw=node a.js"],

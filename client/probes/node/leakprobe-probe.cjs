@@ -30,6 +30,9 @@
 // file descriptor), never throws into the program (any failure stops the probe silently), and
 // does nothing at all when LEAKPROBE_PROBE_OUT is unset. Each line is one write(2) to a file
 // opened O_APPEND, so lines of many processes never interleave.
+//
+// With LEAKPROBE_PROBE_CTL set (leak-client watch --retainers) it also writes V8 heap snapshots
+// when the watcher asks: see snapshots() below.
 'use strict';
 (function leakprobeProbe() {
   const out = process.env.LEAKPROBE_PROBE_OUT;

@@ -2,7 +2,8 @@
 //! `/proc` ([`proctree`]), the runtime probes and their output ([`probe`]), the server's count of
 //! requests served ([`served`]) and the pairing of timestamped readings with it ([`pair`], on
 //! [`clock`]'s clock), the verdict on what was read ([`judge`]), growth per allocation site
-//! under `--sites` ([`sites`], its frames read through [`source_maps`]), what a run writes
+//! under `--sites` ([`sites`], its frames read through [`source_maps`]), what holds the objects
+//! new between two heap snapshots (`--retainers`, [`retainers`]), what a run writes
 //! ([`summary`]), and one watch from its first reading to its summary ([`session`]). Nothing here
 //! starts, signals or waits on the watched command; that is the command's wiring
 //! (`commands::watch`).
