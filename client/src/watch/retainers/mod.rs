@@ -54,7 +54,8 @@ use serde::{Deserialize, Serialize};
 use crate::units;
 
 /// The longest the watcher waits for the end snapshot before it stops the program anyway.
-pub const END_WAIT: Duration = Duration::from_secs(120);
+/// (A Next.js dev server's took 56 s on a loaded 2-core machine, 4–5 s idle.)
+pub const END_WAIT: Duration = Duration::from_secs(300);
 /// Paths shown per process.
 pub const TOP_PATHS: usize = 8;
 /// A path gaining less than this per request is noise (the verdict's own floor for a stable

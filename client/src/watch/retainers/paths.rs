@@ -19,7 +19,8 @@
 //! **Grouping.** A path is written as the class of each node on it with the edge taken out of it
 //! (`Object.fetchMetrics`, `Array[]`, `system / Context.kept`), then `⇒` and the new object's own
 //! class, e.g. `(GC roots) → … → Object.fetchMetrics → Array[] ⇒ Object`. Array indices are
-//! collapsed (`[123]` → `[]`, for `element` and `hidden` edges) so that the elements of one
+//! collapsed (`[123]` → `[]`, for `element` and `hidden` edges and internal ones named by a
+//! number, a hash table's slots) so that the elements of one
 //! growing array share one path, and every string kind reads `string`. New objects are grouped by
 //! that text: bytes (their self sizes) and count per path.
 
@@ -293,10 +294,12 @@ impl Paths {
             let step = Step {
                 from: class(s, v, p),
                 edge_type,
-                edge_name: if v.indexed(edge_type) {
-                    ANY
-                } else {
-                    s.edges[base + l.edge_name]
+                edge_name: match s.edges[base + l.edge_name] {
+                    _ if v.indexed(edge_type) => ANY,
+                    // A hash table's slots are internal edges named by number (`Map.table` →
+                    // `(array).699`): indices too.
+                    name if is_number(s.string(name as usize)) => ANY,
+                    name => name,
                 },
             };
             let key = (self.of_node[p], step);
@@ -344,6 +347,11 @@ impl Paths {
     }
 }
 
+/// Whether a name is a decimal number (an index written as a string).
+fn is_number(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(u8::is_ascii_digit)
+}
+
 /// Names longer than this are cut (with `…`) in a path.
 const NAME_CHARS: usize = 48;
 
@@ -383,7 +391,7 @@ mod tests {
 
     /// Root → (GC roots) → Holder -kept-> Array -[i]-> 3 strings, plus a weak edge from the
     /// holder to a fourth string (new, not retained), a shortcut from the root straight to the
-    /// array, and an old string (id below the first snapshot's).
+    /// array; the array's third slot is an internal edge named `12` (as a hash table's are).
     const GRAPH: &str = r#"{"snapshot":{"meta":{"node_fields":["type","name","id","self_size","edge_count"],"node_types":[["hidden","array","string","object","code","closure","regexp","number","native","synthetic","concatenated string","sliced string"]],"edge_fields":["type","name_or_index","to_node"],"edge_types":[["context","element","property","internal","hidden","shortcut","weak"]]},"node_count":8,"edge_count":8},
 "nodes":[9,0,1,0,2
 ,9,1,3,0,1
@@ -400,8 +408,8 @@ mod tests {
 ,6,7,35
 ,1,0,20
 ,1,1,25
-,1,2,30],
-"strings":["","(GC roots)","Holder","Array","x","kept","list","ghost"]}"#;
+,3,8,30],
+"strings":["","(GC roots)","Holder","Array","x","kept","list","ghost","12"]}"#;
 
     #[test]
     fn new_objects_are_grouped_by_their_shortest_strong_path() {
@@ -421,7 +429,7 @@ mod tests {
                 ("(GC roots) → Holder.kept → Array[] ⇒ string", 112, 3),
                 ("(GC roots) → Holder.kept ⇒ Array", 16, 1),
             ],
-            "the shortcut from the root is not a path; indices collapse; string kinds merge"
+            "the shortcut from the root is not a path; indices (and numbered slots) collapse; string kinds merge"
         );
         // Everything above the holder's id is new; nothing is above the largest.
         assert_eq!(new_objects(&s, 4).count, 5);
