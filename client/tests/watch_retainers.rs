@@ -46,7 +46,10 @@ fn analyse(first: &HeapSnapshot, second: &HeapSnapshot) -> NewObjects {
 fn assert_planted(found: &NewObjects, requests: u64) {
     let top = &found.groups[0];
     assert_eq!(top.path, PLANTED, "{:#?}", &found.groups[..5]);
-    assert_eq!(top.count, requests, "one URL per request after the first snapshot");
+    assert_eq!(
+        top.count, requests,
+        "one URL per request after the first snapshot"
+    );
     let per = top.bytes as f64 / requests as f64;
     assert!(
         (per - PLANTED_BYTES).abs() <= 0.25 * PLANTED_BYTES,
@@ -56,7 +59,10 @@ fn assert_planted(found: &NewObjects, requests: u64) {
     let holders = found
         .groups
         .iter()
-        .find(|g| g.path.ends_with("MetricsStore.fetchMetrics → Array[] ⇒ Object"))
+        .find(|g| {
+            g.path
+                .ends_with("MetricsStore.fetchMetrics → Array[] ⇒ Object")
+        })
         .expect("the holders' path");
     assert_eq!(holders.count, requests);
     let shown = top_paths(&found.groups, requests);
@@ -67,13 +73,17 @@ fn assert_planted(found: &NewObjects, requests: u64) {
 fn a_recorded_snapshot_parses_to_its_counts_and_its_planted_path() {
     let second = snapshot::read(&inflate("second.heapsnapshot.zz")[..], Keep::All).expect("parses");
     assert_eq!(
-        (second.node_count(), second.edge_count(), second.string_count()),
+        (
+            second.node_count(),
+            second.edge_count(),
+            second.string_count()
+        ),
         (44_412, 194_173, 25_210)
     );
     assert_eq!(second.node_type(0), "synthetic");
     // The first snapshot is stored with its nodes only: all the analysis reads of it.
-    let first = snapshot::read(&inflate("first-nodes.heapsnapshot.zz")[..], Keep::Nodes)
-        .expect("parses");
+    let first =
+        snapshot::read(&inflate("first-nodes.heapsnapshot.zz")[..], Keep::Nodes).expect("parses");
     assert_eq!(first.node_count(), 40_349);
     let after = first.max_odd_id();
     assert_eq!(after, 80_559);
@@ -88,7 +98,10 @@ fn a_recorded_snapshot_parses_to_its_counts_and_its_planted_path() {
     let even_above = (0..second.node_count())
         .filter(|&i| second.id(i) % 2 == 0 && second.id(i) > after)
         .count();
-    assert!(even_above > 0, "the recording has embedder nodes above the first's ids");
+    assert!(
+        even_above > 0,
+        "the recording has embedder nodes above the first's ids"
+    );
     assert_eq!(found.count + found.unreached, odd_new);
     assert_eq!(found.count, 4_069);
     let everything_new = new_objects(&second, 0);
@@ -97,7 +110,10 @@ fn a_recorded_snapshot_parses_to_its_counts_and_its_planted_path() {
         .iter()
         .find(|g| g.path == PLANTED)
         .expect("planted path");
-    assert_eq!(kept.count, 2_500, "without the first snapshot, the warm-up's 500 count too");
+    assert_eq!(
+        kept.count, 2_500,
+        "without the first snapshot, the warm-up's 500 count too"
+    );
 }
 
 /// Runs `record.js` with this machine's `node` into a fresh folder; returns the parsed pair.
@@ -115,12 +131,19 @@ fn record(name: &str, clean: bool) -> (HeapSnapshot, HeapSnapshot) {
         cmd.arg("clean");
     }
     let out = cmd.output().expect("node runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let read = |f: &str, keep| {
         let file = File::open(dir.join(f)).expect("snapshot written");
         snapshot::read(BufReader::new(file), keep).expect("parses")
     };
-    let pair = (read("first.heapsnapshot", Keep::Nodes), read("second.heapsnapshot", Keep::All));
+    let pair = (
+        read("first.heapsnapshot", Keep::Nodes),
+        read("second.heapsnapshot", Keep::All),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     pair
 }
@@ -153,7 +176,14 @@ fn bin() -> &'static str {
 fn watch_fetch(leak: u32) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node/fetch.js");
     let mut child = Command::new(bin())
-        .args(["watch", "--json", "--quiet", "--probe", "node", "--retainers"])
+        .args([
+            "watch",
+            "--json",
+            "--quiet",
+            "--probe",
+            "node",
+            "--retainers",
+        ])
         .args(["--requests", "6000", "--", "node"])
         .arg(script)
         .envs([
@@ -177,7 +207,10 @@ fn watch_fetch(leak: u32) -> Value {
     let out = child.wait_with_output().expect("output");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("retainers  objects new between"), "{stderr}");
+    assert!(
+        stderr.contains("retainers  objects new between"),
+        "{stderr}"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
@@ -196,12 +229,24 @@ fn watch_retainers_names_the_planted_leaks_holder_and_nothing_in_a_clean_loop() 
     let top = &p["paths"][0];
     let path = top["path"].as_str().unwrap_or_default();
     // examples/node/loop.js keeps each planted string in `kept`, a module-level array.
-    assert!(path.contains("system / Context.kept → Array[] ⇒ string"), "{r}");
+    assert!(
+        path.contains("system / Context.kept → Array[] ⇒ string"),
+        "{r}"
+    );
     assert_eq!(top["growing"], true, "{r}");
     let per = top["bytes_per_request"].as_f64().unwrap_or(f64::NAN);
-    assert!((per - 1024.0).abs() <= 0.25 * 1024.0, "{per} B/request: {r}");
-    assert!(p["first"]["requests"].as_u64() < p["second"]["requests"].as_u64(), "{r}");
-    assert!(p["second"]["bytes"].as_u64().unwrap_or(0) > 1_000_000, "{r}");
+    assert!(
+        (per - 1024.0).abs() <= 0.25 * 1024.0,
+        "{per} B/request: {r}"
+    );
+    assert!(
+        p["first"]["requests"].as_u64() < p["second"]["requests"].as_u64(),
+        "{r}"
+    );
+    assert!(
+        p["second"]["bytes"].as_u64().unwrap_or(0) > 1_000_000,
+        "{r}"
+    );
 
     let s = watch_fetch(0);
     let r = &s["retainers"];
