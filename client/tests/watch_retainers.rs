@@ -171,25 +171,30 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_leak-client")
 }
 
-/// `leak-client watch --json --quiet --probe node --retainers --requests 6000 -- node
-/// examples/node/fetch.js` with `LEAK_BYTES=leak`, bounded to 120 s; its JSON summary.
-fn watch_fetch(leak: u32) -> Value {
+/// `leak-client watch --json --quiet --probe node --retainers [--requests N] -- node
+/// examples/node/fetch.js` with `REQUESTS=loop_requests` and `LEAK_BYTES=leak`, bounded to
+/// 120 s; its JSON summary.
+fn watch_fetch(leak: u32, loop_requests: u32, watch_requests: Option<u32>) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node/fetch.js");
-    let mut child = Command::new(bin())
-        .args([
-            "watch",
-            "--json",
-            "--quiet",
-            "--probe",
-            "node",
-            "--retainers",
-        ])
-        .args(["--requests", "6000", "--", "node"])
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "watch",
+        "--json",
+        "--quiet",
+        "--probe",
+        "node",
+        "--retainers",
+    ]);
+    if let Some(n) = watch_requests {
+        cmd.args(["--requests", &n.to_string()]);
+    }
+    let mut child = cmd
+        .args(["--", "node"])
         .arg(script)
         .envs([
-            ("REQUESTS", "100000"),
-            ("PAUSE_MS", "0"),
-            ("LEAK_BYTES", &leak.to_string()),
+            ("REQUESTS", loop_requests.to_string()),
+            ("PAUSE_MS", "0".to_string()),
+            ("LEAK_BYTES", leak.to_string()),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -222,7 +227,7 @@ fn watch_fetch(leak: u32) -> Value {
 
 #[test]
 fn watch_retainers_names_the_planted_leaks_holder_and_nothing_in_a_clean_loop() {
-    let s = watch_fetch(1024);
+    let s = watch_fetch(1024, 100_000, Some(6_000));
     let r = &s["retainers"];
     assert_eq!(r["notes"], serde_json::json!([]), "{r}");
     let p = &r["processes"][0];
@@ -248,7 +253,7 @@ fn watch_retainers_names_the_planted_leaks_holder_and_nothing_in_a_clean_loop() 
         "{r}"
     );
 
-    let s = watch_fetch(0);
+    let s = watch_fetch(0, 100_000, Some(6_000));
     let r = &s["retainers"];
     let p = &r["processes"][0];
     assert!(p["paths"].as_array().is_some_and(|a| !a.is_empty()), "{r}");
@@ -259,4 +264,31 @@ fn watch_retainers_names_the_planted_leaks_holder_and_nothing_in_a_clean_loop() 
         .filter(|g| g["growing"] == true)
         .collect();
     assert!(growing.is_empty(), "a clean loop has no growing path: {r}");
+}
+
+#[test]
+fn a_program_that_ends_before_the_watch_gets_no_snapshot_and_the_summary_says_why() {
+    // 2,000 requests, then the loop exits: the first snapshot (due at 3,000) never comes, and no
+    // end snapshot can be taken of a program that is gone.
+    let s = watch_fetch(1024, 2_000, None);
+    let r = &s["retainers"];
+    let notes: Vec<&str> = r["notes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("the program exited before the watch ended")),
+        "{r}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("the watch ended before the first was due")),
+        "{r}"
+    );
+    assert_eq!(r["processes"], serde_json::json!([]), "{r}");
 }
