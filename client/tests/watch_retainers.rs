@@ -43,9 +43,25 @@ fn analyse(first: &HeapSnapshot, second: &HeapSnapshot) -> NewObjects {
     new_objects(second, first.max_odd_id())
 }
 
-fn assert_planted(found: &NewObjects, requests: u64) {
+/// The planted path's part below the module's context: the same on every run. Above it, which
+/// root V8 lists the running script's context under first (`(Stack roots)`, a handle scope)
+/// can vary with what its compiler threads hold at the instant of the snapshot.
+const PLANTED_HOLDER: &str = "system / Context.store → MetricsStore.fetchMetrics → Array[] → \
+                              Object.url ⇒ string";
+
+/// The top group is the planted one (the whole path when `exact`, else from its holder down),
+/// one object per request, within 25% of the planted bytes per request, and growing.
+fn assert_planted(found: &NewObjects, requests: u64, exact: bool) {
     let top = &found.groups[0];
-    assert_eq!(top.path, PLANTED, "{:#?}", &found.groups[..5]);
+    if exact {
+        assert_eq!(top.path, PLANTED, "{:#?}", &found.groups[..5]);
+    } else {
+        assert!(
+            top.path.starts_with("(GC roots) → ") && top.path.ends_with(PLANTED_HOLDER),
+            "{:#?}",
+            &found.groups[..5]
+        );
+    }
     assert_eq!(
         top.count, requests,
         "one URL per request after the first snapshot"
@@ -89,7 +105,7 @@ fn a_recorded_snapshot_parses_to_its_counts_and_its_planted_path() {
     assert_eq!(after, 80_559);
 
     let found = analyse(&first, &second);
-    assert_planted(&found, REQUESTS);
+    assert_planted(&found, REQUESTS, true);
     // The filter: odd ids above the first's largest, and only those. The 500 objects kept before
     // the first snapshot are old; the embedder's nodes (even ids, numbered apart) are not objects.
     let odd_new = (0..second.node_count())
@@ -151,7 +167,7 @@ fn record(name: &str, clean: bool) -> (HeapSnapshot, HeapSnapshot) {
 #[test]
 fn this_machines_node_shows_the_planted_path_and_a_clean_run_none_growing() {
     let (first, second) = record("leak", false);
-    assert_planted(&analyse(&first, &second), REQUESTS);
+    assert_planted(&analyse(&first, &second), REQUESTS, false);
 
     let (first, second) = record("clean", true);
     let found = analyse(&first, &second);
