@@ -43,13 +43,15 @@ fn analyse(first: &HeapSnapshot, second: &HeapSnapshot) -> NewObjects {
     new_objects(second, first.max_odd_id())
 }
 
-/// The planted path's part below the module's context: the same on every run. Above it, which
-/// root V8 lists the running script's context under first (`(Stack roots)`, a handle scope)
-/// can vary with what its compiler threads hold at the instant of the snapshot.
-const PLANTED_HOLDER: &str = "system / Context.store → MetricsStore.fetchMetrics → Array[] → \
-                              Object.url ⇒ string";
+/// The planted path's last steps: the same on every run. Above them, which root V8 lists the
+/// array under first varies: `record.js` snapshots from its running script, and one loaded run
+/// in eight found the array held straight by a `(Handle scope)` (which the walk, like DevTools,
+/// takes after the user roots, but this store is not reachable from the global object). The
+/// probe snapshots from a timer, with no frame of the program's running: the end-to-end test
+/// below pins the holder's name there.
+const PLANTED_TAIL: &str = "Array[] → Object.url ⇒ string";
 
-/// The top group is the planted one (the whole path when `exact`, else from its holder down),
+/// The top group is the planted one (the whole path when `exact`, else its last steps),
 /// one object per request, within 25% of the planted bytes per request, and growing.
 fn assert_planted(found: &NewObjects, requests: u64, exact: bool) {
     let top = &found.groups[0];
@@ -57,7 +59,7 @@ fn assert_planted(found: &NewObjects, requests: u64, exact: bool) {
         assert_eq!(top.path, PLANTED, "{:#?}", &found.groups[..5]);
     } else {
         assert!(
-            top.path.starts_with("(GC roots) → ") && top.path.ends_with(PLANTED_HOLDER),
+            top.path.starts_with("(GC roots) → ") && top.path.ends_with(PLANTED_TAIL),
             "{:#?}",
             &found.groups[..5]
         );

@@ -7,10 +7,14 @@
 //! odd id was allocated after the first snapshot and is still alive. Even ids are not JavaScript
 //! objects: the embedder's nodes (Node's native handles, up to 2.5e9) and V8's synthetic roots.
 //!
-//! **Shortest path.** A breadth-first walk from the snapshot's root over its edges, the way
-//! Chrome DevTools' heap snapshot worker measures distances (`HeapSnapshot.calculateDistances`):
-//! weak edges are not followed (they do not retain), nor shortcut edges (the root's links to the
-//! global objects, repeating paths that exist through `(GC roots)`), nor DevTools' own exclusions
+//! **Shortest path.** A breadth-first walk over the edges, the way Chrome DevTools' heap
+//! snapshot worker measures distances (`HeapSnapshot.calculateDistances`): first from the user
+//! roots — the root's children that are not synthetic: the global object, the embedder's root
+//! handles (`Node / TCPSocketWrap`) — then from the root for what only V8's own roots hold
+//! (`(GC roots) → (Stack roots)`, `(Handle scope)`, …), so that a path through the program's
+//! objects wins over one through a handle that happens to be live at the snapshot. Weak edges are
+//! not followed (they do not retain), nor the root's shortcut edges in the second pass, nor
+//! DevTools' own exclusions
 //! (a `(map descriptors)` array's values, the native context's `sloppy_function_map`), nor the
 //! `(Internalized strings)` / `(String table)` roots (every interned property name is under
 //! them: they would "retain" what an object's shape merely names). The first time the walk
@@ -91,6 +95,7 @@ struct Vocabulary {
     hidden_edge: Option<u32>,
     hidden_node: Option<u32>,
     array_node: Option<u32>,
+    synthetic_node: Option<u32>,
     /// Node types that read as their type, not their name.
     unnamed: Vec<u32>,
 }
@@ -117,6 +122,7 @@ impl Vocabulary {
             hidden_edge: edge("hidden"),
             hidden_node: node("hidden"),
             array_node: node("array"),
+            synthetic_node: node("synthetic"),
             unnamed,
         }
     }
@@ -198,47 +204,69 @@ fn walk(s: &HeapSnapshot, v: &Vocabulary) -> Tree {
     let excluded_roots: [&[u8]; 2] = [b"(Internalized strings)", b"(String table)"];
     let mut seen = vec![false; n];
     seen[0] = true;
-    queue.push(0);
+    // First the user roots: the root's children that are not synthetic (the global object, the
+    // embedder's root handles such as a socket's wrap), reached by any edge but a weak one.
+    for e in first_edge[0]..first_edge[1] {
+        let base = e as usize * l.edge_fields;
+        let to = s.edges[base + l.edge_to] as usize / l.node_fields;
+        if Some(s.edges[base + l.edge_type]) == v.weak
+            || seen[to]
+            || Some(s.node_field(to, l.node_type)) == v.synthetic_node
+        {
+            continue;
+        }
+        seen[to] = true;
+        parent[to] = 0;
+        via[to] = base as u32;
+        queue.push(to as u32);
+    }
     let mut head = 0;
-    while head < queue.len() {
-        let from = queue[head] as usize;
-        head += 1;
-        let from_type = s.node_field(from, l.node_type);
-        let descriptors =
-            Some(from_type) == v.array_node && s.node_name(from) == b"(map descriptors)";
-        let native_context =
-            Some(from_type) == v.hidden_node && s.node_name(from) == b"system / NativeContext";
-        for e in first_edge[from]..first_edge[from + 1] {
-            let base = e as usize * l.edge_fields;
-            let edge_type = s.edges[base + l.edge_type];
-            if Some(edge_type) == v.weak || Some(edge_type) == v.shortcut {
-                continue;
+    // Two passes over the queue: what the user roots hold, then (from the root itself, whose
+    // shortcuts are skipped) what only V8's own roots hold.
+    for pass in 0..2 {
+        if pass == 1 {
+            queue.push(0);
+        }
+        while head < queue.len() {
+            let from = queue[head] as usize;
+            head += 1;
+            let from_type = s.node_field(from, l.node_type);
+            let descriptors =
+                Some(from_type) == v.array_node && s.node_name(from) == b"(map descriptors)";
+            let native_context =
+                Some(from_type) == v.hidden_node && s.node_name(from) == b"system / NativeContext";
+            for e in first_edge[from]..first_edge[from + 1] {
+                let base = e as usize * l.edge_fields;
+                let edge_type = s.edges[base + l.edge_type];
+                if Some(edge_type) == v.weak || Some(edge_type) == v.shortcut {
+                    continue;
+                }
+                let to = s.edges[base + l.edge_to] as usize / l.node_fields;
+                if seen[to] {
+                    continue;
+                }
+                let name = s.edges[base + l.edge_name];
+                // DevTools' filter: a descriptor array's entries are (key, details, value) triples
+                // after two header slots; the values are the objects' own, not the map's.
+                if descriptors && v.indexed(edge_type) && name >= 2 && name % 3 == 1 {
+                    continue;
+                }
+                if native_context
+                    && !v.indexed(edge_type)
+                    && s.string(name as usize) == b"sloppy_function_map"
+                {
+                    continue;
+                }
+                if from_type == s.node_field(to, l.node_type)
+                    && excluded_roots.contains(&s.node_name(to))
+                {
+                    continue;
+                }
+                seen[to] = true;
+                parent[to] = from as u32;
+                via[to] = base as u32;
+                queue.push(to as u32);
             }
-            let to = s.edges[base + l.edge_to] as usize / l.node_fields;
-            if seen[to] {
-                continue;
-            }
-            let name = s.edges[base + l.edge_name];
-            // DevTools' filter: a descriptor array's entries are (key, details, value) triples
-            // after two header slots; the values are the objects' own, not the map's.
-            if descriptors && v.indexed(edge_type) && name >= 2 && name % 3 == 1 {
-                continue;
-            }
-            if native_context
-                && !v.indexed(edge_type)
-                && s.string(name as usize) == b"sloppy_function_map"
-            {
-                continue;
-            }
-            if from_type == s.node_field(to, l.node_type)
-                && excluded_roots.contains(&s.node_name(to))
-            {
-                continue;
-            }
-            seen[to] = true;
-            parent[to] = from as u32;
-            via[to] = base as u32;
-            queue.push(to as u32);
         }
     }
     Tree { parent, via }
@@ -390,8 +418,9 @@ mod tests {
     use super::*;
 
     /// Root → (GC roots) → Holder -kept-> Array -[i]-> 3 strings, plus a weak edge from the
-    /// holder to a fourth string (new, not retained), a shortcut from the root straight to the
-    /// array; the array's third slot is an internal edge named `12` (as a hash table's are).
+    /// holder to a fourth string (new, not retained), a shortcut from the root to the holder (as
+    /// to the global object); the array's third slot is an internal edge named `12` (as a hash
+    /// table's are).
     const GRAPH: &str = r#"{"snapshot":{"meta":{"node_fields":["type","name","id","self_size","edge_count"],"node_types":[["hidden","array","string","object","code","closure","regexp","number","native","synthetic","concatenated string","sliced string"]],"edge_fields":["type","name_or_index","to_node"],"edge_types":[["context","element","property","internal","hidden","shortcut","weak"]]},"node_count":8,"edge_count":8},
 "nodes":[9,0,1,0,2
 ,9,1,3,0,1
@@ -402,7 +431,7 @@ mod tests {
 ,2,4,107,32,0
 ,2,4,109,56,0],
 "edges":[1,0,5
-,5,6,15
+,5,6,10
 ,1,0,10
 ,2,5,15
 ,6,7,35
@@ -426,10 +455,10 @@ mod tests {
         assert_eq!(
             texts,
             vec![
-                ("(GC roots) → Holder.kept → Array[] ⇒ string", 112, 3),
-                ("(GC roots) → Holder.kept ⇒ Array", 16, 1),
+                ("Holder.kept → Array[] ⇒ string", 112, 3),
+                ("Holder.kept ⇒ Array", 16, 1),
             ],
-            "the shortcut from the root is not a path; indices (and numbered slots) collapse; string kinds merge"
+            "the root's shortcut to the holder makes it a user root, walked before (GC roots); indices (and numbered slots) collapse; string kinds merge"
         );
         // Everything above the holder's id is new; nothing is above the largest.
         assert_eq!(new_objects(&s, 4).count, 5);
