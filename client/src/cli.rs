@@ -288,7 +288,7 @@ pub struct WatchArgs {
 
     /// Node: take two heap snapshots (after the warm-up, and when the watch ends, before COMMAND
     /// is stopped) and report what holds the objects new in the second, by retainer path from
-    /// the GC roots, in bytes per request. Each snapshot stops the program while V8 writes it (a
+    /// the roots, in bytes per request. Each snapshot stops the program while V8 writes it (a
     /// Next.js dev server: ~100 MB, 4–5 s idle, up to a minute on a loaded machine; in the run's
     /// private folder).
     #[arg(long, requires = "probe")]

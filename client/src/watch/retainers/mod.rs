@@ -17,14 +17,15 @@
 //!    snapshot line is paired with the served count at its timestamp, as a reading is.
 //! 3. Once the program has stopped, each pair is analysed: the first snapshot's nodes only
 //!    (its largest odd id), the second in full; the objects new in the second are grouped by
-//!    their shortest retainer path ([`paths::new_objects`]), and each group's bytes divided by
-//!    the requests served between the two snapshots.
+//!    their shortest retainer path ([`paths::new_objects`], the user roots first), and each
+//!    group's bytes divided by the requests served between the two snapshots.
 //!
 //! # Reading it
-//! A path reads from the GC roots to the new object: each node's class with the edge taken out
-//! of it, `⇒` the new object's class. `(GC roots) → … → Holder.fetchMetrics → Array[] ⇒ Object`
-//! says that objects of class `Object`, allocated after the first snapshot and alive at the
-//! second, are elements of an `Array` held by the `fetchMetrics` property of a `Holder`. One
+//! A path reads from a root (the global object, an embedder's handle such as
+//! `Node / TCPSocketWrap`, or V8's `(GC roots)`) to the new object: each node's class with the
+//! edge taken out of it, `⇒` the new object's class. `… → Holder.fetchMetrics → Array[] ⇒
+//! Object` says that objects of class `Object`, allocated after the first snapshot and alive
+//! at the second, are elements of an `Array` held by the `fetchMetrics` property of a `Holder`. One
 //! leak shows as a few paths: the leaked objects, the strings they hold (`Object.url ⇒ string`),
 //! the array's backing store (`Array.elements ⇒ (object elements)`). A path is **growing** when
 //! it gained at least [`GROWING_BYTES_PER_REQUEST`] bytes and one object per
