@@ -24,8 +24,8 @@
 //! (`Object.fetchMetrics`, `Array[]`, `system / Context.kept`), then `⇒` and the new object's own
 //! class, e.g. `(GC roots) → … → Object.fetchMetrics → Array[] ⇒ Object`. Array indices are
 //! collapsed (`[123]` → `[]`, for `element` and `hidden` edges and internal ones named by a
-//! number, a hash table's slots) so that the elements of one
-//! growing array share one path, and every string kind reads `string`. New objects are grouped by
+//! number, a hash table's slots) so that the elements of one growing array share one path, and
+//! every string kind reads `string`. New objects are grouped by
 //! that text: bytes (their self sizes) and count per path.
 
 use std::collections::HashMap;
@@ -458,7 +458,8 @@ mod tests {
                 ("Holder.kept → Array[] ⇒ string", 112, 3),
                 ("Holder.kept ⇒ Array", 16, 1),
             ],
-            "the root's shortcut to the holder makes it a user root, walked before (GC roots); indices (and numbered slots) collapse; string kinds merge"
+            "the root's shortcut to the holder makes it a user root, walked before (GC roots); \
+             indices (and numbered slots) collapse; string kinds merge"
         );
         // Everything above the holder's id is new; nothing is above the largest.
         assert_eq!(new_objects(&s, 4).count, 5);
