@@ -32,4 +32,5 @@ mod sites_cli;
 mod watch_cmd;
 mod watch_probe;
 mod watch_proctree;
+mod watch_retainers;
 mod watch_verdict;

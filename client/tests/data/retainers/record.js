@@ -1,6 +1,6 @@
-// Records the heap snapshot pair client/tests/watch_retainers.rs reads: a planted leak that keeps,
-// per "request", one object holding a 1,000-character URL in a module-level store's array,
-// beside garbage of the same shape that is not kept.
+// Records the heap snapshot pair client/tests/it/watch_retainers.rs reads: a planted leak that
+// keeps, per "request", one object holding a 1,000-character URL in a module-level store's
+// array, beside garbage of the same shape that is not kept.
 //   node --expose-gc record.js OUT_DIR [REQUESTS] [clean]
 // writes OUT_DIR/first.heapsnapshot after WARM requests and OUT_DIR/second.heapsnapshot after
 // REQUESTS more (default 2,000); `clean` keeps nothing.
