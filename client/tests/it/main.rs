@@ -33,4 +33,5 @@ mod watch_cmd;
 mod watch_probe;
 mod watch_proctree;
 mod watch_retainers;
+mod watch_sites;
 mod watch_verdict;
