@@ -29,6 +29,7 @@ mod raw_props;
 mod raw_wire;
 mod readme;
 mod sites_cli;
+mod support;
 mod watch_cmd;
 mod watch_probe;
 mod watch_proctree;

@@ -11,18 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_leak-client")
-}
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
+use crate::support::{bin, examples, need};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("leakprobe-watch-cmd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+    crate::support::tmp("watch-cmd", name)
 }
 
 /// Waits for `child` at most `limit`; kills it and fails the test past that.
@@ -131,15 +123,6 @@ fn slope(s: &Value) -> f64 {
 fn python_loop() -> String {
     need("python3", "python3");
     examples().join("python/loop.py").display().to_string()
-}
-
-/// Fails (not skips) when a real runtime these tests drive is missing, saying how to get it.
-fn need(program: &str, apt_package: &str) {
-    if Command::new(program).arg("--version").output().is_err() {
-        panic!(
-            "this test drives a real `{program}`, not on PATH: apt-get install -y {apt_package}"
-        );
-    }
 }
 
 #[test]

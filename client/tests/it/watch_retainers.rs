@@ -16,6 +16,8 @@ use leak_client::watch::retainers::snapshot::{self, HeapSnapshot, Keep};
 use leak_client::watch::retainers::{GROWING_BYTES_PER_REQUEST, top_paths};
 use serde_json::Value;
 
+use crate::support::bin;
+
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/retainers")
@@ -183,10 +185,6 @@ fn this_machines_node_shows_the_planted_path_and_a_clean_run_none_growing() {
         "{} new bytes in a clean run",
         found.bytes
     );
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_leak-client")
 }
 
 /// `leak-client watch --json --quiet --probe node --retainers [--requests N] -- node

@@ -9,23 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
+use crate::support::{examples, need};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("leakprobe-watch-sites-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
-}
-
-/// Fails (not skips) when a real runtime these tests drive is missing, saying how to get it.
-fn need(program: &str, apt_package: &str) {
-    if Command::new(program).arg("--version").output().is_err() {
-        panic!(
-            "this test drives a real `{program}`, not on PATH: apt-get install -y {apt_package}"
-        );
-    }
+    crate::support::tmp("watch-sites", name)
 }
 
 /// `leak-client watch --json --quiet --sites --probe PROBE --jsonl JSONL -- COMMAND`, with
