@@ -403,28 +403,75 @@ pub fn parse_line(line: &[u8]) -> Option<Reading> {
     })
 }
 
-/// Tails a probe output file: each [`ProbeReader::poll`] returns the lines appended since the
-/// last one. A last line still being written is kept for the next poll; a line that does not
-/// parse is counted ([`ProbeReader::bad_lines`]) and skipped.
+/// Tails a file of lines another process appends to: each [`LineTail::poll`] hands over the
+/// complete lines written since the last one. A last line still being written is kept for the
+/// next poll; blank lines are skipped; a torn line longer than [`MAX_LINE`] is dropped.
 #[derive(Debug)]
-pub struct ProbeReader {
+pub struct LineTail {
     path: PathBuf,
     file: Option<File>,
     /// Bytes read and not yet consumed (a torn last line), followed by room for the next read.
     buf: Vec<u8>,
-    bad_lines: u64,
 }
 
 /// A torn line longer than this is garbage (probe lines are ~250 bytes): it is dropped.
 const MAX_LINE: usize = 64 * 1024;
 
+impl LineTail {
+    /// A tail of `path`, which need not exist yet (the probed program has not started).
+    pub fn new(path: &Path) -> LineTail {
+        LineTail {
+            path: path.to_owned(),
+            file: None,
+            buf: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    /// Calls `line` with every complete line written since the last poll, and returns how many
+    /// torn lines were dropped as too long. A file that does not exist yet has no lines.
+    pub fn poll(&mut self, mut line: impl FnMut(&[u8])) -> io::Result<u64> {
+        if self.file.is_none() {
+            match File::open(&self.path) {
+                Ok(f) => self.file = Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Ok(0);
+        };
+        file.read_to_end(&mut self.buf)?;
+        let mut consumed = 0;
+        while let Some(nl) = self.buf[consumed..].iter().position(|&b| b == b'\n') {
+            let l = &self.buf[consumed..consumed + nl];
+            consumed += nl + 1;
+            if !l.iter().all(u8::is_ascii_whitespace) {
+                line(l);
+            }
+        }
+        self.buf.drain(..consumed);
+        if self.buf.len() > MAX_LINE {
+            self.buf.clear();
+            return Ok(1);
+        }
+        Ok(0)
+    }
+}
+
+/// Tails a probe output file ([`LineTail`]): each [`ProbeReader::poll`] returns the readings
+/// appended since the last one; a line that does not parse is counted
+/// ([`ProbeReader::bad_lines`]) and skipped.
+#[derive(Debug)]
+pub struct ProbeReader {
+    tail: LineTail,
+    bad_lines: u64,
+}
+
 impl ProbeReader {
     /// A reader of `path`, which need not exist yet (the probed program has not started).
     pub fn new(path: &Path) -> ProbeReader {
         ProbeReader {
-            path: path.to_owned(),
-            file: None,
-            buf: Vec::with_capacity(16 * 1024),
+            tail: LineTail::new(path),
             bad_lines: 0,
         }
     }
@@ -437,39 +484,14 @@ impl ProbeReader {
     /// Appends to `out` every complete line written since the last poll, and returns how many.
     /// A file that does not exist yet gives 0.
     pub fn poll(&mut self, out: &mut Vec<Reading>) -> io::Result<usize> {
-        if self.file.is_none() {
-            match File::open(&self.path) {
-                Ok(f) => self.file = Some(f),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-                Err(e) => return Err(e),
-            }
-        }
-        let Some(file) = self.file.as_mut() else {
-            return Ok(0);
-        };
-        file.read_to_end(&mut self.buf)?;
-        let mut added = 0;
-        let mut consumed = 0;
-        while let Some(nl) = self.buf[consumed..].iter().position(|&b| b == b'\n') {
-            let line = &self.buf[consumed..consumed + nl];
-            consumed += nl + 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match parse_line(line) {
-                Some(r) => {
-                    out.push(r);
-                    added += 1;
-                }
-                None => self.bad_lines += 1,
-            }
-        }
-        self.buf.drain(..consumed);
-        if self.buf.len() > MAX_LINE {
-            self.buf.clear();
-            self.bad_lines += 1;
-        }
-        Ok(added)
+        let before = out.len();
+        let mut bad = 0;
+        let dropped = self.tail.poll(|line| match parse_line(line) {
+            Some(r) => out.push(r),
+            None => bad += 1,
+        })?;
+        self.bad_lines += bad + dropped;
+        Ok(out.len() - before)
     }
 }
 

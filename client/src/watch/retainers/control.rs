@@ -19,13 +19,14 @@
 //! the served count as it pairs a reading. The answers go to a file of their own, not to the
 //! readings' file: each line there is one typed reading of the heap series.
 
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::private_dir::write_new;
+use crate::watch::probe::LineTail;
 
 /// Names the request file (an absolute path in the run's private folder).
 pub const CTL_ENV: &str = "LEAKPROBE_PROBE_CTL";
@@ -73,9 +74,8 @@ pub fn parse_answer(line: &[u8]) -> Option<Answer> {
 pub struct Control {
     dir: PathBuf,
     ctl: PathBuf,
-    answers_path: PathBuf,
-    file: Option<File>,
-    buf: Vec<u8>,
+    /// The answers' file, `<ctl>.jsonl`.
+    tail: LineTail,
     answers: Vec<Answer>,
     /// The last request written.
     requested: u32,
@@ -94,9 +94,7 @@ impl Control {
         Ok(Control {
             dir: dir.to_owned(),
             ctl,
-            answers_path,
-            file: None,
-            buf: Vec::new(),
+            tail: LineTail::new(&answers_path),
             answers: Vec::new(),
             requested: 0,
             bad_lines: 0,
@@ -125,29 +123,17 @@ impl Control {
     /// Reads the answers appended since the last poll, pairing each with the served count at
     /// its time (`served_at`, the session's log); returns how many arrived.
     pub fn poll(&mut self, served_at: impl Fn(u64) -> Option<u64>) -> io::Result<usize> {
-        if self.file.is_none() {
-            self.file = Some(File::open(&self.answers_path)?);
-        }
-        let Some(file) = self.file.as_mut() else {
-            return Ok(0);
-        };
-        file.read_to_end(&mut self.buf)?;
-        let mut added = 0;
-        let mut consumed = 0;
-        while let Some(nl) = self.buf[consumed..].iter().position(|&b| b == b'\n') {
-            let line = &self.buf[consumed..consumed + nl];
-            consumed += nl + 1;
-            match parse_answer(line) {
-                Some(mut a) => {
-                    a.requests = served_at(a.t);
-                    self.answers.push(a);
-                    added += 1;
-                }
-                None => self.bad_lines += 1,
+        let before = self.answers.len();
+        let (answers, mut bad) = (&mut self.answers, 0);
+        let dropped = self.tail.poll(|line| match parse_answer(line) {
+            Some(mut a) => {
+                a.requests = served_at(a.t);
+                answers.push(a);
             }
-        }
-        self.buf.drain(..consumed);
-        Ok(added)
+            None => bad += 1,
+        })?;
+        self.bad_lines += bad + dropped;
+        Ok(self.answers.len() - before)
     }
 
     /// Every answer so far.
