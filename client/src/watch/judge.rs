@@ -417,35 +417,10 @@ fn judge_heap(
         ..heap_params_for(total, node)
     };
     let mut v = verdict::judge(&points, &params);
-    let far_above_warmup =
-        v.class == Class::Leak && v.slope.is_some_and(|s| s.lo >= NODE_SHORT_RUN_FLOOR);
-    if !node {
-        short_run(&mut v, total);
-    } else if total < NODE_MIN_REQUESTS && far_above_warmup {
-        v.reason = format!(
-            "{} (only {} requests, but even the interval's low end is ≥ {} B/request, 10× what a \
-             Node heap adds by itself while warming up after its first {} requests)",
-            v.reason,
-            units::count(total),
-            units::rate(NODE_SHORT_RUN_FLOOR),
-            units::count(NODE_FIRST_REQUESTS)
-        );
-    } else if total < NODE_MIN_REQUESTS {
-        // Whatever else the readings lack (too few after the first 1,000 requests, too
-        // uncertain), the run's length is what to change.
-        // (Its own advice, e.g. to read memory more often, would not help.)
-        let what = match v.class {
-            Class::Inconclusive => "only a leak far above that can be called".to_string(),
-            class => format!("{class} cannot be told from that ({})", v.reason),
-        };
-        v.reason = format!(
-            "only {} requests: a Node process's heap grows by itself for its first ~{} \
-             (JIT, lazily built modules), so {what}: inconclusive, run ≥ {} requests",
-            units::count(total),
-            units::count(NODE_WARMUP_REQUESTS + 1_000),
-            units::count(NODE_MIN_REQUESTS * 2),
-        );
-        v.class = Class::Inconclusive;
+    if node {
+        NODE_SHORT_RUN.apply(&mut v, total);
+    } else {
+        SHORT_RUN.apply(&mut v, total);
     }
     WatchVerdict {
         basis: Basis::Heap,
@@ -470,30 +445,74 @@ pub const SHORT_RUN_REQUESTS: u64 = 4_000;
 /// Python loops), so that one is still called on a short run.
 pub const SHORT_RUN_FLOOR: f64 = 512.0;
 
-/// The short-run rule for a series that is not a Node heap: a `leak` on fewer than
-/// [`SHORT_RUN_REQUESTS`] whose interval reaches below [`SHORT_RUN_FLOOR`] is `inconclusive`.
-fn short_run(v: &mut Verdict, total: u64) {
-    if total >= SHORT_RUN_REQUESTS || v.class != Class::Leak {
-        return;
-    }
-    let Some(s) = v.slope else { return };
-    if s.lo >= SHORT_RUN_FLOOR {
+/// A rule for runs too short to tell a program's own warm-up from a leak: under `requests`
+/// requests, a `leak` whose interval's low end is at least `floor` is still called (the reason
+/// says why that is enough); any other verdict in doubt (`leak` below the floor, and for Node
+/// every class, since a warming heap reads as `stable` or `bounded` too) is `inconclusive`, and
+/// the reason names the run's length as what to change (not the verdict's own advice, such as
+/// reading memory more often, which would not help).
+struct ShortRun {
+    requests: u64,
+    floor: f64,
+    /// Why the floor rules the warm-up out, after "the interval's low end is ≥ FLOOR B/request".
+    floor_why: &'static str,
+    /// What grows by itself in such a run, after "only N requests: ".
+    warm_up: &'static str,
+    /// Only a `leak` is in doubt (else every class is).
+    only_leak: bool,
+}
+
+/// A Node heap's ([`NODE_MIN_REQUESTS`], [`NODE_SHORT_RUN_FLOOR`]).
+const NODE_SHORT_RUN: ShortRun = ShortRun {
+    requests: NODE_MIN_REQUESTS,
+    floor: NODE_SHORT_RUN_FLOOR,
+    floor_why: "10× what a Node heap adds by itself while warming up after its first 1,000 \
+                requests",
+    warm_up: "a Node process's heap grows by itself for its first ~4,000 (JIT, lazily built \
+              modules)",
+    only_leak: false,
+};
+
+/// Every other series' ([`SHORT_RUN_REQUESTS`], [`SHORT_RUN_FLOOR`]).
+const SHORT_RUN: ShortRun = ShortRun {
+    requests: SHORT_RUN_REQUESTS,
+    floor: SHORT_RUN_FLOOR,
+    floor_why: "4× the fastest straight warm-up measured after a program's first 500 requests",
+    warm_up: "a program can warm up in a straight line for its first thousands (caches, pools, \
+              allocator arenas)",
+    only_leak: true,
+};
+
+impl ShortRun {
+    fn apply(&self, v: &mut Verdict, total: u64) {
+        if total >= self.requests || (self.only_leak && v.class != Class::Leak) {
+            return;
+        }
+        let slope = v.slope.filter(|_| v.class == Class::Leak);
+        if slope.is_some_and(|s| s.lo >= self.floor) {
+            v.reason = format!(
+                "{} (only {} requests, but even the interval's low end is ≥ {} B/request, {})",
+                v.reason,
+                units::count(total),
+                units::rate(self.floor),
+                self.floor_why
+            );
+            return;
+        }
+        let what = match (v.class, slope) {
+            (Class::Inconclusive, _) => "only a leak far above that can be called".to_string(),
+            (_, Some(s)) if self.only_leak => format!(
+                "a leak of {} B/request cannot be told from that ({})",
+                units::rate(s.bytes_per_request),
+                v.reason
+            ),
+            (class, _) => format!("{class} cannot be told from that ({})", v.reason),
+        };
         v.reason = format!(
-            "{} (only {} requests, but even the interval's low end is ≥ {} B/request, 4× the \
-             fastest straight warm-up measured after a program's first 500 requests)",
-            v.reason,
+            "only {} requests: {}, so {what}: inconclusive, run ≥ {} requests",
             units::count(total),
-            units::rate(SHORT_RUN_FLOOR)
-        );
-    } else {
-        v.reason = format!(
-            "only {} requests: a program can warm up in a straight line for its first \
-             thousands (caches, pools, allocator arenas), so a leak of {} B/request cannot be \
-             told from that: inconclusive, run ≥ {} requests ({})",
-            units::count(total),
-            units::rate(s.bytes_per_request),
-            units::count(SHORT_RUN_REQUESTS * 2),
-            v.reason
+            self.warm_up,
+            units::count(self.requests * 2),
         );
         v.class = Class::Inconclusive;
     }
@@ -525,7 +544,7 @@ fn judge_rss(tree: &[TreeRow], node: bool, z: f64) -> WatchVerdict {
     let mut v = verdict::judge(&points, &params);
     if !node {
         let total = points.iter().map(|p| p.requests).max().unwrap_or(0);
-        short_run(&mut v, total);
+        SHORT_RUN.apply(&mut v, total);
     }
     let probe = if node { "node" } else { "node|python" };
     let mut caveat = format!(
