@@ -1,8 +1,12 @@
 //! What the watch tests share: the binary, the example programs, a folder per module for their
-//! files, and the check that a real runtime they drive is on PATH.
+//! files, the check that a real runtime they drive is on PATH, a bounded wait for a child, and
+//! the JSON summary it printed.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// The `leak-client` binary Cargo built for these tests.
 pub fn bin() -> &'static str {
@@ -28,4 +32,39 @@ pub fn need(program: &str, apt_package: &str) {
             "this test drives a real `{program}`, not on PATH: apt-get install -y {apt_package}"
         );
     }
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test past that, with its stderr.
+pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait().expect("wait") {
+            Some(_) => return child.wait_with_output().expect("output"),
+            None if t0.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!(
+                    "the command did not finish within {limit:?}; stderr:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// The JSON summary `--json` printed last on stdout; fails the test, with stderr, without one.
+pub fn summary(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON summary; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    serde_json::from_str(line).expect("summary parses")
 }

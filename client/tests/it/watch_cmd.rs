@@ -6,34 +6,15 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{bin, examples, need};
+use crate::support::{bin, examples, need, summary, wait_bounded};
 
 fn tmp(name: &str) -> PathBuf {
     crate::support::tmp("watch-cmd", name)
-}
-
-/// Waits for `child` at most `limit`; kills it and fails the test past that.
-fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let t0 = Instant::now();
-    loop {
-        match child.try_wait().expect("wait") {
-            Some(_) => return child.wait_with_output().expect("output"),
-            None if t0.elapsed() > limit => {
-                let _ = child.kill();
-                let out = child.wait_with_output().expect("output");
-                panic!(
-                    "leak-client watch did not finish within {limit:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
 }
 
 /// Asserts the exit code, showing both streams when it differs.
@@ -93,21 +74,6 @@ fn summary_of(out: &Output) -> Option<Value> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().rev().find(|l| l.starts_with('{'))?;
     serde_json::from_str(line).ok()
-}
-
-fn summary(out: &Output) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| {
-            panic!(
-                "no JSON summary; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    serde_json::from_str(line).expect("summary parses")
 }
 
 fn class(s: &Value) -> &str {

@@ -9,14 +9,14 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use leak_client::watch::retainers::paths::{NewObjects, new_objects};
 use leak_client::watch::retainers::snapshot::{self, HeapSnapshot, Keep};
 use leak_client::watch::retainers::{GROWING_BYTES_PER_REQUEST, top_paths};
 use serde_json::Value;
 
-use crate::support::bin;
+use crate::support::{bin, summary, wait_bounded};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -204,7 +204,7 @@ fn watch_fetch(leak: u32, loop_requests: u32, watch_requests: Option<u32>) -> Va
     if let Some(n) = watch_requests {
         cmd.args(["--requests", &n.to_string()]);
     }
-    let mut child = cmd
+    let child = cmd
         .args(["--", "node"])
         .arg(script)
         .envs([
@@ -217,28 +217,14 @@ fn watch_fetch(leak: u32, loop_requests: u32, watch_requests: Option<u32>) -> Va
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn leak-client");
-    let t0 = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if t0.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("watch --retainers did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("output");
+    let out = wait_bounded(child, Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("retainers  objects new between"),
         "{stderr}"
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON summary; stderr:\n{stderr}"));
-    serde_json::from_str(line).expect("summary JSON")
+    summary(&out)
 }
 
 #[test]

@@ -4,12 +4,12 @@
 //! for Python (tracemalloc). Each case is bounded (a few thousand requests, a timeout).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{examples, need};
+use crate::support::{examples, need, summary, wait_bounded};
 
 fn tmp(name: &str) -> PathBuf {
     crate::support::tmp("watch-sites", name)
@@ -18,7 +18,7 @@ fn tmp(name: &str) -> PathBuf {
 /// `leak-client watch --json --quiet --sites --probe PROBE --jsonl JSONL -- COMMAND`, with
 /// `env`, bounded to 3 minutes; returns the summary.
 fn watch_sites(probe: &str, jsonl: &Path, command: &[&str], env: &[(&str, &str)]) -> Value {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
+    let child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
         .args([
             "watch", "--json", "--quiet", "--sites", "--probe", probe, "--jsonl",
         ])
@@ -31,34 +31,14 @@ fn watch_sites(probe: &str, jsonl: &Path, command: &[&str], env: &[(&str, &str)]
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn leak-client");
-    let t0 = Instant::now();
-    let out: Output = loop {
-        if child.try_wait().expect("wait").is_some() {
-            break child.wait_with_output().expect("output");
-        }
-        if t0.elapsed() > Duration::from_secs(180) {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "watch did not finish: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = wait_bounded(child, Duration::from_secs(180));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains("sites "),
         "the summary's sites block: {stderr}"
     );
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON summary; stderr:\n{stderr}"));
-    serde_json::from_str(line).expect("summary parses")
+    summary(&out)
 }
 
 /// The judged heap's slope (Node: the heap part; the sites see V8's heap only).
@@ -190,7 +170,7 @@ fn compare_puts_a_watched_node_programs_sites_in_its_report() {
     let dir = tmp("compare");
     let _ = std::fs::remove_dir_all(&dir);
     let spec = format!("js=node '{}'", node("fetch.js")[1]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
+    let child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
         .args([
             "compare",
             "--variants",
@@ -222,15 +202,7 @@ fn compare_puts_a_watched_node_programs_sites_in_its_report() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn leak-client");
-    let t0 = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if t0.elapsed() > Duration::from_secs(240) {
-            let _ = child.kill();
-            panic!("compare did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().expect("output");
+    let out = wait_bounded(child, Duration::from_secs(240));
     assert_eq!(
         out.status.code(),
         Some(0),
