@@ -13,6 +13,7 @@ use crate::run::RunOutput;
 use crate::sample::{Sample, SampleKind};
 use crate::sites::{Agreement, SitesSummary};
 use crate::stop::StopReason;
+use crate::trend::EveryDoubling;
 use crate::units;
 use crate::verdict::{self, Class, EarlyStop, Point, SettledAt, Verdict};
 
@@ -388,26 +389,19 @@ pub fn analysis(cfg: &RunConfig) -> Analysis {
     }
 }
 
-/// The periodic log line's class: the verdict on the series so far, judged again once the
-/// served count has doubled since the last judgement (as `watch`'s line does: a judgement
-/// copies the series and builds its pairwise slopes, so the log judges a few dozen times per
-/// run, not every second), shown once the series holds the verdict's `min_points` readings.
+/// The periodic log line's class: the verdict on the series so far, judged when
+/// [`EveryDoubling`] says (as `watch`'s line is), shown once the series holds the verdict's
+/// `min_points` readings.
 /// The monitor calls it inside `heapmeter::uncounted`: it frees all it allocates and keeps
 /// only `Copy` state.
 pub fn log_class() -> Classify {
     let params = verdict::Params::default();
-    let mut next_at = 0;
-    let mut class = None;
+    let mut class = EveryDoubling::new(params.min_points);
     Box::new(move |samples: &[Sample]| {
-        if samples.len() < params.min_points {
-            return None;
-        }
         let requests = samples.iter().map(|s| s.requests).max().unwrap_or(0);
-        if requests >= next_at {
-            next_at = requests.saturating_mul(2).max(1);
-            class = Some(verdict::judge(&points(samples), &params).class.as_str());
-        }
-        class
+        class.get(samples.len(), requests, || {
+            verdict::judge(&points(samples), &params).class.as_str()
+        })
     })
 }
 

@@ -1,6 +1,7 @@
 //! The periodic log's trend: the Theil–Sen slope (bytes per request) over the last few log
 //! readings, in fixed buffers, so the variants' monitor allocates nothing for it in the counted
-//! heap. Numbers only: no thresholds, no classes (those are the verdict's).
+//! heap. Numbers only: no thresholds, no classes (those are the verdict's); [`EveryDoubling`]
+//! says when the log line's class is judged again.
 
 /// Readings the slope is taken over: the last this many log lines.
 pub const WINDOW: usize = 16;
@@ -79,6 +80,41 @@ impl Trend {
         }
         let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         Some((below + upper) / 2.0)
+    }
+}
+
+/// When the log line's class is judged again: once there are enough readings, then each time
+/// the served count has doubled since the last judgement (a judgement copies the series and
+/// builds its pairwise slopes, so a log judges a few dozen times per run, not every line); the
+/// last answer is kept meanwhile. Shared by the variants' log and `watch`'s.
+#[derive(Debug, Clone, Copy)]
+pub struct EveryDoubling<T> {
+    min_readings: usize,
+    next_at: u64,
+    last: Option<T>,
+}
+
+impl<T: Copy> EveryDoubling<T> {
+    /// Judges first once a series holds `min_readings` readings.
+    pub const fn new(min_readings: usize) -> Self {
+        Self {
+            min_readings,
+            next_at: 0,
+            last: None,
+        }
+    }
+
+    /// The answer for a series of `readings` readings and `requests` served: `judge()`'s when
+    /// one is due, else the last one (`None` before there are enough readings).
+    pub fn get(&mut self, readings: usize, requests: u64, judge: impl FnOnce() -> T) -> Option<T> {
+        if readings < self.min_readings {
+            return None;
+        }
+        if requests >= self.next_at {
+            self.next_at = requests.saturating_mul(2).max(1);
+            self.last = Some(judge());
+        }
+        self.last
     }
 }
 

@@ -10,7 +10,7 @@ use crate::jsonl::Jsonl;
 use crate::runtime::Runtime;
 use crate::sites::SitesSummary;
 use crate::summary::sites_agreement;
-use crate::trend::Trend;
+use crate::trend::{EveryDoubling, Trend};
 use crate::verdict::{Class, EarlyStop};
 use crate::watch::judge::{self, HeapRow, TreeRow, WatchVerdict, judge, judge_split};
 use crate::watch::pair::ServedLog;
@@ -143,10 +143,8 @@ pub struct Session<S, T> {
     base: Option<(u64, u64)>,
     /// The log lines' readings of the judged series: the line's slope is over the last few.
     trend: Trend,
-    /// The verdict's class at the last judged line; the log judges again once the served count
-    /// has doubled (a judge per second would cost the series' length every second).
-    class: Option<Class>,
-    next_class_at: u64,
+    /// The log line's class, judged again when the served count has doubled.
+    class: EveryDoubling<Class>,
     /// `--sites`: each probe reading's `(pid, tid, seq)` and the served count it was paired with
     /// (exit readings left out: never judged as steady).
     paired: Vec<(u32, u32, u64, u64)>,
@@ -199,8 +197,7 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
             prev_report: (0, 0),
             base: None,
             trend: Trend::new(),
-            class: None,
-            next_class_at: 0,
+            class: EveryDoubling::new(CLASS_MIN_READINGS),
             paired: Vec::new(),
         }
     }
@@ -371,15 +368,12 @@ impl<S: ServedCount, T: Tree> Session<S, T> {
     /// since the last judgement (so the log's judging costs the series' length a few dozen
     /// times per run, not every second), shown once the tree has enough readings.
     fn class_now(&mut self, requests: u64) -> Option<Class> {
-        if self.tree_rows.len() < CLASS_MIN_READINGS {
-            return None;
-        }
-        if requests >= self.next_class_at {
-            self.next_class_at = requests.saturating_mul(2).max(1);
-            let (heap, node) = judged_series(&self.setup, &self.heap_rows, self.node);
-            self.class = Some(judge(&self.tree_rows, heap, node).verdict.class);
-        }
-        self.class
+        let (setup, heap_rows, tree_rows, node) =
+            (&self.setup, &self.heap_rows, &self.tree_rows, self.node);
+        self.class.get(tree_rows.len(), requests, || {
+            let (heap, node) = judged_series(setup, heap_rows, node);
+            judge(tree_rows, heap, node).verdict.class
+        })
     }
 
     /// With `--until-verdict`, looks at the readings so far when a look is due; true once the
