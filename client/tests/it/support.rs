@@ -3,7 +3,7 @@
 //! the JSON summary it printed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -67,4 +67,18 @@ pub fn summary(out: &Output) -> Value {
             )
         });
     serde_json::from_str(line).expect("summary parses")
+}
+
+/// Runs `leak-client watch ARGS` with `env` added, stdin closed, bounded to `limit`.
+pub fn watch(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
+    let child = Command::new(bin())
+        .arg("watch")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn leak-client");
+    wait_bounded(child, limit)
 }

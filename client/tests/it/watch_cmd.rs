@@ -30,16 +30,7 @@ fn assert_exit(out: &Output, code: i32) {
 
 /// Runs `leak-client watch ARGS` with `env`, bounded to 60 s.
 fn watch(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let child = Command::new(bin())
-        .arg("watch")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn leak-client");
-    wait_bounded(child, Duration::from_secs(60))
+    crate::support::watch(args, env, Duration::from_secs(60))
 }
 
 /// Runs `leak-client watch ARGS` like [`watch`], again (at most [`DECIDE_TRIES`] runs in all)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{examples, need, summary, wait_bounded};
+use crate::support::{examples, need, summary, wait_bounded, watch};
 
 fn tmp(name: &str) -> PathBuf {
     crate::support::tmp("watch-sites", name)
@@ -18,20 +18,12 @@ fn tmp(name: &str) -> PathBuf {
 /// `leak-client watch --json --quiet --sites --probe PROBE --jsonl JSONL -- COMMAND`, with
 /// `env`, bounded to 3 minutes; returns the summary.
 fn watch_sites(probe: &str, jsonl: &Path, command: &[&str], env: &[(&str, &str)]) -> Value {
-    let child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
-        .args([
-            "watch", "--json", "--quiet", "--sites", "--probe", probe, "--jsonl",
-        ])
-        .arg(jsonl)
-        .arg("--")
-        .args(command)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn leak-client");
-    let out = wait_bounded(child, Duration::from_secs(180));
+    let jsonl = jsonl.display().to_string();
+    let mut args = vec![
+        "--json", "--quiet", "--sites", "--probe", probe, "--jsonl", &jsonl, "--",
+    ];
+    args.extend_from_slice(command);
+    let out = watch(&args, env, Duration::from_secs(180));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
