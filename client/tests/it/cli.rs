@@ -28,8 +28,9 @@ fn succeeded(out: &Output) -> std::borrow::Cow<'_, str> {
     stdout
 }
 
+/// An empty folder for the test `name` (the command creates it again).
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("leakprobe-{name}-{}", std::process::id()));
+    let dir = crate::support::scratch(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

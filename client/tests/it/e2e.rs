@@ -268,8 +268,7 @@ fn the_summary_json_carries_the_documented_keys() {
 #[test]
 fn the_jsonl_file_has_one_parseable_sample_per_line() {
     let srv = server(0);
-    let dir = std::env::temp_dir().join(format!("leakprobe-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = crate::support::scratch("e2e");
     let path = dir.join("raw.jsonl");
     let p = path.to_str().expect("utf-8 path");
     let s = run_summary(

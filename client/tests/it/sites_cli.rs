@@ -11,10 +11,7 @@ use crate::common;
 const EXE: &str = env!("CARGO_BIN_EXE_leak-client");
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("leakprobe-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    crate::support::scratch(name)
 }
 
 /// A DHAT file as `dh_view.html` checks it: version 2, heap mode, program points whose frame

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,11 +19,33 @@ pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
-/// `name` in a folder of this test process's own for module `module` (created if missing).
+/// `name` in a folder of this test process's own for module `module`, under Cargo's
+/// `target/tmp` (so `cargo clean` removes it). The folder is emptied the first time this process
+/// asks for it: a folder left by an earlier run whose process had the same id (ids are reused)
+/// must not hand a test that run's files — a stale JSONL once made the Ctrl-C test signal
+/// `watch` before it had started.
 pub fn tmp(module: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("leakprobe-{module}-{}", std::process::id()));
+    scratch(module).join(name)
+}
+
+/// The folder [`tmp`] puts module `module`'s files in (see there).
+pub fn scratch(module: &str) -> PathBuf {
+    static FRESH: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("leakprobe-{module}-{}", std::process::id()));
+    let mut fresh = FRESH
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !fresh.iter().any(|m| m == module) {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("cannot empty {}: {e}", dir.display()),
+        }
+        fresh.push(module.to_string());
+    }
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
+    dir
 }
 
 /// Fails (not skips) when a real runtime these tests drive is missing, saying how to get it.

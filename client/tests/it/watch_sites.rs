@@ -18,10 +18,23 @@ fn tmp(name: &str) -> PathBuf {
 /// `leak-client watch --json --quiet --sites --probe PROBE --jsonl JSONL -- COMMAND`, with
 /// `env`, bounded to 3 minutes; returns the summary.
 fn watch_sites(probe: &str, jsonl: &Path, command: &[&str], env: &[(&str, &str)]) -> Value {
+    watch_sites_with(probe, jsonl, &[], command, env)
+}
+
+/// [`watch_sites`] with more `watch` flags before the command.
+fn watch_sites_with(
+    probe: &str,
+    jsonl: &Path,
+    flags: &[&str],
+    command: &[&str],
+    env: &[(&str, &str)],
+) -> Value {
     let jsonl = jsonl.display().to_string();
     let mut args = vec![
-        "--json", "--quiet", "--sites", "--probe", probe, "--jsonl", &jsonl, "--",
+        "--json", "--quiet", "--sites", "--probe", probe, "--jsonl", &jsonl,
     ];
+    args.extend_from_slice(flags);
+    args.push("--");
     args.extend_from_slice(command);
     let out = watch(&args, env, Duration::from_secs(180));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -73,9 +86,14 @@ fn args(v: &[String]) -> Vec<&str> {
 #[test]
 fn a_planted_node_leak_is_found_at_the_function_that_plants_it() {
     let jsonl = tmp("node-leak.jsonl");
-    let s = watch_sites(
+    // One sample per 8 KiB (the default for a run of unknown length is 32 KiB): ~4× the samples,
+    // so the top site's ±25% and the sites' 3σ agreement with the heap's slope hold with room to
+    // spare. At 32 KiB a CI run once drew the total 3σ low (815 B/request against 1,060; six runs
+    // here drew 942–1,104).
+    let s = watch_sites_with(
         "node",
         &jsonl,
+        &["--sites-rate", "8KiB"],
         &args(&node("fetch.js")),
         &[
             ("REQUESTS", "8000"),
