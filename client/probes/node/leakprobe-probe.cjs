@@ -1,21 +1,39 @@
 // leakprobe's Node probe. leak-client watch --probe node starts the command with
 //   NODE_OPTIONS="... --expose-gc --require <this file>"
 // so it is preloaded into every node process of the watched tree (and every worker thread).
-// At load, then on its own timer, it runs a full GC and appends one JSON line with
-// process.memoryUsage() to the file named by LEAKPROBE_PROBE_OUT; leakprobe tails that file and
-// pairs each line's CLOCK_MONOTONIC time `t` with the server's count of requests served.
+// At load, then on its own timer, it reads the heap just after a full collection and appends one
+// JSON line with process.memoryUsage() to the file named by LEAKPROBE_PROBE_OUT; leakprobe tails
+// that file and pairs each line's CLOCK_MONOTONIC time `t` with the server's count of requests
+// served.
+//
+// Which collection ("how" in the line):
+// - "measure" (the timer's readings): vm.measureMemory({execution: 'eager'}), V8's own memory
+//   measurement. It starts an ordinary full collection now, marked incrementally and on V8's
+//   helper threads, and resolves when it is done; the heap is read then. It is not a *forced*
+//   collection: gc() is, and a forced full collection also discards the optimized code that
+//   embeds objects it frees, which the program then pays for by running slower until it is
+//   optimized again. Measured on a CPU-bound fetch loop (node --trace-deopt, 15,000 requests,
+//   a reading every 100 ms): gc() 953 deoptimizations ("weak objects") and 1.5x the run's time;
+//   vm.measureMemory 2, and the run's time unchanged. Its readings are post-GC like gc()'s, but
+//   about one in ten carries garbage allocated while an incremental marking the program had
+//   already started ran (up to a few MB, always upward); the verdict's Theil-Sen fit sets such
+//   readings aside.
+// - "forced": gc() then the read, synchronously: the load and exit readings (an exit handler
+//   cannot wait), and every reading where vm.measureMemory is missing or fails.
 //
 // When: every LEAKPROBE_PROBE_INTERVAL_MS milliseconds if it is set (at least 10); otherwise the
-// interval follows the readings' own cost, so that they take at most 1/20 (5%) of the process's
-// time: 20 x the mean CPU time of its last 5 readings (one full GC each, `cpu_us` in the line; CPU
-// time, not wall time, so that a loaded machine's preemption is not counted as the probe's; the
-// mean, not the median, so that a slow collection now and then counts in full), at least 20 ms;
-// but while the heap grows, sooner: by the time the post-GC heap (heapUsed + external), at the
-// rate it grew over the last readings, will have grown by 3% since the last one. A growing heap
-// makes each reading dearer, and the budget alone would space them out just when they matter
-// (got 12.5.2, 24 KB per request: 12 readings in 3,000 requests); one reading per 3% of growth is
-// ~23 per doubling of the heap, and their cost a geometric sum: ~35x the last one's, however long
-// the run. A flat heap is read on the budget alone.
+// interval follows the readings' own cost (`cost_us` in the line), so that they take at most
+// 1/20 (5%) of the process's time: 20 x the mean cost of its last 5 readings, at least 20 ms. A
+// forced reading's cost is its CPU time (not wall time: a loaded machine's preemption is not the
+// probe's); a measurement's is its wall time from the call to its result (an upper bound of its
+// marking's: the marking runs between the program's own work and beside it). The mean, not the
+// median, so that a slow collection now and then counts in full. But while the heap grows,
+// sooner: by the time the post-GC heap (heapUsed + external), at the rate it grew over the last
+// readings, will have grown by 3% since the last one. A growing heap makes each reading dearer,
+// and the budget alone would space them out just when they matter (got 12.5.2, 24 KB per
+// request: 12 readings in 3,000 requests); one reading per 3% of growth is ~23 per doubling of the
+// heap, and their cost a geometric sum: ~35x the last one's, however long the run. A flat heap is
+// read on the budget alone.
 //
 // Sites (LEAKPROBE_PROBE_SITES=<bytes>, `watch --sites`): leakprobeSites() below opens an
 // in-process inspector session (node:inspector, no port, no debugger), runs V8's sampling heap
@@ -68,9 +86,19 @@
       gc = null;
     }
   }
+  // The timer's collections: V8's memory measurement when this node has it (see above).
+  let measure = null;
+  try {
+    const vm = require('vm');
+    if (typeof vm.measureMemory === 'function') measure = vm.measureMemory;
+  } catch (_) {
+    measure = null;
+  }
   const sites = leakprobeSites(out, threadId);
   let fd = -1;
   let seq = 0;
+  // The end of the last reading: its time and the process's CPU usage then.
+  let last = null;
   let timer = null;
   let stopped = false;
 
@@ -88,6 +116,7 @@
     fd = -1;
   }
 
+  // A forced reading: gc(), then the heap, synchronously.
   function sample(ev) {
     if (stopped) return;
     try {
@@ -97,27 +126,82 @@
       const before = process.memoryUsage().heapUsed;
       if (gc !== null) gc();
       const gcUs = (process.hrtime.bigint() - t) / 1000n;
-      const m = process.memoryUsage();
-      // After the heap was read: the profile read allocates, and is garbage by the next reading.
-      if (sites !== null) sites.read(seq, t);
-      const c = process.cpuUsage(c0);
-      const line =
-        '{"rt":"node","ev":"' + ev + '","pid":' + process.pid + ',"tid":' + threadId +
-        ',"seq":' + seq++ + ',"t":' + t + ',"gc":' + (gc !== null) + ',"gc_us":' + gcUs +
-        ',"cpu_us":' + (c.user + c.system) +
-        ',"heap_used_before_gc":' + before +
-        ',"rss":' + m.rss + ',"heap_used":' + m.heapUsed + ',"heap_total":' + m.heapTotal +
-        ',"external":' + m.external + ',"array_buffers":' + m.arrayBuffers + '}\n';
-      if (fd < 0) fd = fs.openSync(out, 'a');
-      fs.writeSync(fd, line);
-      if (held.length === GROWTH_SPAN) held.shift();
-      held.push({ ms: Number(t) / 1e6, bytes: m.heapUsed + m.external });
-      if (costs.length === COSTS) costs.shift();
-      const all = process.cpuUsage(c0);
-      costs.push((all.user + all.system) / 1000);
+      write(ev, gc !== null ? 'forced' : 'none', t, gcUs, before, c0, null);
     } catch (_) {
       stop();
     }
+  }
+
+  // A measured reading: the heap when V8's measurement (a full collection it starts now) is
+  // done; `then` runs after it, or null if the measurement failed (the caller reads by gc()).
+  function measured(then) {
+    if (stopped) return;
+    let pending;
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    const before = process.memoryUsage().heapUsed;
+    try {
+      pending = measure({ mode: 'summary', execution: 'eager' });
+    } catch (_) {
+      measure = null;
+      then(false);
+      return;
+    }
+    // The program's own CPU rate since the last reading, to set apart from the measurement's.
+    const rate = last !== null && t0 > last.t ? cpuSince(last.c) / (Number(t0 - last.t) / 1e6) : 1;
+    pending.then(
+      function leakprobeMeasured() {
+        if (stopped) return;
+        const t = process.hrtime.bigint();
+        const us = (t - t0) / 1000n;
+        const wallMs = Number(us) / 1000;
+        // What the process spent beyond its own rate while the measurement ran: the marking's
+        // CPU time on every thread (at least a tenth of the wall time: the rate is an estimate).
+        const extra = cpuSince(c0) - rate * wallMs;
+        try {
+          write('tick', 'measure', t, us, before, c0, Math.max(extra, wallMs / 10));
+        } catch (_) {
+          stop();
+          return;
+        }
+        then(true);
+      },
+      function leakprobeUnmeasured() {
+        measure = null;
+        if (!stopped) then(false);
+      },
+    );
+  }
+
+  // Appends the line of a reading whose collection started at `t` (a measurement: ended) and
+  // took `gcUs`; `costMs` is what the pacing counts (null: the reading's CPU time since `c0`).
+  function write(ev, how, t, gcUs, before, c0, costMs) {
+    const m = process.memoryUsage();
+    // After the heap was read: the profile read allocates, and is garbage by the next reading.
+    if (sites !== null) sites.read(seq, t);
+    const c = process.cpuUsage(c0);
+    const cpuUs = c.user + c.system;
+    const cost = costMs !== null ? costMs : cpuUs / 1000;
+    const line =
+      '{"rt":"node","ev":"' + ev + '","pid":' + process.pid + ',"tid":' + threadId +
+      ',"seq":' + seq++ + ',"t":' + t + ',"gc":' + (how !== 'none') + ',"how":"' + how +
+      '","gc_us":' + gcUs + ',"cpu_us":' + cpuUs + ',"cost_us":' + Math.round(cost * 1000) +
+      ',"heap_used_before_gc":' + before +
+      ',"rss":' + m.rss + ',"heap_used":' + m.heapUsed + ',"heap_total":' + m.heapTotal +
+      ',"external":' + m.external + ',"array_buffers":' + m.arrayBuffers + '}\n';
+    if (fd < 0) fd = fs.openSync(out, 'a');
+    fs.writeSync(fd, line);
+    if (held.length === GROWTH_SPAN) held.shift();
+    held.push({ ms: Number(t) / 1e6, bytes: m.heapUsed + m.external });
+    if (costs.length === COSTS) costs.shift();
+    costs.push(cost);
+    last = { t: process.hrtime.bigint(), c: process.cpuUsage() };
+  }
+
+  // CPU milliseconds of the whole process (every thread) since `c0`.
+  function cpuSince(c0) {
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / 1000;
   }
 
   // Milliseconds until the next reading.
@@ -137,7 +221,19 @@
   }
 
   function tick() {
-    sample('tick');
+    timer = null;
+    if (measure !== null) {
+      measured(function (ok) {
+        if (!ok) sample('tick');
+        ticked();
+      });
+    } else {
+      sample('tick');
+      ticked();
+    }
+  }
+
+  function ticked() {
     if (snapshot !== null) snapshot();
     schedule();
   }

@@ -170,10 +170,12 @@ fn the_probe_neither_keeps_node_alive_nor_loses_its_node_options() {
 /// Without an interval each process paces itself: the next reading comes at least 20 × the
 /// mean cost of its last readings later (and at least 20 ms), so readings take ≤ 5% of its
 /// time however slow its collections are (Python: with tracemalloc, whose readings run a full
-/// collection; its default readings collect only the young generations). Node reads sooner
-/// while its heap grows (the probe's growth rule: by the time the heap will have grown 3% at
-/// the rate of its last 4 readings), so there only a reading after 4 readings of a heap that did
-/// not grow is held to the budget; every one to the 20 ms floor.
+/// collection; its default readings collect only the young generations). Each line says the
+/// cost it was paced by (`cost_us`: Python's and a forced Node reading's CPU time; a Node
+/// measurement's, the process's CPU time beyond its own rate while V8 measured). Node reads
+/// sooner while its heap grows (the probe's growth rule: by the time the heap will have grown 3%
+/// at the rate of its last 4 readings), so there only a reading after 4 readings of a heap that
+/// did not grow is held to the budget; every one to the 20 ms floor.
 #[test]
 fn without_an_interval_readings_are_paced_by_their_own_cost() {
     for (runtime, tracemalloc, program, args) in [
@@ -207,14 +209,14 @@ fn without_an_interval_readings_are_paced_by_their_own_cost() {
         };
         let (out, readings) = run_probed(&probe, settings, None, program, &args);
         assert!(out.status.success(), "{program}: {out:?}");
-        // Each line's `cpu_us`: the CPU time of its reading up to the write (the probe paces by
-        // the whole reading's, a little more), which the typed reading does not carry.
+        // Each line's `cost_us`: what the probe paced itself by, which the typed reading does
+        // not carry.
         let text = std::fs::read_to_string(probe.out_path()).expect("probe output");
         let cpu_us: Vec<f64> = text
             .lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).expect("json line");
-                v["cpu_us"].as_f64().expect("cpu_us")
+                v["cost_us"].as_f64().expect("cost_us")
             })
             .collect();
         assert_eq!(cpu_us.len(), readings.len());
