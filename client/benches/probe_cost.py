@@ -157,15 +157,22 @@ def main():
     ap.add_argument("--secs", type=float, default=3.0, help="seconds measured per run (default 3)")
     ap.add_argument("--repeats", type=int, default=5, help="repeats of every mode (default 5)")
     ap.add_argument("--no-leaks", action="store_true", help="skip the planted-leak verdicts")
+    ap.add_argument("--leak-repeats", type=int, default=3,
+                    help="runs of every planted case (default 3): a verdict is a draw, and one "
+                         "run says little about how often it comes out so")
+    ap.add_argument("--only", choices=["node", "python"],
+                    help="only this runtime's loop and planted cases")
     args = ap.parse_args()
+    keep = lambda name: args.only is None or name.startswith(args.only)
     version = lambda c: subprocess.run(c, capture_output=True, text=True).stdout.strip()
     print("node %s, %s, %d CPUs; load average at start %s" % (
         version(["node", "--version"]), version(["python3", "--version"]), os.cpu_count(), load()))
     with tempfile.TemporaryDirectory(prefix="leakprobe-bench-probe-") as tmp:
         # results[program][mode] = [(requests/s, CPU µs per request), ...], one per repeat
-        results = {p: {m: [] for m, _ in modes} for p, _, _, modes in CASES}
+        cases = [c for c in CASES if keep(c[0])]
+        results = {p: {m: [] for m, _ in modes} for p, _, _, modes in cases}
         for r in range(args.repeats):
-            for program, command, env, modes in CASES:
+            for program, command, env, modes in cases:
                 k = r % len(modes)
                 for mode, flags in modes[k:] + modes[:k]:
                     rate, cpu_us, share = measured(args.exe, flags, command, env, args.secs, tmp)
@@ -182,7 +189,7 @@ def main():
         print("| program | mode | requests/s | ratio | vs | CPU µs/request | CPU ratio "
               "| probe's readings: CPU | wall |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for program, _, _, modes in CASES:
+        for program, _, _, modes in cases:
             for mode, _ in modes:
                 ref = REFERENCE.get(mode, modes[0][0])
                 base = results[program][ref]
@@ -203,23 +210,35 @@ def main():
         if args.no_leaks:
             return
         print()
-        print("| planted | verdict | B/request | split | readings | reason |")
-        print("|---|---|---|---|---|---|")
+        print("| planted | runs | verdicts | B/request (median, min–max) | split (median) "
+              "| readings | a reason (the last run's) |")
+        print("|---|---|---|---|---|---|---|")
         for name, command, env, flags, kept in LEAKS:
-            s = watch(args.exe, flags, command, env)
-            judged = s["judged"]
-            slope = (judged["verdict"].get("slope") or {}).get("bytes_per_request")
-            split = judged.get("split")
-
-            def part(p):
-                return "%+.0f" % split[p]["bytes_per_request"] if split.get(p) else "?"
-
-            print("| %s | %s | %s%s | %s | %d | %s |" % (
-                name, judged["verdict"]["class"],
-                "?" if slope is None else "{:,.0f}".format(slope),
-                " (%+.0f%% of %d)" % ((slope / kept - 1) * 100, kept) if kept and slope else "",
-                "heap %s, external %s" % (part("heap"), part("external")) if split else "–",
-                s["probe_readings"], judged["verdict"]["reason"][:90]))
+            if not keep(name):
+                continue
+            runs = [watch(args.exe, flags, command, env) for _ in range(args.leak_repeats)]
+            classes = {}
+            slopes, heaps, externals = [], [], []
+            for s in runs:
+                v = s["judged"]["verdict"]
+                classes[v["class"]] = classes.get(v["class"], 0) + 1
+                slope = (v.get("slope") or {}).get("bytes_per_request")
+                if slope is not None:
+                    slopes.append(slope)
+                split = s["judged"].get("split") or {}
+                if split.get("heap") and split.get("external"):
+                    heaps.append(split["heap"]["bytes_per_request"])
+                    externals.append(split["external"]["bytes_per_request"])
+            off = lambda v: " (%+.0f%% of %d)" % ((v / kept - 1) * 100, kept) if kept else ""
+            print("| %s | %d | %s | %s | %s | %s | %s |" % (
+                name, len(runs),
+                ", ".join("%d %s" % (n, c) for c, n in sorted(classes.items())),
+                spread(slopes, lambda v: "{:,.0f}".format(v))
+                + off(statistics.median(slopes)) if slopes else "?",
+                "heap %+.0f, external %+.0f" % (statistics.median(heaps),
+                                                statistics.median(externals)) if heaps else "–",
+                spread([s["probe_readings"] for s in runs], lambda v: "%d" % v),
+                runs[-1]["judged"]["verdict"]["reason"][:90]))
 
 
 if __name__ == "__main__":

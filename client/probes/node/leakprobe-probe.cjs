@@ -25,9 +25,9 @@
 // interval follows the readings' own cost (`cost_us` in the line), so that they take at most
 // 1/20 (5%) of the process's time: 20 x the mean cost of its last 5 readings, at least 20 ms. A
 // forced reading's cost is its CPU time (not wall time: a loaded machine's preemption is not the
-// probe's); a measurement's is its wall time from the call to its result (an upper bound of its
-// marking's: the marking runs between the program's own work and beside it). The mean, not the
-// median, so that a slow collection now and then counts in full. But while the heap grows,
+// probe's); a measurement's, a third of its wall time from the call to its result (MEASURE_COST
+// below, measured). The mean, not the median, so that a slow collection now and then counts in
+// full. But while the heap grows,
 // sooner: by the time the post-GC heap (heapUsed + external), at the rate it grew over the last
 // readings, will have grown by 3% since the last one. A growing heap makes each reading dearer,
 // and the budget alone would space them out just when they matter (got 12.5.2, 24 KB per
@@ -68,10 +68,17 @@
   const BUDGET = 20;
   const FLOOR = 20;
   const COSTS = 5;
+  // What a measurement costs the program, as a share of its wall time from the call to its
+  // result: its marking runs in steps between the program's own work and on V8's helper threads.
+  // Measured on a CPU-bound fetch loop (2 cores): measurements back to back, so that a marking
+  // ran all the time, cost it 1.3x its time; one every 50 ms (~20% of the time marking), nothing
+  // measurable. A third is that upper bound, so a measurement of 10 ms is followed by the next
+  // ~70 ms later.
+  const MEASURE_COST = 1 / 3;
   const costs = [];
   // The growth rule: a reading by the time the heap will have grown GROWTH, at the rate it grew
   // over the last GROWTH_SPAN readings (time in ms, bytes).
-  const GROWTH = 0.03;
+  const GROWTH = 0.02;
   const GROWTH_SPAN = 4;
   const held = [];
   // Taken now, before the program can replace or delete the global.
@@ -94,11 +101,10 @@
   } catch (_) {
     measure = null;
   }
+  let firstMeasure = true;
   const sites = leakprobeSites(out, threadId);
   let fd = -1;
   let seq = 0;
-  // The end of the last reading: its time and the process's CPU usage then.
-  let last = null;
   let timer = null;
   let stopped = false;
 
@@ -140,26 +146,37 @@
     const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const before = process.memoryUsage().heapUsed;
+    // Node warns once, on the first call, that vm.measureMemory is experimental: that warning
+    // is the probe's, not the program's, so it is not printed (nor seen by 'warning' handlers).
+    const emitWarning = process.emitWarning;
+    if (firstMeasure) {
+      firstMeasure = false;
+      process.emitWarning = function leakprobeQuiet(w, type) {
+        const text = String((w && w.message) || w);
+        if (type === 'ExperimentalWarning' && text.indexOf('vm.measureMemory') >= 0) return;
+        if (type && typeof type === 'object' && type.type === 'ExperimentalWarning' &&
+            text.indexOf('vm.measureMemory') >= 0) {
+          return;
+        }
+        return emitWarning.apply(process, arguments);
+      };
+    }
     try {
       pending = measure({ mode: 'summary', execution: 'eager' });
     } catch (_) {
       measure = null;
       then(false);
       return;
+    } finally {
+      process.emitWarning = emitWarning;
     }
-    // The program's own CPU rate since the last reading, to set apart from the measurement's.
-    const rate = last !== null && t0 > last.t ? cpuSince(last.c) / (Number(t0 - last.t) / 1e6) : 1;
     pending.then(
       function leakprobeMeasured() {
         if (stopped) return;
         const t = process.hrtime.bigint();
         const us = (t - t0) / 1000n;
-        const wallMs = Number(us) / 1000;
-        // What the process spent beyond its own rate while the measurement ran: the marking's
-        // CPU time on every thread (at least a tenth of the wall time: the rate is an estimate).
-        const extra = cpuSince(c0) - rate * wallMs;
         try {
-          write('tick', 'measure', t, us, before, c0, Math.max(extra, wallMs / 10));
+          write('tick', 'measure', t, us, before, c0, (Number(us) / 1000) * MEASURE_COST);
         } catch (_) {
           stop();
           return;
@@ -195,13 +212,6 @@
     held.push({ ms: Number(t) / 1e6, bytes: m.heapUsed + m.external });
     if (costs.length === COSTS) costs.shift();
     costs.push(cost);
-    last = { t: process.hrtime.bigint(), c: process.cpuUsage() };
-  }
-
-  // CPU milliseconds of the whole process (every thread) since `c0`.
-  function cpuSince(c0) {
-    const c = process.cpuUsage(c0);
-    return (c.user + c.system) / 1000;
   }
 
   // Milliseconds until the next reading.

@@ -120,6 +120,48 @@ fn node_readings_follow_what_the_program_keeps_after_a_full_collection() {
         (10_000_000..14_000_000).contains(&kept),
         "kept {kept} B, expected 10 MB + a little"
     );
+    // The timer's readings are V8's measurements (an ordinary full collection), not forced
+    // ones; the load and exit readings are forced (an exit handler cannot wait).
+    let text = std::fs::read_to_string(probe.out_path()).expect("probe output");
+    let how: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            (v["ev"].to_string(), v["how"].to_string())
+        })
+        .collect();
+    for (ev, how) in &how {
+        let want = if ev == "\"tick\"" {
+            "\"measure\""
+        } else {
+            "\"forced\""
+        };
+        assert_eq!(how, want, "{ev}: {text}");
+    }
+}
+
+/// The probe's own doings never show in the program's output: Node's one-time warning that
+/// `vm.measureMemory` is experimental is not printed, nor handed to the program's `warning`
+/// listeners, while the program's own warnings still are.
+#[test]
+fn the_probes_measurements_leave_the_programs_warnings_alone() {
+    let probe = Probe::install(Runtime::Node, &folder("node-warnings")).expect("install");
+    let script = "process.on('warning', (w) => console.log('seen ' + w.message)); \
+        process.emitWarning('the program\\'s own', 'ExperimentalWarning'); \
+        const t = setInterval(() => {}, 10); setTimeout(() => clearInterval(t), 400);";
+    let (out, readings) = run_probed(&probe, fast(), None, "node", &["-e", script]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        readings.iter().filter(|r| r.event == Event::Tick).count() >= 2,
+        "{} readings: the timer's measurements ran",
+        readings.len()
+    );
+    assert!(!stderr.contains("measureMemory"), "{stderr}");
+    assert!(!stdout.contains("measureMemory"), "{stdout}");
+    assert!(stderr.contains("the program's own"), "{stderr}");
+    assert_eq!(stdout.trim(), "seen the program's own");
 }
 
 #[test]
