@@ -252,16 +252,18 @@ pub struct WatchArgs {
     /// Load this runtime's probe into COMMAND and judge the memory it keeps (without: RSS only,
     /// which cannot separate a runtime's own growth from retained objects). node: post-GC V8
     /// heap plus external memory (Buffers, ArrayBuffers), not an addon's native memory; a reading
-    /// costs a full GC (a fetch loop: 7–12 ms, a Next.js server: 20–55 ms) and the deoptimized
-    /// code it leaves (a CPU-bound fetch loop ran at ~0.5× its speed). python: the process's
-    /// anonymous resident memory (everything it keeps, at page granularity); a reading costs
-    /// under 1 ms. Each process paces its readings to take ≤ 5% of its time, and a Node heap
-    /// that grows is read more often (every 3% of growth), at a cost to a leaking program.
+    /// is V8's own memory measurement, an ordinary full collection marked beside the program (a
+    /// fetch loop: ~10 ms from call to result; a CPU-bound one kept its speed, 1.00×), not a
+    /// forced gc(), which also throws away optimized code. python: the process's anonymous
+    /// resident memory (everything it keeps, at page granularity); a reading costs under 1 ms.
+    /// Each process paces its readings to take ≤ 5% of its time, and a Node heap that grows is
+    /// read more often (every 2% of growth), at a cost to a leaking program.
     #[arg(long, value_enum)]
     pub probe: Option<Runtime>,
 
     /// Read every DURATION instead of pacing readings by their cost (each reading costs the
-    /// process one full collection: at 250ms a Node fetch loop ran at 0.66× its speed).
+    /// process one full collection; Node's back to back cost a CPU-bound fetch loop 1.3× its
+    /// time, one every 50 ms nothing measurable).
     #[arg(long, value_parser = parse_interval, value_name = "DURATION", allow_hyphen_values = true, requires = "probe")]
     pub probe_every: Option<Duration>,
 

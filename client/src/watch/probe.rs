@@ -310,13 +310,16 @@ pub struct Reading {
     pub tid: u32,
     /// Per-process sequence number, from 0 at load.
     pub seq: u64,
-    /// `CLOCK_MONOTONIC` nanoseconds just before the collection.
+    /// `CLOCK_MONOTONIC` nanoseconds of the heap's state: just before a forced collection
+    /// (nothing else runs until it is read), or when a Node measurement ended (its collection
+    /// marks what the program allocates meanwhile).
     pub t_ns: u64,
     pub event: Event,
     /// Whether a full collection ran before the reading (false for Node without `gc` available,
     /// and for Python without tracemalloc, which collects only the young generations).
     pub gc: bool,
-    /// How long the collection took, in microseconds (the probe's cost to the program).
+    /// How long the collection took, in microseconds: a forced one's time (the program waits),
+    /// a Node measurement's from the call to its result (the program runs meanwhile).
     pub gc_us: u64,
     pub heap: Heap,
 }
