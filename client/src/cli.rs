@@ -257,7 +257,7 @@ pub struct WatchArgs {
     /// forced gc(), which also throws away optimized code. python: the process's anonymous
     /// resident memory (everything it keeps, at page granularity); a reading costs under 1 ms.
     /// Each process paces its readings to take ≤ 5% of its time, and a Node heap that grows is
-    /// read more often (every 2% of growth), at a cost to a leaking program.
+    /// read more often (every 1% of growth), at a cost to a leaking program.
     #[arg(long, value_enum)]
     pub probe: Option<Runtime>,
 

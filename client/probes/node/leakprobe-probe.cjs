@@ -28,13 +28,14 @@
 // probe's); a measurement's, a third of its wall time from the call to its result (MEASURE_COST
 // below, measured). The mean, not the median, so that a slow collection now and then counts in
 // full. But while the heap grows, sooner: by the time the post-GC heap (heapUsed + external), at
-// the rate it grew over the last readings, will have grown by 2% since the last one. A growing
+// the rate it grew over the last readings, will have grown by 1% since the last one. A growing
 // heap makes each reading dearer, and the budget alone would space them out just when they
-// matter (got 12.5.2, 24 KB per request: 12 readings in 3,000 requests); one reading per 2% of
-// growth is ~35 per doubling of the heap, and their cost a geometric sum: ~50x the last one's,
-// however long the run. (At 3% a planted 1 KiB/request leak over 10,000 requests got ~38
-// readings and was called 4 times in 5, at 2% ~41 and 5 in 6: the rest `inconclusive`.) A flat
-// heap is read on the budget alone.
+// matter (got 12.5.2, 24 KB per request: 12 readings in 3,000 requests); one reading per 1% of
+// growth is ~70 per doubling of the heap, and their cost a geometric sum: ~100x the last one's,
+// however long the run. A planted 1 KiB/request leak over 10,000 requests (~3 s) got ~38
+// readings at 3% and was called 4 times in 5, ~41 at 2% (5 in 6), ~59 at 1% (6 in 6; the rest
+// `inconclusive`); at 1% the leaking loop ran at ~0.9x its speed without the probe. A flat heap
+// is read on the budget alone.
 //
 // Sites (LEAKPROBE_PROBE_SITES=<bytes>, `watch --sites`): leakprobeSites() below opens an
 // in-process inspector session (node:inspector, no port, no debugger), runs V8's sampling heap
@@ -79,7 +80,7 @@
   const costs = [];
   // The growth rule: a reading by the time the heap will have grown GROWTH, at the rate it grew
   // over the last GROWTH_SPAN readings (time in ms, bytes).
-  const GROWTH = 0.02;
+  const GROWTH = 0.01;
   const GROWTH_SPAN = 4;
   const held = [];
   // Taken now, before the program can replace or delete the global.

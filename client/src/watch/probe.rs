@@ -20,23 +20,29 @@
 //!
 //! The timer: every [`INTERVAL_ENV`] milliseconds when it is a number (`--probe-every`); when it
 //! is `auto` (the default), each process paces itself by what its readings cost: the next one
-//! comes 20 × the mean CPU time of its last 5 readings later (at least 20 ms; `cpu_us` in the
-//! line, CPU and not wall time so that a loaded machine's preemption does not count as the
-//! probe's), so readings take
-//! at most 5% of its time — a 5 ms collection is read every 100 ms, a 50 ms one (a Next.js server)
-//! every second. The mean, not the median: a collection slowed now and then (a loaded machine)
+//! comes 20 × the mean cost of its last 5 readings later (at least 20 ms; `cost_us` in the line),
+//! so readings take at most 5% of its time. A Python reading's cost, and a forced Node one's, is
+//! its CPU time (not wall time: a loaded machine's preemption is not the probe's). Node's timer
+//! readings are V8's own memory measurement (`vm.measureMemory`, an ordinary full collection
+//! marked beside the program, `"how":"measure"`), not a forced `gc()`, which also throws away
+//! optimized code the program then pays to rebuild (a CPU-bound fetch loop ran at 0.53× under
+//! `gc()` readings, 1.05× under measurements); a measurement's cost is a third of its wall time
+//! from the call to its result (measured: back to back they cost that loop 1.3×, one per 50 ms
+//! nothing). The mean, not the median: a collection slowed now and then (a loaded machine)
 //! must count in full, or the share creeps past 5% (6.3% measured with the median). A Node heap
 //! that grows is read sooner: when `heapUsed + external`, at the rate it grew over the last 4
-//! readings, will have grown 3% since the last one (~23 readings per doubling; their cost a
-//! geometric sum, ~35 × the last reading's, however long the run). On the budget alone a growing
-//! heap slowed its own readings down (got 12.5.2: 12 readings in 3,000 requests, `inconclusive`);
-//! with the rule, ~64 in 2,000 requests, and the early stop settles it there.
+//! readings, will have grown 1% since the last one (~70 readings per doubling; their cost a
+//! geometric sum, ~100 × the last reading's, however long the run). On the budget alone a
+//! growing heap slowed its own readings down (got 12.5.2: 12 readings in 3,000 requests,
+//! `inconclusive`); with the rule the early stop settles it at ~2,000 requests.
 //!
-//! `t` is `CLOCK_MONOTONIC` in nanoseconds taken just before the collection (Node's
-//! `process.hrtime.bigint()`, Python's `time.monotonic_ns()` and
-//! [`crate::watch::clock::monotonic_ns`] read the same clock), so the watcher pairs a reading with the server's count of requests served at that
-//! instant ([`crate::watch::pair::ServedLog`]). While the collection runs the program runs no
-//! JavaScript, so no request completes between `t` and the heap reading.
+//! `t` is `CLOCK_MONOTONIC` in nanoseconds (Node's `process.hrtime.bigint()`, Python's
+//! `time.monotonic_ns()` and [`crate::watch::clock::monotonic_ns`] read the same clock), so the
+//! watcher pairs a reading with the server's count of requests served at that instant
+//! ([`crate::watch::pair::ServedLog`]). For a forced collection it is taken just before it: while
+//! the collection runs the program runs no JavaScript, so no request completes between `t` and
+//! the heap reading. For a Node measurement it is taken when the result came: its collection
+//! marked what the program allocated meanwhile.
 //!
 //! Why the probe's own timer and not a signal from the watcher: a signal handler for `SIGUSR2`
 //! would change what the signal does to the program (nodemon restarts its child with it; a

@@ -214,8 +214,8 @@ fn the_probe_neither_keeps_node_alive_nor_loses_its_node_options() {
 /// time however slow its collections are (Python: with tracemalloc, whose readings run a full
 /// collection; its default readings collect only the young generations). Each line says the
 /// cost it was paced by (`cost_us`: Python's and a forced Node reading's CPU time; a Node
-/// measurement's, the process's CPU time beyond its own rate while V8 measured). Node reads
-/// sooner while its heap grows (the probe's growth rule: by the time the heap will have grown 3%
+/// measurement's, a third of its wall time from the call to its result). Node reads
+/// sooner while its heap grows (the probe's growth rule: by the time the heap will have grown 1%
 /// at the rate of its last 4 readings), so there only a reading after 4 readings of a heap that
 /// did not grow is held to the budget; every one to the 20 ms floor.
 #[test]
