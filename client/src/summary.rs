@@ -302,6 +302,10 @@ impl Summary {
     }
 }
 
+/// How far sampled sites' total may be from the verdict's slope and still agree, beside their
+/// intervals overlapping: ±25%, the tolerance the sizes are checked to everywhere else.
+pub const SAMPLED_TOLERANCE: f64 = 0.25;
+
 /// Checks the sites against a verdict of `class`: `leak` (with its slope's interval,
 /// B/request) wants a growing site whose total matches the slope; any other class wants none.
 pub fn sites_agreement(sites: &SitesSummary, class: Class, slope: Option<(f64, f64)>) -> Agreement {
@@ -318,8 +322,15 @@ pub fn sites_agreement(sites: &SitesSummary, class: Class, slope: Option<(f64, f
             ),
         },
         (true, false) => {
-            let overlaps =
-                slope.is_none_or(|(lo, hi)| sites.total_lo <= hi && sites.total_hi >= lo);
+            // The intervals overlap, or the sites' total is within SAMPLED_TOLERANCE of the
+            // slope: a sampled interval is narrower than the spread runs show (two CI runs of
+            // the planted 1 KiB Node leak drew totals 3.1–3.2σ out: 815 B/request against a
+            // slope of 1,060 at one sample per 32 KiB, 1,208 against 1,035 at 8 KiB).
+            let overlaps = slope.is_none_or(|(lo, hi)| {
+                let mid = (lo + hi) / 2.0;
+                (sites.total_lo <= hi && sites.total_hi >= lo)
+                    || (sites.total_per_request - mid).abs() <= SAMPLED_TOLERANCE * mid.abs()
+            });
             Agreement {
                 consistent: overlaps,
                 note: format!(
@@ -477,6 +488,13 @@ mod tests {
         assert!(sites_agreement(&leaking, Class::Leak, Some((255.0, 257.0))).consistent);
         assert!(!sites_agreement(&leaking, Class::Leak, Some((1000.0, 1010.0))).consistent);
         assert!(!sites_agreement(&leaking, Class::Stable, Some((0.0, 1.0))).consistent);
+        // Intervals apart, but the total within 25% of the slope: the CI run that drew a
+        // sampled total of 1,208 B/request [1,075, 1,341] against a slope of [1,055, 1,065].
+        let near = summary(vec![row(1_180.0, true)], (1_208.0, 1_075.0, 1_341.0));
+        assert!(sites_agreement(&near, Class::Leak, Some((1_055.0, 1_065.0))).consistent);
+        // 30% out, intervals apart: not.
+        let far = summary(vec![row(1_380.0, true)], (1_385.0, 1_300.0, 1_470.0));
+        assert!(!sites_agreement(&far, Class::Leak, Some((1_055.0, 1_065.0))).consistent);
         let clean = summary(vec![], (0.5, -20.0, 21.0));
         assert!(sites_agreement(&clean, Class::Stable, Some((-0.1, 0.1))).consistent);
         let missed = sites_agreement(&clean, Class::Leak, Some((60.0, 68.0)));
