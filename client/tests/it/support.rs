@@ -105,3 +105,56 @@ pub fn watch(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
         .expect("spawn leak-client");
     wait_bounded(child, limit)
 }
+
+/// Runs `leak-client compare` of the raw variant beside the watched program `spec` (`NAME=CMD`)
+/// for `requests` requests (one round, 1 ms latency, concurrency 1), with `flags` added before
+/// `--watch`, `env` added and `REQUESTS` unset (compare sets it from `--requests`), writing into
+/// `out` (emptied first), bounded to `limit`.
+pub fn compare_watching(
+    spec: &str,
+    requests: u64,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    out: &Path,
+    limit: Duration,
+) -> Output {
+    let _ = std::fs::remove_dir_all(out);
+    let requests = requests.to_string();
+    let child = Command::new(bin())
+        .args(["compare", "--variants", "raw", "--requests", &requests])
+        .args([
+            "--rounds",
+            "1",
+            "--linger",
+            "0s",
+            "--latency",
+            "1ms",
+            "--concurrency",
+            "1",
+        ])
+        .args(flags)
+        .args(["--watch", spec, "--out"])
+        .arg(out)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .env_remove("REQUESTS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn leak-client");
+    wait_bounded(child, limit)
+}
+
+/// [`watch`] that must exit 0 and print `block` in its human summary (stderr); its JSON
+/// summary (run it with `--json`).
+pub fn watch_summary(args: &[&str], env: &[(&str, &str)], limit: Duration, block: &str) -> Value {
+    let out = watch(args, env, limit);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(block),
+        "no `{block}` in the summary: {stderr}"
+    );
+    summary(&out)
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{bin, examples, need, summary, wait_bounded};
+use crate::support::{bin, compare_watching, examples, need, summary, wait_bounded};
 
 fn tmp(name: &str) -> PathBuf {
     crate::support::tmp("watch-cmd", name)
@@ -321,36 +321,8 @@ fn what_the_command_leaves_running_in_its_group_is_stopped_with_it() {
 #[test]
 fn compare_puts_a_watched_program_beside_the_variants() {
     let dir = tmp("compare");
-    let _ = std::fs::remove_dir_all(&dir);
     let spec = format!("py=python3 '{}'", python_loop());
-    let child = Command::new(bin())
-        .args([
-            "compare",
-            "--variants",
-            "raw",
-            "--requests",
-            "1500",
-            "--rounds",
-            "1",
-            "--linger",
-            "0s",
-            "--latency",
-            "1ms",
-            "--concurrency",
-            "1",
-            "--watch",
-            &spec,
-            "--out",
-        ])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .env_remove("REQUESTS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn leak-client");
-    let out = wait_bounded(child, Duration::from_secs(90));
+    let out = compare_watching(&spec, 1500, &[], &[], &dir, Duration::from_secs(90));
     assert_exit(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let header = stdout.lines().find(|l| l.contains("raw")).unwrap_or("");

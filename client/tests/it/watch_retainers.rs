@@ -16,7 +16,7 @@ use leak_client::watch::retainers::snapshot::{self, HeapSnapshot, Keep};
 use leak_client::watch::retainers::{GROWING_BYTES_PER_REQUEST, top_paths};
 use serde_json::Value;
 
-use crate::support::{examples, summary, watch};
+use crate::support::{examples, watch_summary};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -214,14 +214,12 @@ fn watch_fetch(leak: u32, loop_requests: u32, watch_requests: Option<u32>) -> Va
         ("PAUSE_MS", "0"),
         ("LEAK_BYTES", leak.as_str()),
     ];
-    let out = watch(&args, &env, Duration::from_secs(120));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("retainers  objects new between"),
-        "{stderr}"
-    );
-    summary(&out)
+    watch_summary(
+        &args,
+        &env,
+        Duration::from_secs(120),
+        "retainers  objects new between",
+    )
 }
 
 #[test]

@@ -4,12 +4,11 @@
 //! for Python (tracemalloc). Each case is bounded (a few thousand requests, a timeout).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{examples, need, summary, wait_bounded, watch};
+use crate::support::{compare_watching, examples, need, watch_summary};
 
 fn tmp(name: &str) -> PathBuf {
     crate::support::tmp("watch-sites", name)
@@ -36,14 +35,7 @@ fn watch_sites_with(
     args.extend_from_slice(flags);
     args.push("--");
     args.extend_from_slice(command);
-    let out = watch(&args, env, Duration::from_secs(180));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("sites "),
-        "the summary's sites block: {stderr}"
-    );
-    summary(&out)
+    watch_summary(&args, env, Duration::from_secs(180), "sites ")
 }
 
 /// The judged heap's slope (Node: the heap part; the sites see V8's heap only).
@@ -53,6 +45,21 @@ fn heap_slope(s: &Value) -> f64 {
         .as_f64()
         .or_else(|| j["verdict"]["slope"]["bytes_per_request"].as_f64())
         .unwrap_or(f64::NAN)
+}
+
+/// The top growing site within 25% of the judged heap's slope, and the sites agreeing with the
+/// verdict.
+fn sizes_the_leak(s: &Value) {
+    let sites = &s["sites"];
+    let g = sites["growing"][0]["growth_per_request"]
+        .as_f64()
+        .expect("growth");
+    let heap = heap_slope(s);
+    assert!(
+        (g - heap).abs() <= 0.25 * heap,
+        "top site {g} vs heap {heap}"
+    );
+    assert_eq!(sites["agreement"]["consistent"], true, "{sites:#}");
 }
 
 fn node(script: &str) -> Vec<String> {
@@ -109,13 +116,7 @@ fn a_planted_node_leak_is_found_at_the_function_that_plants_it() {
     // V8 names functions: the line is where `plant` starts.
     let plant = line_of("node/loop.js", "function plant(");
     assert_eq!(top["line"], plant, "{sites:#}");
-    let g = top["growth_per_request"].as_f64().expect("growth");
-    let heap = heap_slope(&s);
-    assert!(
-        (g - heap).abs() <= 0.25 * heap,
-        "top site {g} vs heap {heap}"
-    );
-    assert_eq!(sites["agreement"]["consistent"], true, "{sites:#}");
+    sizes_the_leak(&s);
     // The last profile, as DevTools opens it.
     let profile = jsonl.with_extension("heapprofile");
     assert_eq!(sites["heapprofile"], profile.display().to_string());
@@ -153,13 +154,7 @@ fn a_planted_python_leak_is_found_at_the_line_that_plants_it() {
     let plants = line_of("python/loop.py", "kept.append(bytearray(leak))");
     assert_eq!(top["line"], plants, "{sites:#}");
     assert_eq!(top["function"], "`kept.append(bytearray(leak))`");
-    let g = top["growth_per_request"].as_f64().expect("growth");
-    let heap = heap_slope(&s);
-    assert!(
-        (g - heap).abs() <= 0.25 * heap,
-        "top site {g} vs heap {heap}"
-    );
-    assert_eq!(sites["agreement"]["consistent"], true, "{sites:#}");
+    sizes_the_leak(&s);
 }
 
 #[test]
@@ -178,41 +173,15 @@ fn a_clean_python_loop_has_no_growing_site() {
 #[test]
 fn compare_puts_a_watched_node_programs_sites_in_its_report() {
     let dir = tmp("compare");
-    let _ = std::fs::remove_dir_all(&dir);
     let spec = format!("js=node '{}'", node("fetch.js")[1]);
-    let child = Command::new(env!("CARGO_BIN_EXE_leak-client"))
-        .args([
-            "compare",
-            "--variants",
-            "raw",
-            "--requests",
-            "6000",
-            "--rounds",
-            "1",
-            "--linger",
-            "0s",
-            "--latency",
-            "1ms",
-            "--concurrency",
-            "1",
-            "--sites",
-            "--probe",
-            "node",
-            "--watch",
-            &spec,
-            "--out",
-        ])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .env("LEAK_BYTES", "1024")
-        .env("PAUSE_MS", "0")
-        .env_remove("REQUESTS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn leak-client");
-    let out = wait_bounded(child, Duration::from_secs(240));
+    let out = compare_watching(
+        &spec,
+        6000,
+        &["--sites", "--probe", "node"],
+        &[("LEAK_BYTES", "1024"), ("PAUSE_MS", "0")],
+        &dir,
+        Duration::from_secs(240),
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
