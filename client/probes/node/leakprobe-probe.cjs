@@ -141,7 +141,8 @@
   }
 
   // A measured reading: the heap when V8's measurement (a full collection it starts now) is
-  // done; `then` runs after it, or null if the measurement failed (the caller reads by gc()).
+  // done; then `then(true)`, or `then(false)` if the measurement failed (the caller reads by
+  // gc(), and so does every later reading).
   function measured(then) {
     if (stopped) return;
     let pending;
@@ -154,12 +155,10 @@
     if (firstMeasure) {
       firstMeasure = false;
       process.emitWarning = function leakprobeQuiet(w, type) {
+        // emitWarning(warning, type) or emitWarning(warning, { type }).
+        const kind = type !== null && typeof type === 'object' ? type.type : type;
         const text = String((w && w.message) || w);
-        if (type === 'ExperimentalWarning' && text.indexOf('vm.measureMemory') >= 0) return;
-        if (type && typeof type === 'object' && type.type === 'ExperimentalWarning' &&
-            text.indexOf('vm.measureMemory') >= 0) {
-          return;
-        }
+        if (kind === 'ExperimentalWarning' && text.indexOf('vm.measureMemory') >= 0) return;
         return emitWarning.apply(process, arguments);
       };
     }
