@@ -16,9 +16,10 @@
 //   a reading every 100 ms): gc() 953 deoptimizations ("weak objects") and 1.5x the run's time;
 //   vm.measureMemory 2, and the run's time unchanged. The line's "js_estimate" is the
 //   measurement's own result, jsMemoryEstimate: the bytes of the objects its marking found live
-//   and could attribute to a JavaScript context (the program's objects; not V8's unattributed
-//   part: compiled code, internal tables, 0.2-1.2 MB here). It is what the verdict follows, not
-//   heapUsed read when the result came: objects allocated while the marking ran are counted as
+//   and could attribute to a JavaScript context (the program's objects and the contents of their
+//   ArrayBuffers; not V8's unattributed part: compiled code, internal tables, 0.2-1.2 MB here).
+//   It, less array_buffers (counted in external), is the heap the verdict follows, not heapUsed
+//   read when the result came: objects allocated while the marking ran are counted as
 //   live by heapUsed until the next collection (garbage, ~0.3 MB of noise at got 12.5.2's pace)
 //   but never visited by the marking, so not in the estimate. On got 12.5.2 (24 KB/request) the
 //   readings' scatter around the line fell from 308-385 KB (heapUsed) to 68-117 KB (estimate).
@@ -229,7 +230,9 @@
     if (fd < 0) fd = fs.openSync(out, 'a');
     fs.writeSync(fd, line);
     if (held.length === GROWTH_SPAN) held.shift();
-    held.push({ ms: Number(t) / 1e6, bytes: (estimate !== null ? estimate : m.heapUsed) + m.external });
+    // The estimate counts ArrayBuffers' contents, which external counts too.
+    const heap = estimate !== null ? Math.max(0, estimate - m.arrayBuffers) : m.heapUsed;
+    held.push({ ms: Number(t) / 1e6, bytes: heap + m.external });
     if (costs.length === COSTS) costs.shift();
     costs.push(cost);
   }

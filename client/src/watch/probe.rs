@@ -29,9 +29,10 @@
 //! optimized code the program then pays to rebuild (a CPU-bound fetch loop ran at 0.53× under
 //! `gc()` readings, 1.05× under measurements); a measurement's cost is a third of its wall time
 //! from the call to its result (measured: back to back they cost that loop 1.3×, one per 50 ms
-//! nothing). A measured reading's bytes are the measurement's own count, `js_estimate` (V8's
-//! `jsMemoryEstimate`: the objects its marking found live, attributed to a JavaScript context),
-//! not `heap_used` read when the result came, which also holds what the program allocated while
+//! nothing). A measured reading's heap is the measurement's own count, `js_estimate` (V8's
+//! `jsMemoryEstimate`: the objects its marking found live, attributed to a JavaScript context,
+//! with their ArrayBuffers' contents, less `array_buffers`, which `external` holds), not
+//! `heap_used` read when the result came, which also holds what the program allocated while
 //! the marking ran: on got 12.5.2 (24 KB/request) the readings' scatter around the line was
 //! 308–385 KB with `heap_used`, 68–117 KB with `js_estimate`, and the early stop settled at
 //! 2,000 requests instead of 2,830–4,007. V8's unattributed part (compiled code, internal
@@ -288,8 +289,9 @@ pub struct NodeHeap {
     pub heap_used: u64,
     /// A measurement's own count of the live objects it could attribute to a JavaScript context
     /// (`vm.measureMemory`'s `jsMemoryEstimate`; `None` for a forced reading): the program's
-    /// objects, without what was allocated while it marked (never visited, so not counted) and
-    /// without V8's unattributed part (compiled code, internal tables).
+    /// objects and their ArrayBuffers' contents (which `array_buffers` counts too), without
+    /// what was allocated while it marked (never visited, so not counted) and without V8's
+    /// unattributed part (compiled code, internal tables).
     pub js_estimate: Option<u64>,
     /// V8 heap used just before the collection: live objects plus garbage, what the program
     /// would show without the probe (the GC sawtooth).
@@ -347,15 +349,19 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// The bytes the verdict follows for this process: Node's measured `js_estimate`, else
-    /// (a forced reading) its post-collection `heap_used`; Python's traced bytes when tracemalloc runs, else its anonymous resident memory (`None`
+    /// The bytes the verdict follows for this process: Node's measured `js_estimate` less
+    /// `array_buffers` (judged in `external`), else (a forced reading) its post-collection
+    /// `heap_used`; Python's traced bytes when tracemalloc runs, else its anonymous resident memory (`None`
     /// only where that could not be read: blocks are a count). Node's `external` is
     /// [`Reading::external_bytes`], judged as a series of its own: under `next dev` it swung
     /// by hundreds of MB between readings (the compiler's buffers) while `heap_used` moved by
     /// the bytes per request being measured.
     pub fn live_bytes(&self) -> Option<u64> {
         match self.heap {
-            Heap::Node(n) => Some(n.js_estimate.unwrap_or(n.heap_used)),
+            Heap::Node(n) => Some(
+                n.js_estimate
+                    .map_or(n.heap_used, |e| e.saturating_sub(n.array_buffers)),
+            ),
             Heap::Python(p) => p.traced.or(p.anon),
         }
     }
@@ -599,7 +605,8 @@ mod tests {
                 r#""array_buffers":10479,"js_estimate":2900000"#,
             );
         let measured = parse_line(measured.as_bytes()).expect("measured line");
-        assert_eq!(measured.live_bytes(), Some(2900000));
+        // Its ArrayBuffers' contents are judged in `external`, not twice.
+        assert_eq!(measured.live_bytes(), Some(2900000 - 10479));
         assert_eq!(measured.external_bytes(), Some(1427637));
         let py = parse_line(PYTHON_LINE.as_bytes()).expect("python line");
         assert_eq!(
