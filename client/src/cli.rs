@@ -318,7 +318,7 @@ pub struct WatchArgs {
 
     /// Stop COMMAND as soon as the verdict is settled either way (leak, stable, bounded),
     /// at the latest at --requests/--duration: the readings are judged at request counts
-    /// 1,000 × 2^(k/2), strictly, and two looks in a row must agree (the synthetic sweep: no
+    /// 1,000 × 2^(k/4), strictly, and two looks in a row must agree (the synthetic sweep: no
     /// clean series settled as a leak). The summary says at how many requests and seconds.
     #[arg(long)]
     pub until_verdict: bool,
@@ -443,7 +443,7 @@ pub struct Workload {
     pub duration: Option<Duration>,
 
     /// Stop as soon as the verdict is settled either way (leak, stable, bounded), at the latest
-    /// at --requests/--duration: the series is judged at request counts 1,000 × 2^(k/2),
+    /// at --requests/--duration: the series is judged at request counts 1,000 × 2^(k/4),
     /// strictly, and two looks in a row must agree (the synthetic sweep: no clean series
     /// settled as a leak). Each look runs outside the measured heap. The summary says at how
     /// many requests and seconds; the run is then stopped by `verdict`.

@@ -9,9 +9,15 @@ use super::types::{Class, Params, Point, Slope, Verdict};
 /// Normal quantile a look's decision is checked at (99%; the verdict's own intervals are 95%).
 pub const LOOK_Z: f64 = 2.576;
 
-/// Looks fall on `1,000 × 2^(k/2)` requests: …, 500, 707, 1,000, 1,414, 2,000, 2,828, 4,000, …
+/// Looks fall on `1,000 × 2^(k/4)` requests: …, 841, 1,000, 1,189, 1,414, 1,682, 2,000, 2,378,
+/// 2,828, … Four per doubling: with two (1,000 × 2^(k/2)) a leak whose look at 1,414 fell short
+/// (a half-window of 7 readings, one of them an outlier) waited for 2,828 (got 12.5.2 under
+/// `--probe node`: one run in three); with four it settles at the next pair of looks. The
+/// synthetic sweep, at 10× its seeds (2,880 clean series), settled none as a leak either way.
 const LOOK_BASE: f64 = 1_000.0;
-/// The first look's exponent: 1,000 requests, so the earliest settle is at 1,414. Real programs
+/// Looks per doubling of the request count.
+const LOOKS_PER_DOUBLING: f64 = 4.0;
+/// The first look's exponent: 1,000 requests, so the earliest settle is at 1,189. Real programs
 /// warm up over their first hundreds of requests (caches and pools filling, a JIT, lazily built
 /// modules) in a straight line as often as in a curve: a Python loop's first 180 requests read
 /// as a steady 8 KB/request climb, and a cache of a few hundred entries filling at the start
@@ -20,7 +26,7 @@ const FIRST_LOOK_K: i32 = 0;
 
 /// The request count of look `k`.
 fn look_at(k: i32) -> u64 {
-    (LOOK_BASE * 2f64.powf(f64::from(k) / 2.0)).round() as u64
+    (LOOK_BASE * 2f64.powf(f64::from(k) / LOOKS_PER_DOUBLING)).round() as u64
 }
 
 /// The first look after `requests`.
@@ -51,8 +57,8 @@ fn look_after(requests: u64) -> u64 {
 /// }
 /// let s = settled.expect("a 4 KiB/request leak settles");
 /// assert_eq!(s.verdict.class, leak_client::verdict::Class::Leak);
-/// // Looks at 1,000 and 1,414 requests; the first reading at or past 1,414 is at 1,420.
-/// assert!(s.requests <= 1_420, "{}", s.requests);
+/// // Looks at 1,000 and 1,189 requests; the first reading at or past 1,189 is at 1,190.
+/// assert!(s.requests <= 1_190, "{}", s.requests);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EarlyStop {
@@ -83,7 +89,7 @@ pub struct SettledAt {
     pub requests: u64,
     /// Seconds since the run (or the watch) started.
     pub seconds: f64,
-    /// Looks taken (one at each request count 1,000 × 2^(k/2) reached).
+    /// Looks taken (one at each request count 1,000 × 2^(k/4) reached).
     pub looks: u32,
 }
 
@@ -242,7 +248,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn looks_fall_on_powers_of_root_two_from_1000() {
+    fn looks_fall_on_fourth_roots_of_two_from_1000() {
         let mut at = vec![look_at(FIRST_LOOK_K)];
         while at.len() < 12 {
             at.push(look_after(*at.last().unwrap_or(&0)));
@@ -250,13 +256,12 @@ mod tests {
         assert_eq!(
             at,
             [
-                1_000, 1_414, 2_000, 2_828, 4_000, 5_657, 8_000, 11_314, 16_000, 22_627, 32_000,
-                45_255
+                1_000, 1_189, 1_414, 1_682, 2_000, 2_378, 2_828, 3_364, 4_000, 4_757, 5_657, 6_727
             ]
         );
         // A reading that jumps past several looks takes one, and the next is after it.
         assert_eq!(look_after(1_900), 2_000);
-        assert_eq!(look_after(2_000), 2_828);
+        assert_eq!(look_after(2_000), 2_378);
         assert_eq!(look_after(0), 1_000);
     }
 }

@@ -136,10 +136,10 @@
 //! is settled either way. Looking again and again and stopping at the first `leak` would inflate
 //! false leaks (optional stopping), and a look long before the end sees more of the program's
 //! warm-up than the run's 10%; so:
-//! - **Looks** only at `1,000 × 2^(k/2)` requests (1,000, 1,414, 2,000, 2,828, …): about 7
-//!   looks per decade, however often readings come, and none before 1,000 requests, so the
-//!   earliest settle is at 1,414 (real programs warm up in straight lines over their first
-//!   hundreds of requests as often as in curves).
+//! - **Looks** only at `1,000 × 2^(k/4)` requests (1,000, 1,189, 1,414, 1,682, 2,000, …):
+//!   about 13 looks per decade, however often readings come, and none before 1,000 requests,
+//!   so the earliest settle is at 1,189 (real programs warm up in straight lines over their
+//!   first hundreds of requests as often as in curves).
 //! - At a look the readings are judged at 95% **and** at 99% ([`LOOK_Z`]); the look may stop
 //!   only on a class both give.
 //! - **Settled** when two looks in a row may stop on the same class.
