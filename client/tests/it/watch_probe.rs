@@ -138,6 +138,23 @@ fn node_readings_follow_what_the_program_keeps_after_a_full_collection() {
         };
         assert_eq!(how, want, "{ev}: {text}");
     }
+    // A measured reading's heap is V8's own estimate (`js_estimate`), which lacks only V8's
+    // unattributed part (compiled code, internal tables): after the last 1 MB was kept it reads
+    // what the exit's forced collection reads, within that part.
+    let ticks: Vec<&Reading> = readings.iter().filter(|r| r.event == Event::Tick).collect();
+    assert!(
+        ticks
+            .iter()
+            .all(|r| matches!(r.heap, Heap::Node(n) if n.js_estimate.is_some())),
+        "{text}"
+    );
+    let settled = ticks.last().expect("a tick");
+    let bytes = |r: &Reading| r.live_bytes().expect("node bytes") as i64;
+    let gap = bytes(last) - bytes(settled);
+    assert!(
+        (0..3_000_000).contains(&gap),
+        "exit minus last tick: {gap} B: {text}"
+    );
 }
 
 /// The probe's own doings never show in the program's output: Node's one-time warning that

@@ -469,7 +469,10 @@ fn the_early_stop_settles_the_got_leak_at_2000_requests() {
     // line): with two looks per doubling it waited for 2,828; with four it settles by 2,000.
     let (class, at) = settled_on(gallery_rows("got-12.5.2-estimate-late")).expect("settles");
     assert_eq!(class, Class::Leak);
-    assert!(at <= 2_010, "got-12.5.2-estimate-late settled at {at} requests");
+    assert!(
+        at <= 2_010,
+        "got-12.5.2-estimate-late settled at {at} requests"
+    );
 }
 
 #[test]
