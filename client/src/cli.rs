@@ -250,11 +250,11 @@ pub struct WatchArgs {
     pub pid: Option<u32>,
 
     /// Load this runtime's probe into COMMAND and judge the memory it keeps (without: RSS only,
-    /// which cannot separate a runtime's own growth from retained objects). node: post-GC V8
+    /// which cannot separate a runtime's own growth from retained objects). node: the live V8
     /// heap plus external memory (Buffers, ArrayBuffers), not an addon's native memory; a reading
     /// is V8's own memory measurement, an ordinary full collection marked beside the program (a
-    /// fetch loop: ~10 ms from call to result; a CPU-bound one kept its speed, 1.00×), not a
-    /// forced gc(), which also throws away optimized code. python: the process's anonymous
+    /// fetch loop: ~10 ms from call to result; a CPU-bound one kept its speed, 1.01×), and the
+    /// live objects it counts, not a forced gc(), which also throws away optimized code. python: the process's anonymous
     /// resident memory (everything it keeps, at page granularity); a reading costs under 1 ms.
     /// Each process paces its readings to take ≤ 5% of its time, and a Node heap that grows is
     /// read more often (every 1% of growth), at a cost to a leaking program.

@@ -5,8 +5,9 @@
 /// Which runtime's probe (`--probe node|python`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Runtime {
-    /// `NODE_OPTIONS=--expose-gc --require <probe>`: every node process's post-GC `heapUsed`
-    /// and `external` (Buffers, ArrayBuffers), judged as two parts and added.
+    /// `NODE_OPTIONS=--expose-gc --require <probe>`: every node process's live heap (V8's own
+    /// memory measurement of its live objects; after a forced collection at load and exit) and
+    /// `external` (Buffers, ArrayBuffers), judged as two parts and added.
     Node,
     /// `sitecustomize` on `PYTHONPATH`: each python process's anonymous resident memory
     /// (objects, buffers, C extensions' memory; page granularity), or tracemalloc's traced bytes

@@ -13,7 +13,7 @@
 //!
 //! # Node's external memory
 //! Buffers and ArrayBuffers (what HTTP clients hold: bodies, sockets' chunks) live outside V8's
-//! heap, in `external`. [`judge_split`] judges it as a series of its own beside `heap_used` and
+//! heap, in `external`. [`judge_split`] judges it as a series of its own beside the heap and
 //! adds the two: `leak` if either part leaks, the slope their sum, the parts shown. Not the sum as
 //! one series: under `next dev` `external` swings by up to 740 MB between readings (the
 //! compiler's buffers, freed again) while the heap grows 1.5 KB per request, and judged as one
@@ -125,7 +125,8 @@ pub struct WatchVerdict {
 /// What each part of a Node process's memory grew by, bytes per request (see [`judge_split`]).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Split {
-    /// The post-GC `heapUsed`.
+    /// The live heap: V8's measurement of its live objects (`js_estimate` less ArrayBuffers'
+    /// contents), or a forced collection's `heapUsed`.
     pub heap: Option<Slope>,
     /// `external`: Buffers, ArrayBuffers, external strings.
     pub external: Option<Slope>,
