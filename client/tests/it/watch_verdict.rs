@@ -345,21 +345,28 @@ fn gallery_rows(name: &str) -> Rows {
             h.teardown = true;
         }
     }
-    (tree, Some(heap), name.starts_with("got"))
+    let node = name.starts_with("got") || name.starts_with("next");
+    (tree, Some(heap), node)
+}
+
+/// A gallery case judged as its watch judged it.
+fn judge_gallery(name: &str) -> WatchVerdict {
+    let (tree, heap, node) = gallery_rows(name);
+    judge(&tree, heap.as_deref(), node)
+}
+
+fn assert_not_leak(name: &str, w: &WatchVerdict) {
+    assert_ne!(w.verdict.class, Class::Leak, "{name}: {}", w.verdict.reason);
 }
 
 #[test]
 fn the_gallery_leaks_are_leaks_and_their_fixed_releases_are_not() {
-    let judge_case = |name: &str| {
-        let (tree, heap, node) = gallery_rows(name);
-        judge(&tree, heap.as_deref(), node)
-    };
     // got 12.5.2: one AbortController's signal on every request (sindresorhus/got#2160).
-    let got = judge_case("got-12.5.2");
+    let got = judge_gallery("got-12.5.2");
     assert_eq!(got.basis, Basis::Heap);
     assert_leak_near("got-12.5.2", &got, 23_700.0, 0.25);
     // aiohttp 3.12.2: the cookie jar keeps an entry per path (aio-libs/aiohttp#11052).
-    let aio = judge_case("aiohttp-3.12.2");
+    let aio = judge_gallery("aiohttp-3.12.2");
     assert_leak_near("aiohttp-3.12.2", &aio, 480.0, 0.25);
     let released = aio.released_at_exit.unwrap_or(0);
     assert!(
@@ -367,13 +374,7 @@ fn the_gallery_leaks_are_leaks_and_their_fixed_releases_are_not() {
         "aiohttp-3.12.2: the session's close freed ~9.7 MB at exit, got {released}"
     );
     for fixed in ["got-12.5.3", "aiohttp-3.12.3"] {
-        let w = judge_case(fixed);
-        assert_ne!(
-            w.verdict.class,
-            Class::Leak,
-            "{fixed}: {}",
-            w.verdict.reason
-        );
+        assert_not_leak(fixed, &judge_gallery(fixed));
     }
 }
 
@@ -388,25 +389,15 @@ fn cut((tree, heap, node): Rows, upto: u64) -> Rows {
 fn the_gallery_judged_at_the_probes_defaults_of_today() {
     // Recorded with the probes' defaults of 2026-12-06: Node read every 3% of heap growth as
     // well as on its 5% budget, Python's anonymous memory after gc.collect(1) (no tracemalloc).
-    let judged = |name: &str| {
-        let (tree, heap, node) = gallery_rows(name);
-        judge(&tree, heap.as_deref(), node)
-    };
     // got 12.5.2 in 3,000 requests: read 76 times (12 on the budget alone, `inconclusive`).
-    let got = judged("got-12.5.2-paced");
+    let got = judge_gallery("got-12.5.2-paced");
     assert_leak_near("got-12.5.2-paced", &got, 23_800.0, 0.25);
     assert!(got.verdict.points_used >= 12, "{}", got.verdict.points_used);
     // aiohttp 3.12.2's cookie jar, seen in the process's anonymous memory.
-    let aio = judged("aiohttp-3.12.2-anon");
+    let aio = judge_gallery("aiohttp-3.12.2-anon");
     assert_leak_near("aiohttp-3.12.2-anon", &aio, 480.0, 0.25);
     for fixed in ["got-12.5.3-paced", "aiohttp-3.12.3-anon"] {
-        let w = judged(fixed);
-        assert_ne!(
-            w.verdict.class,
-            Class::Leak,
-            "{fixed}: {}",
-            w.verdict.reason
-        );
+        assert_not_leak(fixed, &judge_gallery(fixed));
     }
 }
 
@@ -415,8 +406,9 @@ fn a_straight_warm_up_is_not_a_leak_on_a_short_run_nor_an_early_stop() {
     // aiohttp 3.12.3 (fixed) grows its anonymous memory ~110 B/request in a straight line from
     // request ~500 to ~2,300, then not at all. Cut at 1,414 requests it reads as a steady
     // 129 B/request climb; --until-verdict stopped it there as a leak before the short-run rule.
+    // Cut at every look up to 2,828 and after.
     let rows = gallery_rows("aiohttp-3.12.3-anon");
-    for upto in [1_414, 2_000, 2_828, 3_500] {
+    for upto in [1_189, 1_414, 1_682, 2_000, 2_378, 2_828, 3_500] {
         let (tree, heap, node) = cut(rows.clone(), upto);
         let w = judge(&tree, heap.as_deref(), node);
         assert_ne!(
@@ -451,8 +443,8 @@ fn the_early_stop_settles_the_got_leak_at_2000_requests() {
     let settled = settled_on(gallery_rows("got-12.5.2"));
     let (class, at) = settled.expect("got 12.5.2 settles");
     assert_eq!(class, Class::Leak);
-    // Looks fall at 1,414 and 2,000 requests (a Node heap is never judged before 1,000); the
-    // recorded series (every 4th probe reading kept) has its first reading past 2,000 at 2,002.
+    // Looks fall at 1,189, 1,414, 1,682 and 2,000 requests (a Node heap is never judged before
+    // 1,000); the recorded series (every 4th probe reading kept) has its first reading past 2,000 at 2,002.
     assert!(at <= 2_010, "settled at {at} requests");
     // Read whenever the heap had grown 3%, by forced collections, at 276 requests/s.
     let (class, at) = settled_on(gallery_rows("got-12.5.2-paced")).expect("settles");
@@ -479,28 +471,18 @@ fn the_early_stop_settles_the_got_leak_at_2000_requests() {
 fn the_gallery_read_by_v8s_own_estimate() {
     // Recorded with the probe of this commit on: Node's timer readings are vm.measureMemory's
     // jsMemoryEstimate less ArrayBuffers' contents (those are in `external`).
-    let judged = |name: &str| {
-        let (tree, heap, _) = gallery_rows(name);
-        judge(&tree, heap.as_deref(), true)
-    };
-    let got = judged("got-12.5.2-estimate");
+    let got = judge_gallery("got-12.5.2-estimate");
     assert_leak_near("got-12.5.2-estimate", &got, 23_800.0, 0.25);
     // The fixed release over 10,000 requests, and `just watch-next`'s two releases.
     for fixed in ["got-12.5.3-estimate", "next-14.2.35-dev-estimate"] {
-        let w = judged(fixed);
-        assert_ne!(
-            w.verdict.class,
-            Class::Leak,
-            "{fixed}: {}",
-            w.verdict.reason
-        );
+        assert_not_leak(fixed, &judge_gallery(fixed));
         let settled = settled_on(gallery_rows(fixed));
         assert!(
             settled.is_none_or(|(class, _)| class != Class::Leak),
             "{fixed} settled {settled:?}"
         );
     }
-    let next = judged("next-14.2.0-canary.62-dev-estimate");
+    let next = judge_gallery("next-14.2.0-canary.62-dev-estimate");
     assert_leak_near("next-14.2.0-canary.62-dev-estimate", &next, 1_500.0, 0.25);
 }
 
