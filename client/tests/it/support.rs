@@ -57,6 +57,20 @@ pub fn need(program: &str, apt_package: &str) {
     }
 }
 
+/// Starts `cmd` with stdin closed and stdout and stderr captured.
+pub fn spawn_captured(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()))
+}
+
+/// [`spawn_captured`], then [`wait_bounded`].
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    wait_bounded(spawn_captured(cmd), limit)
+}
+
 /// Waits for `child` at most `limit`; kills it and fails the test past that, with its stderr.
 pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
     let t0 = Instant::now();
@@ -94,16 +108,13 @@ pub fn summary(out: &Output) -> Value {
 
 /// Runs `leak-client watch ARGS` with `env` added, stdin closed, bounded to `limit`.
 pub fn watch(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
-    let child = Command::new(bin())
-        .arg("watch")
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn leak-client");
-    wait_bounded(child, limit)
+    run_bounded(
+        Command::new(bin())
+            .arg("watch")
+            .args(args)
+            .envs(env.iter().copied()),
+        limit,
+    )
 }
 
 /// Runs `leak-client compare` of the raw variant beside the watched program `spec` (`NAME=CMD`)
@@ -120,8 +131,8 @@ pub fn compare_watching(
 ) -> Output {
     let _ = std::fs::remove_dir_all(out);
     let requests = requests.to_string();
-    let child = Command::new(bin())
-        .args(["compare", "--variants", "raw", "--requests", &requests])
+    let mut cmd = Command::new(bin());
+    cmd.args(["compare", "--variants", "raw", "--requests", &requests])
         .args([
             "--rounds",
             "1",
@@ -137,13 +148,8 @@ pub fn compare_watching(
         .arg(out)
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
-        .env_remove("REQUESTS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn leak-client");
-    wait_bounded(child, limit)
+        .env_remove("REQUESTS");
+    run_bounded(&mut cmd, limit)
 }
 
 /// [`watch`] that must exit 0 and print `block` in its human summary (stderr); its JSON

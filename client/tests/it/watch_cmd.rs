@@ -6,12 +6,14 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{bin, compare_watching, examples, need, summary, wait_bounded};
+use crate::support::{
+    bin, compare_watching, examples, need, run_bounded, spawn_captured, summary, wait_bounded,
+};
 
 fn tmp(name: &str) -> PathBuf {
     crate::support::tmp("watch-cmd", name)
@@ -239,17 +241,14 @@ fn a_command_that_exits_before_any_request_fails() {
 #[test]
 fn ctrl_c_prints_the_summary_completes_the_jsonl_and_ends_the_command_group() {
     let jsonl = tmp("interrupted.jsonl");
-    let mut child = Command::new(bin())
-        .args(["watch", "--json", "--jsonl"])
-        .arg(&jsonl)
-        .args(["--", "python3", &python_loop()])
-        .env("REQUESTS", "10000000")
-        .env("PAUSE_MS", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn leak-client");
+    let mut child = spawn_captured(
+        Command::new(bin())
+            .args(["watch", "--json", "--jsonl"])
+            .arg(&jsonl)
+            .args(["--", "python3", &python_loop()])
+            .env("REQUESTS", "10000000")
+            .env("PAUSE_MS", "1"),
+    );
     // Until requests flow.
     let t0 = Instant::now();
     loop {
@@ -495,16 +494,13 @@ fn watch_is_not_fooled_by_a_planted_temporary_folder() {
             bin = bin(),
             py = python_loop()
         );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .env("TMPDIR", &tmpdir)
-            .env("REQUESTS", "300")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sh");
-        let out = wait_bounded(child, Duration::from_secs(60));
+        let out = run_bounded(
+            Command::new("sh")
+                .args(["-c", &script])
+                .env("TMPDIR", &tmpdir)
+                .env("REQUESTS", "300"),
+            Duration::from_secs(60),
+        );
         assert_exit(&out, 0);
         let s = summary(&out);
         assert!(
