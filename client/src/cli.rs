@@ -254,8 +254,9 @@ pub struct WatchArgs {
     /// heap plus external memory (Buffers, ArrayBuffers), not an addon's native memory; a reading
     /// is V8's own memory measurement, an ordinary full collection marked beside the program (a
     /// fetch loop: ~10 ms from call to result; a CPU-bound one kept its speed, 1.01×), and the
-    /// live objects it counts, not a forced gc(), which also throws away optimized code. python: the process's anonymous
-    /// resident memory (everything it keeps, at page granularity); a reading costs under 1 ms.
+    /// live objects it counts, not a forced gc(), which also throws away optimized code.
+    /// python: the process's anonymous resident memory (everything it keeps, at page
+    /// granularity); a reading costs under 1 ms.
     /// Each process paces its readings to take ≤ 5% of its time, and a Node heap that grows is
     /// read more often (every 1% of growth), at a cost to a leaking program.
     #[arg(long, value_enum)]

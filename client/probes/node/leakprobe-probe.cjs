@@ -32,8 +32,9 @@
 // forced reading's cost is its CPU time (not wall time: a loaded machine's preemption is not the
 // probe's); a measurement's, a third of its wall time from the call to its result (MEASURE_COST
 // below, measured). The mean, not the median, so that a slow collection now and then counts in
-// full. But while the heap grows, sooner: by the time the post-GC heap (heapUsed + external), at
-// the rate it grew over the last readings, will have grown by 1% since the last one. A growing
+// full. But while the heap grows, sooner: by the time the heap (as judged: the estimate less
+// arrayBuffers, or heapUsed) plus external, at the rate it grew over the last readings, will
+// have grown by 1% since the last one. A growing
 // heap makes each reading dearer, and the budget alone would space them out just when they
 // matter (got 12.5.2, 24 KB per request: 12 readings in 3,000 requests); one reading per 1% of
 // growth is ~70 per doubling of the heap, and their cost a geometric sum: ~100x the last one's,

@@ -29,30 +29,33 @@
 //! optimized code the program then pays to rebuild (a CPU-bound fetch loop ran at 0.53× under
 //! `gc()` readings, 1.05× under measurements); a measurement's cost is a third of its wall time
 //! from the call to its result (measured: back to back they cost that loop 1.3×, one per 50 ms
-//! nothing). A measured reading's heap is the measurement's own count, `js_estimate` (V8's
-//! `jsMemoryEstimate`: the objects its marking found live, attributed to a JavaScript context,
-//! with their ArrayBuffers' contents, less `array_buffers`, which `external` holds), not
-//! `heap_used` read when the result came, which also holds what the program allocated while
-//! the marking ran: on got 12.5.2 (24 KB/request) the readings' scatter around the line was
-//! 308–385 KB with `heap_used`, 68–117 KB with `js_estimate`, and the early stop settled at
-//! 2,000 requests instead of 2,830–4,007. V8's unattributed part (compiled code, internal
-//! tables: 0.2–1.2 MB, nearly constant) is in `heap_used` only, so a forced reading (load,
-//! exit) reads that much higher than a measured one: what is "released at exit" is understated
-//! by it, never overstated. The mean, not the median: a collection slowed now and then (a loaded machine)
+//! nothing). The mean, not the median: a collection slowed now and then (a loaded machine)
 //! must count in full, or the share creeps past 5% (6.3% measured with the median). A Node heap
-//! that grows is read sooner: when `heapUsed + external`, at the rate it grew over the last 4
-//! readings, will have grown 1% since the last one (~70 readings per doubling; their cost a
-//! geometric sum, ~100 × the last reading's, however long the run). On the budget alone a
+//! that grows is read sooner: when its heap (as judged, below) plus `external`, at the rate it
+//! grew over the last 4 readings, will have grown 1% since the last one (~70 readings per
+//! doubling; their cost a geometric sum, ~100 × the last reading's, however long the run). On the budget alone a
 //! growing heap slowed its own readings down (got 12.5.2: 12 readings in 3,000 requests,
 //! `inconclusive`); with the rule the early stop settles it at ~2,000 requests.
+//!
+//! A measured reading's heap is the measurement's own count, `js_estimate` (V8's
+//! `jsMemoryEstimate`: the objects its marking found live, attributed to a JavaScript context,
+//! with their ArrayBuffers' contents), less `array_buffers` (which `external` holds); not
+//! `heap_used` read when the result came, which also holds what the program allocated while the
+//! marking ran: on got 12.5.2 (24 KB/request) the readings' scatter around the line was 308–385
+//! KB with `heap_used`, 68–117 KB with `js_estimate`, and the early stop settled at 2,000
+//! requests instead of 2,830–4,007. V8's unattributed part (compiled code, internal tables:
+//! 0.2–1.2 MB, nearly constant) is in `heap_used` only, so a forced reading (load, exit) reads
+//! that much higher than a measured one: what is "released at exit" is understated by it, never
+//! overstated.
 //!
 //! `t` is `CLOCK_MONOTONIC` in nanoseconds (Node's `process.hrtime.bigint()`, Python's
 //! `time.monotonic_ns()` and [`crate::watch::clock::monotonic_ns`] read the same clock), so the
 //! watcher pairs a reading with the server's count of requests served at that instant
 //! ([`crate::watch::pair::ServedLog`]). For a forced collection it is taken just before it: while
 //! the collection runs the program runs no JavaScript, so no request completes between `t` and
-//! the heap reading. For a Node measurement it is taken when the result came: its collection
-//! marked what the program allocated meanwhile.
+//! the heap reading. For a Node measurement it is taken when the result came (paired with the
+//! call's time instead, got 12.5.2's readings scattered 103–193 KB around the line, against
+//! 46–117 KB).
 //!
 //! Why the probe's own timer and not a signal from the watcher: a signal handler for `SIGUSR2`
 //! would change what the signal does to the program (nodemon restarts its child with it; a
@@ -351,10 +354,10 @@ pub struct Reading {
 impl Reading {
     /// The bytes the verdict follows for this process: Node's measured `js_estimate` less
     /// `array_buffers` (judged in `external`), else (a forced reading) its post-collection
-    /// `heap_used`; Python's traced bytes when tracemalloc runs, else its anonymous resident memory (`None`
-    /// only where that could not be read: blocks are a count). Node's `external` is
-    /// [`Reading::external_bytes`], judged as a series of its own: under `next dev` it swung
-    /// by hundreds of MB between readings (the compiler's buffers) while `heap_used` moved by
+    /// `heap_used`; Python's traced bytes when tracemalloc runs, else its anonymous resident
+    /// memory (`None` only where that could not be read: blocks are a count). Node's `external`
+    /// is [`Reading::external_bytes`], judged as a series of its own: under `next dev` it swung
+    /// by hundreds of MB between readings (the compiler's buffers) while the heap moved by
     /// the bytes per request being measured.
     pub fn live_bytes(&self) -> Option<u64> {
         match self.heap {
