@@ -32,10 +32,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # WRAP OUT SECS COMMAND...: runs the loop, waits for its first request (the server's /__stats)
 # and 0.5 s more, then measures SECS: served requests per second, the loop's CPU seconds per
 # request, and the share of the window its probe's readings took in CPU time (`cost_us`, what the
-# probe paces itself by: a forced reading's CPU time, a Node measurement's CPU beyond the
-# program's own rate) and in wall time (`gc_us`: a forced collection's, preemption by other work
-# included; a Node measurement's, from the call to its result, the program running meanwhile) — the
-# probe's lines in the window, whose `t` is CLOCK_MONOTONIC like time.monotonic() — written to
+# probe paces itself by: a forced reading's CPU time, a third of a Node measurement's wall time)
+# and in wall time (`gc_us`: a forced collection's, preemption by other work included; a Node
+# measurement's, from the call to its result, the program running meanwhile) — the probe's lines in the window, whose `t` is CLOCK_MONOTONIC like time.monotonic() — written to
 # OUT as JSON; then ends the loop. Run with -E -S: no probe in it.
 WRAP = """
 import json, os, subprocess, sys, time, urllib.request
@@ -64,7 +63,7 @@ try:
             for line in f:
                 r = json.loads(line)
                 if t1 <= r["t"] / 1e9 <= t2:
-                    share[0] += r.get("cost_us", r.get("cpu_us", 0)) / 1e6 / (t2 - t1)
+                    share[0] += r["cost_us"] / 1e6 / (t2 - t1)
                     share[1] += r["gc_us"] / 1e6 / (t2 - t1)
     with open(out, "w") as f:
         json.dump({"rate": (s2 - s1) / (t2 - t1), "cpu": (c2 - c1) / max(1, s2 - s1),
